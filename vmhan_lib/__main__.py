@@ -1,0 +1,3 @@
+from vmhan_lib.cli import main
+
+raise SystemExit(main())

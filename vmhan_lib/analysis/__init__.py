@@ -1,0 +1,1 @@
+"""Analyses and reports: functions of result files that write tables and figures."""

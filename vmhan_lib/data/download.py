@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 import socket
 import urllib.error
 import urllib.parse
@@ -163,8 +164,14 @@ def download(
         if entry.method == "raw":
             payload = fetch(entry.url, timeout)
         elif entry.method == "pth-to-json":
-            payload = pth_to_json(fetch(entry.url, timeout))
+            try:
+                payload = pth_to_json(fetch(entry.url, timeout))
+            except (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError) as err:
+                failures["not a readable .pth"].append(f"{entry.path} from {entry.url} ({err.__class__.__name__})")
+                continue
         elif entry.method == "derived-index":
+            if failures:  # the index is built from the text files, which did not all arrive
+                break
             payload = build_image_index(root / "mnre", image_folders).encode("utf-8")
         else:
             raise DownloadError(f"manifest: unknown method {entry.method!r} for {entry.path}")

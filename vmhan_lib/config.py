@@ -36,6 +36,14 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return DEFAULT_DATA_DIR
 
 
+def output_dirs(profile: str) -> tuple[Path, Path]:
+    """``(results_dir, figures_dir)`` of a profile; ``tiny`` writes apart so tests never touch the
+    committed results."""
+    if resolve_profile(profile) == "tiny":
+        return RESULTS_DIR / "tiny", FIGURES_DIR / "tiny"
+    return RESULTS_DIR, FIGURES_DIR
+
+
 def resolve_profile(profile: str | None = None) -> str:
     """The run profile: ``profile`` if given, else ``$VMHAN_PROFILE``, else ``cpu``."""
     chosen = profile or os.environ.get(PROFILE_ENV, "") or "cpu"

@@ -35,12 +35,15 @@ def numbered_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in notebook_dir.glob("*.ipynb") if NOTEBOOK_PATTERN.match(p.name))
 
 
-def plan(profile: str, start_from: int | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[NotebookRun]:
+def plan(
+    profile: str, start_from: int | None = None, notebook_dir: Path = NOTEBOOK_DIR, output_root: Path = RESULTS_DIR
+) -> list[NotebookRun]:
+    """Which notebooks run, in order, and where each executed copy goes."""
     notebooks = numbered_notebooks(notebook_dir)
     numbers = [int(NOTEBOOK_PATTERN.match(p.name).group(1)) for p in notebooks]
     if start_from is not None and start_from not in numbers:
         raise ValueError(f"no notebook number {start_from:02d}; available: {', '.join(f'{n:02d}' for n in numbers)}")
-    out_dir = RESULTS_DIR / "executed" / profile
+    out_dir = output_root / "executed" / profile
     return [
         NotebookRun(n, p, out_dir / p.name)
         for n, p in zip(numbers, notebooks)
@@ -48,7 +51,13 @@ def plan(profile: str, start_from: int | None = None, notebook_dir: Path = NOTEB
     ]
 
 
-def reproduce(profile: str | None = None, data_dir: str | None = None, start_from: int | None = None) -> list[Path]:
+def reproduce(
+    profile: str | None = None,
+    data_dir: str | None = None,
+    start_from: int | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    output_root: Path = RESULTS_DIR,
+) -> list[Path]:
     """Execute the notebooks in order; returns the executed copies."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -56,17 +65,19 @@ def reproduce(profile: str | None = None, data_dir: str | None = None, start_fro
     profile = resolve_profile(profile)
     parameters = {"profile": profile, "data_dir": str(resolve_data_dir(data_dir))}
     done = []
-    for run in plan(profile, start_from):
+    for run in plan(profile, start_from, notebook_dir, output_root):
         run.output.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[{run.number:02d}] {run.source.name} -> {run.output.relative_to(REPO_ROOT)}", flush=True)
+        print(f"[{run.number:02d}] {run.source.name} -> {run.output}", flush=True)
         try:
             papermill.execute_notebook(
                 str(run.source), str(run.output), parameters=parameters, kernel_name="python3",
                 cwd=str(run.source.parent), progress_bar=False,
             )
         except PapermillExecutionError as err:
+            first_line = (err.source or "").strip().splitlines()[:1]
             raise NotebookFailed(
-                f"{run.source.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
+                f"{run.source.name} failed in cell [{err.exec_count}] `{first_line[0] if first_line else ''}` "
+                f"({err.ename}: {err.evalue}); "
                 f"executed copy with the traceback: {run.output}; resume with --from {run.number:02d}"
             ) from err
         done.append(run.output)

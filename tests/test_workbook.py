@@ -1,0 +1,69 @@
+"""The notebooks: numbered, clean, with a parameters cell the batch runner can fill; the runner
+stops at the first failure and names it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vmhan_lib.workbook import INJECTED_PARAMETERS, NotebookFailed, numbered_notebooks, plan, reproduce
+
+NOTEBOOKS = numbered_notebooks()
+
+
+def test_there_are_numbered_notebooks() -> None:
+    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("01_")
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_holds_literals_matching_the_runner(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    names = {}
+    for line_no, node in enumerate(ast.parse(tagged[0].source).body, start=1):
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, f"statement {line_no} is not `name = literal`"
+        names[node.targets[0].id] = ast.literal_eval(node.value)
+    assert set(INJECTED_PARAMETERS) <= set(names)
+    for line in tagged[0].source.splitlines():
+        assert "#" in line, f"parameter without a comment: {line!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebooks_are_clean(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    assert set(nb.metadata) <= {"kernelspec", "language_info"}
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def _notebook(path: Path, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = None  # p\ndata_dir = None  # d', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(code),
+    ]
+    nbformat.write(nb, path)
+
+
+def test_runner_stops_at_first_failure_and_resumes(tmp_path: Path) -> None:
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    _notebook(notebooks / "01_ok.ipynb", "assert profile == 'tiny'")
+    _notebook(notebooks / "02_bad.ipynb", "raise ValueError('boom')")
+    _notebook(notebooks / "03_never.ipynb", "x = 1")
+    with pytest.raises(NotebookFailed, match=r"02_bad.ipynb failed in cell \[\d\] `raise ValueError\('boom'\)` \(ValueError: boom\).*--from 02"):
+        reproduce("tiny", str(tmp_path), notebook_dir=notebooks, output_root=tmp_path / "out")
+    executed = tmp_path / "out" / "executed" / "tiny"
+    assert sorted(p.name for p in executed.iterdir()) == ["01_ok.ipynb", "02_bad.ipynb"]
+    assert [r.source.name for r in plan("tiny", 3, notebooks)] == ["03_never.ipynb"]
+    with pytest.raises(ValueError, match="no notebook number 07; available: 01, 02, 03"):
+        plan("tiny", 7, notebooks)

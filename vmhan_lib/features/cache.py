@@ -1,0 +1,102 @@
+"""On-disk feature cache: one file per (stage, split, configuration), written atomically.
+
+A cache entry is ``{"key": {...}, "payload": {...}}`` saved with :func:`torch.save` into a
+temporary file in the same directory and moved into place with :func:`os.replace`, so a reader
+(another run, a notebook) never sees half a file. The file name is
+``{stage}-{split}-{digest}.pt`` where ``digest`` is the sha256 of the JSON of the key: everything
+that changes the features (model identity with its weights sha256, captioners, k, max length,
+sha256 of every data file read, :data:`FEATURES_CODE_VERSION`, ...). Payloads hold only tensors,
+strings, numbers, lists and dicts, so they load with ``weights_only=True``.
+
+The default root is ``.cache/features`` in the repository; :class:`FeatureCache` takes another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from vmhan_lib.config import REPO_ROOT
+from vmhan_lib.features.weights import file_sha256
+
+FEATURES_CODE_VERSION = "features-1"
+"""Bump when a change to the features code changes what a cache entry holds."""
+DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "features"
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """Stable sha256 of a JSON-serialisable key (sorted keys)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def files_sha256(paths: list[Path]) -> dict[str, str]:
+    """``file name -> sha256`` of the data files a cache entry depends on."""
+    return {Path(p).name: file_sha256(p) for p in paths}
+
+
+@dataclass
+class FeatureCache:
+    """Cache root plus hit/miss counters (tests and benchmarks read them).
+
+    Attributes:
+        root: directory of the cache files.
+        enabled: when False every lookup computes and nothing is written.
+        hits: lookups answered from disk.
+        misses: lookups that computed (and wrote) the value.
+    """
+
+    root: Path = DEFAULT_CACHE_DIR
+    enabled: bool = True
+    hits: int = 0
+    misses: int = 0
+    computed: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    def path(self, stage: str, split: str, key: dict[str, Any]) -> Path:
+        return self.root / f"{stage}-{split}-{key_digest(key)[:20]}.pt"
+
+    def load_or_compute(
+        self, stage: str, split: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The cached payload of ``(stage, split, key)``, else ``compute()`` written atomically.
+
+        ``computed`` records the name of every entry computed in this process, in order.
+        """
+        full_key = {"stage": stage, "split": split, "code_version": FEATURES_CODE_VERSION, **key}
+        target = self.path(stage, split, full_key)
+        if self.enabled and target.is_file():
+            entry = torch.load(target, map_location="cpu", weights_only=True)
+            if entry.get("key") == json.loads(json.dumps(full_key, sort_keys=True, default=str)):
+                self.hits += 1
+                return entry["payload"]
+        payload = compute()
+        self.misses += 1
+        self.computed.append(target.name)
+        if self.enabled:
+            atomic_torch_save({"key": json.loads(json.dumps(full_key, sort_keys=True, default=str)),
+                               "payload": payload}, target)
+        return payload
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """:func:`torch.save` to a temporary file beside ``path``, then :func:`os.replace` into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    try:
+        torch.save(obj, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target

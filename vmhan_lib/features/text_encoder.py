@@ -1,0 +1,433 @@
+"""Entity-marker text encoder (the paper's BERT text initialisation) and a sentence embedder.
+
+Marker scheme: typed *punctuation* markers, the "typed entity marker (punct)" of Zhou & Chen
+(2021) without entity types (MNRE gives none), head and tail told apart by their punctuation::
+
+    RT @AFP : # BREAKING  @ * UN * @  says ceasefire agreed to end clashes in  # ^ Libya ^ #  's Tripoli
+
+The representation of the pair is the encoder state of the two *start* markers (the ``@`` before
+the head and the ``#`` before the tail), which DESIGN.md section 6 measured (61.96 test F1
+text-only with all-MiniLM-L6-v2). Punctuation rather than new special tokens because every
+marker is already in the WordPiece vocabulary with a pretrained embedding: frozen features (the
+cache path, no fine-tuning) are meaningful, fine-tuning starts from a trained input, and any
+BERT-like checkpoint works without resizing its embeddings. Markers are separate *words*
+located by word index, so the ``@`` and ``#`` of tweets' mentions and hashtags are never taken
+for markers.
+
+Truncation (max length 128, the paper's) never cuts an entity: the marked head and tail spans are
+kept (an entity longer than half the budget keeps its start markers, first subwords and end
+markers), then the remaining budget is filled with the subwords nearest to them, in sentence order.
+
+Phrases (text-LLM nodes, spans of the sentence) are located in the same input: word-level match on
+the MNRE tokens first, then a subword match; their node feature is the mean state over the span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from vmhan_lib.data.mnre import Instance
+from vmhan_lib.features.config import TextEncoderConfig
+from vmhan_lib.features.weights import resolve_text_model
+
+HEAD_MARKERS: tuple[str, str] = ("@", "*")
+"""Head entity: ``@ * head * @``."""
+TAIL_MARKERS: tuple[str, str] = ("#", "^")
+"""Tail entity: ``# ^ tail ^ #``."""
+MARKER_SCHEME = "typed-punct:@*head*@|#^tail^#|start-markers"
+"""Identity of the marker scheme, part of every cache key of entity features."""
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """One tokenised (sentence, entity pair).
+
+    Attributes:
+        input_ids: subword ids with ``[CLS]``/``[SEP]`` and the markers, at most ``max_length``.
+        head_position: index of the head's start marker (``@``) in ``input_ids``.
+        tail_position: index of the tail's start marker (``#``) in ``input_ids``.
+        phrase_spans: for each requested phrase, its half-open subword span, or ``None`` when the
+            phrase is not in the sentence (or was cut by truncation).
+        truncated: whether subwords were dropped to fit ``max_length``.
+    """
+
+    input_ids: tuple[int, ...]
+    head_position: int
+    tail_position: int
+    phrase_spans: tuple[tuple[int, int] | None, ...] = ()
+    truncated: bool = False
+
+
+@dataclass
+class TokenizedBatch:
+    """A padded batch of :class:`EncodedPair`.
+
+    Attributes:
+        input_ids: ``[B, L]`` long.
+        attention_mask: ``[B, L]`` long (1 = real token).
+        entity_positions: ``[B, 2]`` long, the head and tail start-marker positions.
+        phrase_spans: ``[B, M, 2]`` long half-open spans (0, 0 where absent).
+        phrase_mask: ``[B, M]`` bool, which phrase spans are real.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    entity_positions: torch.Tensor
+    phrase_spans: torch.Tensor
+    phrase_mask: torch.Tensor
+
+    def to(self, device: str | torch.device) -> "TokenizedBatch":
+        return TokenizedBatch(*(t.to(device) for t in (
+            self.input_ids, self.attention_mask, self.entity_positions, self.phrase_spans, self.phrase_mask)))
+
+
+@dataclass(frozen=True)
+class _MarkedWords:
+    """Words with markers inserted; ``origin[i]`` is the MNRE token index of word i (None for a
+    marker); ``head``/``tail`` are half-open word spans from the start markers to the end markers."""
+
+    words: list[str]
+    origin: list[int | None]
+    head: tuple[int, int]
+    tail: tuple[int, int]
+
+
+def _insert_markers(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int]) -> _MarkedWords:
+    """Insert ``@ * head * @`` and ``# ^ tail ^ #``. Nested or overlapping spans are handled: at
+    each boundary closing markers come first (the later-opened span first), and the longer span
+    opens outside the shorter (the head outside on a tie)."""
+    entities = {"head": (head, HEAD_MARKERS), "tail": (tail, TAIL_MARKERS)}
+    words: list[str] = []
+    origin: list[int | None] = []
+    start_word: dict[str, int] = {}
+    end_word: dict[str, int] = {}
+    for boundary in range(len(tokens) + 1):
+        closing = sorted((r for r, ((_, e), _) in entities.items() if e == boundary),
+                         key=lambda r: (-entities[r][0][0], r != "tail"))
+        for role in closing:
+            outer, inner = entities[role][1]
+            words += [inner, outer]
+            origin += [None, None]
+            end_word[role] = len(words)
+        opening = sorted((r for r, ((s, _), _) in entities.items() if s == boundary),
+                         key=lambda r: -(entities[r][0][1] - entities[r][0][0]))
+        for role in opening:
+            outer, inner = entities[role][1]
+            start_word[role] = len(words)
+            words += [outer, inner]
+            origin += [None, None]
+        if boundary < len(tokens):
+            words.append(tokens[boundary])
+            origin.append(boundary)
+    return _MarkedWords(words, origin, (start_word["head"], end_word["head"]), (start_word["tail"], end_word["tail"]))
+
+
+def _find_word_span(tokens: Sequence[str], phrase: str) -> tuple[int, int] | None:
+    needle = [w.lower() for w in phrase.split()]
+    haystack = [t.lower() for t in tokens]
+    for start in range(len(haystack) - len(needle) + 1):
+        if needle and haystack[start:start + len(needle)] == needle:
+            return (start, start + len(needle))
+    return None
+
+
+def _find_subsequence(sequence: Sequence[int], needle: Sequence[int]) -> tuple[int, int] | None:
+    for start in range(len(sequence) - len(needle) + 1):
+        if needle and list(sequence[start:start + len(needle)]) == list(needle):
+            return (start, start + len(needle))
+    return None
+
+
+class EntityMarkerTokenizer:
+    """Tokenises an MNRE instance with typed punctuation markers, keeping both entities under
+    ``max_length`` and locating extra phrases (see the module docstring)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int = 128) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("EntityMarkerTokenizer needs a fast tokenizer (word_ids); load it with AutoTokenizer")
+        if max_length < 16:
+            raise ValueError(f"max_length must be >= 16, got {max_length}")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def encode(
+        self,
+        tokens: Sequence[str],
+        head: tuple[int, int],
+        tail: tuple[int, int],
+        phrases: Sequence[str] = (),
+    ) -> EncodedPair:
+        """Tokenise one sentence (MNRE word tokens) with half-open word spans of head and tail."""
+        marked = _insert_markers(tokens, head, tail)
+        encoding = self.tokenizer(marked.words, is_split_into_words=True, add_special_tokens=False)
+        ids: list[int] = encoding["input_ids"]
+        first_subword: dict[int, int] = {}
+        last_subword: dict[int, int] = {}
+        for position, word in enumerate(encoding.word_ids()):
+            first_subword.setdefault(word, position)
+            last_subword[word] = position + 1
+        new_word_of = {orig: new for new, orig in enumerate(marked.origin) if orig is not None}
+
+        def subword_span(word_span: tuple[int, int]) -> tuple[int, int]:
+            return (first_subword[word_span[0]], last_subword[word_span[1] - 1])
+
+        phrase_spans: list[tuple[int, int] | None] = []
+        for phrase in phrases:
+            span_words = _find_word_span(tokens, phrase)
+            if span_words is not None:
+                phrase_spans.append(subword_span((new_word_of[span_words[0]], new_word_of[span_words[1] - 1] + 1)))
+            else:
+                phrase_ids = self.tokenizer(phrase, add_special_tokens=False)["input_ids"]
+                phrase_spans.append(_find_subsequence(ids, phrase_ids))
+
+        head_span, tail_span = subword_span(marked.head), subword_span(marked.tail)
+        kept = self._positions_to_keep(len(ids), head_span, tail_span)
+        truncated = len(kept) < len(ids)
+        new_position = {old: new + 1 for new, old in enumerate(kept)}  # +1 for [CLS]
+
+        def remap(span: tuple[int, int] | None) -> tuple[int, int] | None:
+            if span is None or any(p not in new_position for p in range(*span)):
+                return None
+            return (new_position[span[0]], new_position[span[1] - 1] + 1)
+
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        return EncodedPair(
+            input_ids=(cls_id, *(ids[p] for p in kept), sep_id),
+            head_position=new_position[head_span[0]],
+            tail_position=new_position[tail_span[0]],
+            phrase_spans=tuple(remap(s) for s in phrase_spans),
+            truncated=truncated,
+        )
+
+    def _positions_to_keep(self, n_subwords: int, *entity_spans: tuple[int, int]) -> list[int]:
+        budget = self.max_length - 2
+        if n_subwords <= budget:
+            return list(range(n_subwords))
+        per_entity = budget // len(entity_spans)
+        must_keep: set[int] = set()
+        for start, end in entity_spans:
+            if end - start <= per_entity:
+                must_keep.update(range(start, end))
+            else:  # keep the start markers and first subwords, and the two end markers
+                must_keep.update(range(start, start + per_entity - 2))
+                must_keep.update((end - 2, end - 1))
+        anchors = sorted(must_keep)
+        others = sorted(
+            (p for p in range(n_subwords) if p not in must_keep),
+            key=lambda p: (min(abs(p - a) for a in anchors), p),
+        )
+        return sorted(must_keep | set(others[: max(0, budget - len(must_keep))]))
+
+    def encode_instance(self, instance: Instance, phrases: Sequence[str] = ()) -> EncodedPair:
+        return self.encode(instance.tokens, instance.head.span, instance.tail.span, phrases)
+
+    def collate(self, pairs: Sequence[EncodedPair]) -> TokenizedBatch:
+        """Pad a list of :class:`EncodedPair` into a :class:`TokenizedBatch`."""
+        length = max(len(p.input_ids) for p in pairs)
+        n_phrases = max((len(p.phrase_spans) for p in pairs), default=0)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(pairs), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(pairs), length), dtype=torch.long)
+        phrase_spans = torch.zeros((len(pairs), n_phrases, 2), dtype=torch.long)
+        phrase_mask = torch.zeros((len(pairs), n_phrases), dtype=torch.bool)
+        for row, pair in enumerate(pairs):
+            input_ids[row, : len(pair.input_ids)] = torch.tensor(pair.input_ids)
+            attention_mask[row, : len(pair.input_ids)] = 1
+            for column, span in enumerate(pair.phrase_spans):
+                if span is not None:
+                    phrase_spans[row, column] = torch.tensor(span)
+                    phrase_mask[row, column] = True
+        positions = torch.tensor([[p.head_position, p.tail_position] for p in pairs], dtype=torch.long)
+        return TokenizedBatch(input_ids, attention_mask, positions, phrase_spans, phrase_mask)
+
+    def __call__(
+        self, instances: Sequence[Instance], phrases: Sequence[Sequence[str]] | None = None
+    ) -> TokenizedBatch:
+        """Tokenise and pad instances (with, optionally, each instance's phrases)."""
+        if phrases is not None and len(phrases) != len(instances):
+            raise ValueError(f"phrases must have one list per instance: {len(phrases)} != {len(instances)}")
+        return self.collate([
+            self.encode_instance(instance, phrases[i] if phrases is not None else ())
+            for i, instance in enumerate(instances)
+        ])
+
+
+@dataclass
+class EncoderOutput:
+    """States of one batch: ``entities`` ``[B, 2, d]`` (head, tail start markers), ``phrases``
+    ``[B, M, d]`` (mean over each phrase span, zeros where absent) and ``phrase_mask`` ``[B, M]``."""
+
+    entities: torch.Tensor
+    phrases: torch.Tensor
+    phrase_mask: torch.Tensor
+
+
+class EntityMarkerEncoder(nn.Module):
+    """A BERT-like encoder read at the entity start markers; fine-tunable end to end.
+
+    ``forward`` returns ``[B, 2, d]`` (head, tail); :meth:`encode` also pools phrase spans.
+    """
+
+    def __init__(self, backbone: PreTrainedModel) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    @classmethod
+    def from_pretrained(cls, model: str) -> "EntityMarkerEncoder":
+        """Load a fresh (trainable) copy of ``model`` (see :func:`~vmhan_lib.features.weights.resolve_text_model`)."""
+        return cls(AutoModel.from_pretrained(resolve_text_model(model).source))
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states ``[B, L, d]``."""
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, entity_positions: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.states(input_ids, attention_mask)
+        return _gather_positions(hidden, entity_positions)
+
+    def encode(self, batch: TokenizedBatch) -> EncoderOutput:
+        """Entity states and mean-pooled phrase-span states of a :class:`TokenizedBatch`."""
+        hidden = self.states(batch.input_ids, batch.attention_mask)
+        return EncoderOutput(
+            entities=_gather_positions(hidden, batch.entity_positions),
+            phrases=span_means(hidden, batch.phrase_spans, batch.phrase_mask),
+            phrase_mask=batch.phrase_mask,
+        )
+
+
+def _gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    index = positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+    return torch.gather(hidden, 1, index)
+
+
+def span_means(hidden: torch.Tensor, spans: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` ``[B, L, d]`` over half-open ``spans`` ``[B, M, 2]``; zeros where ``mask`` is False."""
+    positions = torch.arange(hidden.shape[1], device=hidden.device)
+    inside = (positions >= spans[..., :1]) & (positions < spans[..., 1:2]) & mask.unsqueeze(-1)  # [B, M, L]
+    weights = inside.to(hidden.dtype)
+    counts = weights.sum(-1, keepdim=True).clamp(min=1.0)
+    return torch.bmm(weights, hidden) / counts
+
+
+@lru_cache(maxsize=4)
+def load_frozen_backbone(model: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel, str]:
+    """Tokenizer, eval-mode model and cache identity of ``model``, loaded once per process.
+
+    Shared by frozen-feature computations; for training take a fresh copy with
+    :meth:`EntityMarkerEncoder.from_pretrained`.
+    """
+    resolved = resolve_text_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.source)
+    backbone = AutoModel.from_pretrained(resolved.source).eval()
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    return tokenizer, backbone, resolved.identity
+
+
+@dataclass
+class FrozenTextFeatures:
+    """Frozen text features of a list of instances.
+
+    Attributes:
+        entities: ``[N, 2, d]`` head and tail start-marker states.
+        phrases: per instance, ``[m_i, d]`` mean states of its phrases found in the sentence.
+        phrase_found: per instance, which requested phrases were found (rows of ``phrases``).
+        n_truncated: instances whose sentence was cut to fit ``max_length``.
+    """
+
+    entities: torch.Tensor
+    phrases: list[torch.Tensor] = field(default_factory=list)
+    phrase_found: list[list[bool]] = field(default_factory=list)
+    n_truncated: int = 0
+
+
+@torch.inference_mode()
+def compute_frozen_text_features(
+    instances: Sequence[Instance],
+    config: TextEncoderConfig = TextEncoderConfig(),
+    phrases: Sequence[Sequence[str]] | None = None,
+    show_progress: bool = True,
+) -> FrozenTextFeatures:
+    """Encode ``instances`` with the frozen encoder (batched by length, progress bar).
+
+    Args:
+        instances: MNRE instances.
+        config: model, max length, batch size, device.
+        phrases: optional phrases per instance (text-LLM nodes) to pool from the same pass.
+        show_progress: show a tqdm bar.
+    """
+    if phrases is not None and len(phrases) != len(instances):
+        raise ValueError(f"phrases must have one list per instance: {len(phrases)} != {len(instances)}")
+    tokenizer, backbone, _ = load_frozen_backbone(config.model)
+    backbone = backbone.to(config.device)
+    encoder = EntityMarkerEncoder(backbone)
+    marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
+    encoded = [
+        marker_tokenizer.encode_instance(instance, phrases[i] if phrases is not None else ())
+        for i, instance in enumerate(tqdm(instances, desc="tokenise", disable=not show_progress))
+    ]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    entities = torch.zeros((len(encoded), 2, encoder.hidden_size))
+    phrase_rows: list[torch.Tensor] = [torch.zeros((0, encoder.hidden_size))] * len(encoded)
+    for start in tqdm(range(0, len(order), config.batch_size), desc="encode entities", disable=not show_progress):
+        rows = order[start:start + config.batch_size]
+        batch = marker_tokenizer.collate([encoded[i] for i in rows]).to(config.device)
+        output = encoder.encode(batch)
+        entities[rows] = output.entities.float().cpu()
+        for offset, row in enumerate(rows):
+            phrase_rows[row] = output.phrases[offset][output.phrase_mask[offset]].float().cpu()
+    return FrozenTextFeatures(
+        entities=entities,
+        phrases=phrase_rows,
+        phrase_found=[[span is not None for span in e.phrase_spans] for e in encoded],
+        n_truncated=sum(e.truncated for e in encoded),
+    )
+
+
+class SentenceEmbedder:
+    """Sentence embeddings as sentence-transformers computes all-MiniLM-L6-v2's: mean of the last
+    hidden states over real tokens, then L2-normalised. Used for captions, object phrases, entity
+    names and LLM-selected phrases."""
+
+    def __init__(self, model: str, max_length: int = 256, batch_size: int = 64, device: str = "cpu") -> None:
+        self.tokenizer, backbone, self.identity = load_frozen_backbone(model)
+        self.backbone = backbone.to(device)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def dimension(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @torch.inference_mode()
+    def embed(self, texts: Sequence[str], show_progress: bool = False, desc: str = "embed") -> torch.Tensor:
+        """``[len(texts), d]`` unit vectors (an empty text embeds ``[CLS] [SEP]`` like any other)."""
+        result = torch.zeros((len(texts), self.dimension))
+        if not texts:
+            return result
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in tqdm(range(0, len(order), self.batch_size), desc=desc, disable=not show_progress):
+            rows = order[start:start + self.batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True,
+                max_length=self.max_length, return_tensors="pt",
+            ).to(self.device)
+            hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            result[rows] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
+        return result

@@ -1,0 +1,24 @@
+"""The VM-HAN model (paper section 4): Eq. 4 variational representation, V-HAN layers (Eq. 5-8),
+the graph baselines (HGNN, GCN, GAT, variational GCN), the Eq. 9 classifier, the Eq. 10-12 losses,
+and the Table 1 / Table 2 variants.
+
+Typical use::
+
+    config = variant_config("VM-HAN (Ours)", model_preset("default"))
+    batch = collate_hypergraphs(instances, config.hypergraph, labels)
+    model = build_model(config)
+    output = model(batch)
+    losses = vmhan_loss(output, batch.labels, config)   # losses["total"].backward()
+"""
+
+from vmhan_lib.model.config import ENCODERS, PRESETS, ModelConfig, model_preset
+from vmhan_lib.model.losses import kl_loss, reconstruction_loss, vmhan_loss
+from vmhan_lib.model.variants import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, variant_config
+from vmhan_lib.model.vhan_layer import HypergraphAttention
+from vmhan_lib.model.vmhan import VMHAN, ModelOutput, build_model
+
+__all__ = [
+    "ENCODERS", "FULL_MODEL", "PRESETS", "TABLE2_VARIANTS", "VARIANTS", "VMHAN", "HypergraphAttention",
+    "ModelConfig", "ModelOutput", "build_model", "kl_loss", "model_preset", "reconstruction_loss",
+    "variant_config", "vmhan_loss",
+]

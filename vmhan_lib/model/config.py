@@ -1,0 +1,95 @@
+"""Model configuration (torch-free): widths, depth, encoder type, loss weights and the variant name.
+
+The paper gives the dropout (0.6) and the text / visual widths of its encoders; it does not give
+the hidden width, the number of heads or layers, or the loss weights lambda_c, lambda_rec,
+lambda_KL of Eq. 12: the defaults below are our choice, meant to be tuned on dev.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from vmhan_lib.hypergraph.config import HypergraphConfig
+
+ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "vgcn", "none")
+"""Node encoders over the hypergraph: V-HAN (Eq. 5-8), HGNN, GCN, GAT, variational GCN, or none."""
+VARIATIONAL_ENCODERS: tuple[str, ...] = ("vhan", "vgcn", "none")
+"""Encoders that carry a variance path (``none`` passes Eq. 4's (mu, sigma) through)."""
+DETERMINISTIC_ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "none")
+PRESETS: tuple[str, ...] = ("tiny", "default")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model.
+
+    Attributes:
+        variant: the Table 1 / Table 2 row this config realises (default ``"VM-HAN (Ours)"``); set
+            by :data:`vmhan_lib.model.variants.VARIANTS`, informational otherwise.
+        d_text: width of the raw text-node features (default 384, all-MiniLM-L6-v2).
+        d_visual: width of the raw visual-node features (default 384, caption embeddings).
+        hidden: common node width d after the per-modality projection (default 256).
+        heads: attention heads of V-HAN / GAT; must divide ``hidden`` (default 4).
+        num_layers: stacked encoder layers L (default 2).
+        dropout: dropout on the classifier input, Eq. 9 (default 0.6, as the paper).
+        num_relations: relation classes including None (default 23, MNRE).
+        encoder: one of :data:`ENCODERS` (default ``"vhan"``).
+        variational: Gaussian node representations (mu, sigma) of Eq. 4 (default True); False =
+            deterministic node vectors, no sigma path, no reconstruction / KL loss.
+        sample_in_training: reparameterised sampling z = mu + sqrt(sigma) * eps of the head and
+            tail means at the classifier input during training (default True; evaluation always
+            uses the means).
+        lambda_c: weight of the classification loss, Eq. 12 (default 1.0).
+        lambda_rec: weight of the reconstruction loss, Eq. 10/12 (default 0.1).
+        lambda_kl: weight of the KL loss, Eq. 11/12 (default 0.001); 0 removes the term.
+        hypergraph: how each instance's hypergraph is built (default: all nodes, all hyperedges, k = 3).
+    """
+
+    variant: str = "VM-HAN (Ours)"
+    d_text: int = 384
+    d_visual: int = 384
+    hidden: int = 256
+    heads: int = 4
+    num_layers: int = 2
+    dropout: float = 0.6
+    num_relations: int = 23
+    encoder: str = "vhan"
+    variational: bool = True
+    sample_in_training: bool = True
+    lambda_c: float = 1.0
+    lambda_rec: float = 0.1
+    lambda_kl: float = 0.001
+    hypergraph: HypergraphConfig = field(default_factory=HypergraphConfig)
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; allowed: {', '.join(ENCODERS)}")
+        allowed = VARIATIONAL_ENCODERS if self.variational else DETERMINISTIC_ENCODERS
+        if self.encoder not in allowed:
+            kind = "variational" if self.variational else "deterministic"
+            raise ValueError(f"encoder {self.encoder!r} has no {kind} form; {kind} encoders: {', '.join(allowed)}")
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if min(self.lambda_c, self.lambda_rec, self.lambda_kl) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if min(self.d_text, self.d_visual, self.hidden, self.num_layers, self.num_relations) < 1:
+            raise ValueError("widths, num_layers and num_relations must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_hypergraph(self, **changes: Any) -> "ModelConfig":
+        """A copy whose hypergraph config has ``changes`` applied."""
+        return replace(self, hypergraph=replace(self.hypergraph, **changes))
+
+
+def model_preset(name: str = "default") -> ModelConfig:
+    """Named presets: ``tiny`` (small widths for tests), ``default`` (see :class:`ModelConfig`)."""
+    if name == "tiny":
+        return ModelConfig(d_text=12, d_visual=10, hidden=8, heads=2, num_layers=2, num_relations=4)
+    if name == "default":
+        return ModelConfig()
+    raise ValueError(f"unknown model preset {name!r}; allowed: {', '.join(PRESETS)}")

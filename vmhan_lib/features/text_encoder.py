@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -33,7 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from vmhan_lib.data.mnre import Instance
+from vmhan_lib.data.mnre import Instance, split_path
+from vmhan_lib.features.cache import FeatureCache, files_sha256, key_digest
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.features.weights import resolve_text_model
 
@@ -431,3 +433,35 @@ class SentenceEmbedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             result[rows] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
         return result
+
+
+def cached_text_features(
+    data_dir: str | Path,
+    split: str,
+    instances: Sequence[Instance],
+    config: TextEncoderConfig = TextEncoderConfig(),
+    cache: FeatureCache | None = None,
+    phrases: Sequence[Sequence[str]] | None = None,
+    show_progress: bool = True,
+) -> FrozenTextFeatures:
+    """:func:`compute_frozen_text_features` of ``instances`` of ``split``, through the feature cache.
+
+    The key holds the model identity (weights sha256), marker scheme, max length, the split
+    file's sha256, which instances (their indices) and the phrases asked for.
+    """
+    key = {
+        "model": load_frozen_backbone(config.model)[2],
+        "marker_scheme": MARKER_SCHEME,
+        "max_length": config.max_length,
+        "data_file": files_sha256([split_path(data_dir, split)]),
+        "instances": key_digest({"indices": [instance.index for instance in instances]}),
+        "phrases": key_digest({"phrases": [list(p) for p in phrases]}) if phrases is not None else None,
+    }
+
+    def compute() -> dict:
+        features = compute_frozen_text_features(instances, config, phrases, show_progress)
+        return {"entities": features.entities, "phrases": features.phrases,
+                "phrase_found": features.phrase_found, "n_truncated": features.n_truncated}
+
+    payload = (cache or FeatureCache(enabled=False)).load_or_compute("text", split, key, compute)
+    return FrozenTextFeatures(payload["entities"], payload["phrases"], payload["phrase_found"], payload["n_truncated"])

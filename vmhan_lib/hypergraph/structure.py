@@ -19,9 +19,9 @@ def clique_expansion(incidence: torch.Tensor, node_mask: torch.Tensor) -> torch.
     return shares_edge | self_loops
 
 
-def symmetric_normalisation(adjacency: torch.Tensor) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 ``[B, N, N]`` for a 0/1 adjacency ``[B, N, N]``; rows of isolated slots stay 0."""
-    weights = adjacency.float()
+def symmetric_normalisation(adjacency: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 ``[B, N, N]`` (of ``dtype``) for a 0/1 adjacency ``[B, N, N]``; rows of isolated slots stay 0."""
+    weights = adjacency.to(dtype)
     degree = weights.sum(dim=-1)  # [B, N]
     inv_sqrt = torch.where(degree > 0, degree.clamp(min=1e-12).rsqrt(), torch.zeros_like(degree))
     return inv_sqrt.unsqueeze(-1) * weights * inv_sqrt.unsqueeze(-2)

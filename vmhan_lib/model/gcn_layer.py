@@ -21,7 +21,7 @@ from vmhan_lib.hypergraph.structure import clique_expansion, symmetric_normalisa
 
 def gcn_operator(incidence: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
     """\\hat A ``[B, N, N]``: the symmetrically normalised clique expansion with self loops."""
-    return symmetric_normalisation(clique_expansion(incidence, node_mask))
+    return symmetric_normalisation(clique_expansion(incidence, node_mask), dtype=incidence.dtype)
 
 
 class GCNLayer(nn.Module):

@@ -1,0 +1,87 @@
+"""Run records: what every training run leaves in ``results/runs/<run_id>/``.
+
+- ``record.json``: config, seed, git revision, package versions, device, wall time per epoch, the
+  dev curve, the dev and test metrics of the selected checkpoint, ``complete``;
+- ``test_predictions.jsonl``: one line per test instance in file order with its index, gold and
+  predicted relation, the class probabilities and (variational models) the predicted variance.
+
+Tables and figures are built from these files only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from vmhan_lib.io import atomic_write_json, atomic_write_text
+
+RECORD_FILE = "record.json"
+PREDICTIONS_FILE = "test_predictions.jsonl"
+
+
+def run_id(profile: str, variant: str, seed: int) -> str:
+    """A file-system-safe id, e.g. ``cpu__w-o-kl-loss__seed1``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower().replace("/", "-")).strip("-")
+    return f"{profile}__{slug}__seed{seed}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One test instance's outcome."""
+
+    index: int
+    gold: str
+    predicted: str
+    probabilities: tuple[float, ...]
+    variance: float | None = None
+
+
+def write_predictions(run_dir: Path, predictions: Sequence[Prediction]) -> Path:
+    lines = []
+    for p in predictions:
+        row: dict[str, Any] = {
+            "index": p.index, "gold": p.gold, "predicted": p.predicted,
+            "probabilities": [round(x, 5) for x in p.probabilities],
+        }
+        if p.variance is not None:
+            row["variance"] = round(p.variance, 6)
+        lines.append(json.dumps(row))
+    return atomic_write_text(run_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")
+
+
+def read_predictions(run_dir: Path) -> list[Prediction]:
+    path = Path(run_dir) / PREDICTIONS_FILE
+    predictions = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            try:
+                row = json.loads(line)
+                predictions.append(Prediction(
+                    row["index"], row["gold"], row["predicted"], tuple(row["probabilities"]), row.get("variance")
+                ))
+            except (json.JSONDecodeError, KeyError) as err:
+                raise ValueError(f"{path}:{line_no}: malformed prediction line ({err})") from err
+    return predictions
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
+    return atomic_write_json(Path(run_dir) / RECORD_FILE, record)
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+
+
+def is_complete(run_dir: Path) -> bool:
+    path = Path(run_dir) / RECORD_FILE
+    return path.is_file() and (Path(run_dir) / PREDICTIONS_FILE).is_file() and read_record(run_dir).get("complete", False)
+
+
+def iter_records(runs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every complete run under ``runs_dir``, sorted by run id."""
+    for run_dir in sorted(Path(runs_dir).glob("*/")):
+        if is_complete(run_dir):
+            yield run_dir, read_record(run_dir)

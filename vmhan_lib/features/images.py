@@ -1,0 +1,277 @@
+"""Visual nodes from real images: YOLO objects, top-k by confidence, image and object features.
+
+For every image of the user's folder (here the 39 real MNRE images of ``images_sample/``):
+
+1. ultralytics YOLO detects objects (the paper uses YOLOv3; any ultralytics weights file works,
+   and a model yaml such as ``yolov8n.yaml`` builds an untrained detector, which the tests use
+   because no detector weights are reachable here: its boxes are random but well-formed);
+2. the k most confident detections are kept (k = 3 in the paper), boxes clipped to the image;
+3. the image encoder (:mod:`vmhan_lib.features.image_encoder`) gives the image feature (whole
+   image) and one object feature per box (the box crop).
+
+A missing or unreadable image does not stop the run: it is recorded as an :class:`ImageFailure`
+naming the file and the error, and the run goes on.
+
+Import :mod:`vmhan_lib` before ultralytics (it sets ``YOLO_OFFLINE``, ``YOLO_CONFIG_DIR``, ...;
+the package ``__init__`` does so whenever this module is imported).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from vmhan_lib.features.image_encoder import EFFICIENTNET_LITE0_NAME, ImageEncoder, load_image_encoder
+
+if TYPE_CHECKING:
+    from ultralytics import YOLO
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MODEL_CONFIG_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ImagePipelineConfig:
+    """How visual nodes are extracted from images.
+
+    Attributes:
+        detector: a YOLO weights file (``.pt``, the user's), or a model yaml name/path
+            (``yolov8n.yaml``) that builds an untrained detector.
+        top_k: objects kept per image, the most confident first (paper: 3).
+        min_confidence: detections below this confidence are dropped (an untrained detector needs 0).
+        detector_image_size: YOLO inference size (pixels, longest side).
+        encoder: ``efficientnet-lite0`` (offline default) or a torchvision model name such as ``vgg16``.
+        encoder_weights: a local weights file for the encoder (``None``: the packaged/cached one).
+        device: torch device for detector and encoder.
+        batch_size: crops per encoder forward pass.
+    """
+
+    detector: str = "yolov8n.yaml"
+    top_k: int = 3
+    min_confidence: float = 0.25
+    detector_image_size: int = 640
+    encoder: str = EFFICIENTNET_LITE0_NAME
+    encoder_weights: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+
+
+@dataclass
+class ImageNodes:
+    """The visual nodes of one image.
+
+    Attributes:
+        img_id: the image's file name (the MNRE join key).
+        path: where it was read from.
+        width, height: image size in pixels.
+        boxes: ``[k', 4]`` float32 ``x1, y1, x2, y2`` pixels, ``0 <= x1 < x2 <= width`` (same for y);
+            ``k' <= top_k`` (fewer when fewer objects pass ``min_confidence``), most confident first.
+        class_names: the detector's class name of each box.
+        confidences: ``[k']`` detection confidences, descending.
+        image_feature: ``[d]`` encoder features of the whole image (the image node v_I).
+        object_features: ``[k', d]`` encoder features of each box crop (the object nodes).
+    """
+
+    img_id: str
+    path: Path
+    width: int
+    height: int
+    boxes: torch.Tensor
+    class_names: list[str]
+    confidences: torch.Tensor
+    image_feature: torch.Tensor
+    object_features: torch.Tensor
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.boxes.shape[0])
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """An image that could not be processed: which file, and why."""
+
+    img_id: str
+    path: Path
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.error}"
+
+
+@dataclass
+class ImageRunResult:
+    """What :func:`extract_image_nodes` returns: nodes of the images that worked, and the failures."""
+
+    nodes: dict[str, ImageNodes] = field(default_factory=dict)
+    failures: list[ImageFailure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def seconds_per_image(self) -> float:
+        attempted = len(self.nodes) + len(self.failures)
+        return self.seconds / attempted if attempted else 0.0
+
+
+def load_detector(detector: str | Path) -> "YOLO":
+    """An ultralytics YOLO detector from a weights file or a model yaml (untrained), never downloaded.
+
+    Raises:
+        FileNotFoundError: ``detector`` is a weights path that does not exist (ultralytics would
+            otherwise try to download a file of that name).
+    """
+    import vmhan_lib  # noqa: F401  (offline variables before ultralytics reads them)
+    from ultralytics import YOLO
+
+    spec = str(detector)
+    if Path(spec).suffix.lower() not in MODEL_CONFIG_SUFFIXES and not Path(spec).is_file():
+        raise FileNotFoundError(
+            f"YOLO weights file not found: {Path(spec).resolve()} (no detector weights are downloaded; "
+            "pass the path of your weights file, or a model yaml such as 'yolov8n.yaml' for an untrained detector)"
+        )
+    return YOLO(spec, task="detect")
+
+
+def list_images(image_dir: str | Path) -> list[str]:
+    """File names of the images in ``image_dir`` (suffixes :data:`IMAGE_SUFFIXES`), sorted."""
+    folder = Path(image_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder.resolve()}")
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_rgb_image(path: Path) -> Image.Image:
+    """Open and fully decode an image as RGB (so a truncated file fails here, not later).
+
+    Raises:
+        OSError: missing, unreadable, unidentifiable or truncated file (PIL's errors).
+    """
+    try:
+        handle = Image.open(path)
+    except ImportError as err:
+        # ultralytics patches Image.open to import pi-heif when PIL cannot identify a file;
+        # without pi-heif that surfaces as ImportError instead of PIL's UnidentifiedImageError
+        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from err
+    with handle:
+        handle.load()
+        return handle.convert("RGB")
+
+
+def clip_boxes(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Clip ``[N, 4]`` xyxy boxes into a ``width`` x ``height`` image, keeping at least one pixel each way."""
+    clipped = boxes.clone()
+    for low, high, size in ((0, 2, width), (1, 3, height)):
+        clipped[:, low] = clipped[:, low].clamp(0, size - 1)
+        clipped[:, high] = torch.minimum(torch.maximum(clipped[:, high], clipped[:, low] + 1),
+                                         torch.full_like(clipped[:, high], float(size)))
+    return clipped
+
+
+class ImageNodeExtractor:
+    """Detector + encoder, applied image by image (see the module docstring)."""
+
+    def __init__(self, detector: "YOLO", encoder: ImageEncoder, config: ImagePipelineConfig) -> None:
+        self.detector = detector
+        self.encoder = encoder
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: ImagePipelineConfig = ImagePipelineConfig()) -> "ImageNodeExtractor":
+        """Load the detector and encoder named by ``config``."""
+        encoder = load_image_encoder(config.encoder, config.encoder_weights, device=config.device,
+                                     batch_size=config.batch_size)
+        return cls(load_detector(config.detector), encoder, config)
+
+    def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+        """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
+        width, height = image.size
+        if self.config.top_k == 0:
+            return torch.zeros(0, 4), [], torch.zeros(0)
+        result = self.detector.predict(
+            image, conf=self.config.min_confidence, imgsz=self.config.detector_image_size,
+            max_det=max(self.config.top_k, 1) * 10, device=self.config.device, verbose=False, save=False,
+        )[0]
+        confidences = result.boxes.conf.detach().float().cpu()
+        order = torch.argsort(confidences, descending=True)[: self.config.top_k]
+        boxes = result.boxes.xyxy.detach().float().cpu()[order]
+        boxes = clip_boxes(boxes, width, height)
+        classes = result.boxes.cls.detach().cpu()[order].long().tolist()
+        return boxes, [str(result.names[c]) for c in classes], confidences[order]
+
+    def process(self, img_id: str, path: Path) -> ImageNodes:
+        """Visual nodes of one image file; raises on an unreadable file."""
+        image = read_rgb_image(path)
+        boxes, names, confidences = self.detect(image)
+        crops = [image.crop(tuple(int(round(v)) for v in box.tolist())) for box in boxes]
+        features = self.encoder.encode([image, *crops])
+        return ImageNodes(
+            img_id=img_id, path=path, width=image.size[0], height=image.size[1], boxes=boxes,
+            class_names=names, confidences=confidences, image_feature=features[0], object_features=features[1:],
+        )
+
+    def run(self, image_dir: str | Path, img_ids: Iterable[str] | None = None,
+            show_progress: bool = True) -> ImageRunResult:
+        """Visual nodes of ``img_ids`` (default: every image in ``image_dir``); failures are collected.
+
+        Each failure (missing file, not an image, truncated file) is recorded with the file's path
+        and the error, and the run goes on.
+        """
+        folder = Path(image_dir)
+        names: Sequence[str] = list(img_ids) if img_ids is not None else list_images(folder)
+        result = ImageRunResult()
+        started = time.perf_counter()
+        for img_id in tqdm(names, desc="images", unit="img", disable=not show_progress):
+            path = folder / img_id
+            try:
+                if not path.is_file():
+                    raise FileNotFoundError("image file not found")
+                result.nodes[img_id] = self.process(img_id, path)
+            except (OSError, ValueError, SyntaxError) as err:  # PIL raises these on corrupt files
+                result.failures.append(ImageFailure(img_id, path, f"{type(err).__name__}: {err}"))
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def extract_image_nodes(image_dir: str | Path, img_ids: Iterable[str] | None = None,
+                        config: ImagePipelineConfig = ImagePipelineConfig(),
+                        extractor: ImageNodeExtractor | None = None, show_progress: bool = True) -> ImageRunResult:
+    """Visual nodes of the images in ``image_dir`` (all, or ``img_ids``); see :class:`ImageNodeExtractor`.
+
+    Args:
+        image_dir: the folder holding the images (MNRE: file name = ``img_id``).
+        img_ids: which images (default: all files with an image suffix, sorted).
+        config: detector, k, confidence threshold, encoder (ignored when ``extractor`` is given).
+        extractor: an already loaded extractor, to reuse models across calls.
+        show_progress: tqdm progress bar over images.
+    """
+    worker = extractor or ImageNodeExtractor.from_config(config)
+    return worker.run(image_dir, img_ids, show_progress=show_progress)
+
+
+def select_object_indices(image_nodes: ImageNodes, chosen_names: Sequence[str]) -> list[int]:
+    """Map object names chosen by a node selector back to box indices.
+
+    Each name takes the most confident unused box of that class (names are compared
+    case-insensitively); names that match no unused box are skipped.
+    """
+    used: set[int] = set()
+    indices = []
+    for name in chosen_names:
+        for index, class_name in enumerate(image_nodes.class_names):
+            if index not in used and class_name.lower() == name.lower():
+                used.add(index)
+                indices.append(index)
+                break
+    return indices

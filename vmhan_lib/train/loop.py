@@ -77,6 +77,38 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, total_steps: int, warm
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def restore_training_state(
+    path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
+) -> tuple[list[dict[str, Any]], float, dict[str, torch.Tensor]]:
+    """Resume from ``path`` when it holds a run of the same configuration (``digest``).
+
+    Returns the dev curve so far, the best dev F1 and the best state (empty curve: fresh start).
+    """
+    if path.is_file():
+        state = torch.load(path, map_location=device, weights_only=False)
+        if state["digest"] == digest:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            return state["curve"], state["best_f1"], state["best_state"]
+    return [], -1.0, copy.deepcopy(model.state_dict())
+
+
+def save_training_state(
+    path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, curve: list[dict[str, Any]], best_f1: float,
+    best_state: dict[str, torch.Tensor],
+) -> None:
+    """Everything :func:`restore_training_state` needs, written atomically."""
+    atomic_torch_save({
+        "digest": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+        "curve": curve, "best_f1": best_f1, "best_state": best_state,
+    }, path)
+
+
 @torch.no_grad()
 def predict(
     model: VMHAN, data: SplitNodes, config: ModelConfig, batch_size: int, device: torch.device
@@ -142,16 +174,7 @@ def train_run(
     steps_per_epoch = math.ceil(len(train.nodes) / train_config.batch_size)
     scheduler = linear_warmup_decay(optimizer, steps_per_epoch * train_config.epochs, train_config.warmup_ratio)
     state_path = checkpoint_dir / STATE_FILE
-    curve: list[dict[str, Any]] = []
-    best_f1, best_state = -1.0, copy.deepcopy(model.state_dict())
-    if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["digest"] == digest:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-            curve, best_f1, best_state = state["curve"], state["best_f1"], state["best_state"]
+    curve, best_f1, best_state = restore_training_state(state_path, digest, model, optimizer, scheduler, device)
     labels = torch.tensor(train.labels)
     for epoch in range(len(curve), train_config.epochs):
         model.train()
@@ -180,11 +203,7 @@ def train_run(
         })
         if dev_scores["f1"] > best_f1:
             best_f1, best_state = dev_scores["f1"], copy.deepcopy(model.state_dict())
-        atomic_torch_save({
-            "digest": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-            "curve": curve, "best_f1": best_f1, "best_state": best_state,
-        }, state_path)
+        save_training_state(state_path, digest, model, optimizer, scheduler, curve, best_f1, best_state)
     model.load_state_dict(best_state)
     atomic_torch_save({"digest": digest, "config": config_record, "model": best_state}, checkpoint_dir / BEST_FILE)
     best_epoch = max(curve, key=lambda row: row["dev"]["f1"])

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import write_tiny_mnre
+from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
+from vmhan_lib.features.config import TextEncoderConfig
+from vmhan_lib.features.text_encoder import EntityMarkerEncoder
+from vmhan_lib.train.config import EncoderTrainConfig
+from vmhan_lib.train.encoder import finetune_text_encoder
+from vmhan_lib.train.records import read_predictions
+
+
+def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path) -> None:
+    root = write_tiny_mnre(tmp_path / "mnre")
+    splits = {s: load_mnre(root, s) for s in ("train", "val", "test")}
+    vocab = load_relation_vocab(root)
+    kwargs = dict(
+        splits=splits, vocab=vocab, text_config=TextEncoderConfig(max_length=32),
+        train_config=EncoderTrainConfig(epochs=2, batch_size=2, lr=1e-4), seed=0,
+        output_dir=tmp_path / "ckpt", run_dir=tmp_path / "run", device_name="cpu", progress=False,
+    )
+    encoder_dir, record = finetune_text_encoder(**kwargs)
+    assert record["complete"] and [row["epoch"] for row in record["epochs"]] == [1, 2]
+    assert [p.index for p in read_predictions(tmp_path / "run")] == [0, 1]
+    reloaded = EntityMarkerEncoder.from_pretrained(str(encoder_dir))
+    original = EntityMarkerEncoder.from_pretrained("all-MiniLM-L6-v2")
+    changed = any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), original.state_dict().values()))
+    assert changed, "fine-tuning must change the encoder weights"
+    again_dir, again = finetune_text_encoder(**kwargs)  # complete: loaded, not retrained
+    assert again_dir == encoder_dir and again["test"] == record["test"]

@@ -1,0 +1,104 @@
+"""build_instance_nodes on real instances: shapes, missing captions, selectors, and the cache."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from vmhan_lib.config import DataConfig
+from vmhan_lib.data import Instance, load_captions, load_mnre
+from vmhan_lib.features.build import IMAGE_NODE_NAME, build_instance_nodes, build_split
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig
+
+N = 12
+QUIET = FeatureConfig(show_progress=False)
+
+
+def _stages(file_names: list[str]) -> list[str]:
+    """Stage of each cache file name ``{stage}-{split}-{digest}.pt``."""
+    return [name.rsplit("-", 2)[0] for name in file_names]
+
+
+def test_shapes_of_real_instances(mnre_dir: Path, cache: FeatureCache) -> None:
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=N)
+    nodes = build_instance_nodes(data, "test", QUIET, cache=cache)
+    instances = load_mnre(mnre_dir, "test")[:N]
+    assert len(nodes) == N
+    for node, instance in zip(nodes, instances):
+        assert node.text_features.shape == (2, 384)
+        assert node.text_names == [instance.head.name, instance.tail.name]
+        assert node.has_image and node.visual_names[0] == IMAGE_NODE_NAME
+        assert node.visual_features.shape == (1 + node.n_objects, 384) and 1 <= node.n_objects <= 3
+        assert abs(float(node.visual_features[0].norm()) - 1) < 1e-4
+
+
+def test_rerun_is_a_cache_hit_and_keys_follow_k_and_captioner(mnre_dir: Path, cache: FeatureCache) -> None:
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=N)
+    first = build_split(data, "test", QUIET, cache=cache)
+    assert first.report.cache_misses == 4  # nodes, text, caption images, caption objects
+    computed = list(cache.computed)
+    second = build_split(data, "test", QUIET, cache=cache)
+    assert second.report.cache_misses == 0 and second.report.cache_hits == 1 and cache.computed == computed
+    assert all(torch.equal(a.visual_features, b.visual_features) for a, b in zip(first.nodes, second.nodes))
+
+    fewer_objects = replace(QUIET, captions=CaptionNodeConfig(k_objects=1))
+    third = build_split(data, "test", fewer_objects, cache=cache)
+    assert _stages(cache.computed[len(computed):]) == ["nodes"]  # text and caption stages reused
+    assert all(n.n_objects <= 1 for n in third.nodes)
+
+    other_captioner = replace(data, captioners=("qwen",))
+    build_split(other_captioner, "test", QUIET, cache=cache)
+    assert sorted(_stages(cache.computed[len(computed) + 1:])) == ["caption-images", "caption-objects", "nodes"]
+
+
+@pytest.fixture
+def data_with_missing_captions(mnre_dir: Path, tmp_path: Path) -> Path:
+    """A data dir whose LLaVA-NeXT test captions lack the first image's line and blank the second's."""
+    instances = load_mnre(mnre_dir, "test")
+    first, second = instances[0].img_id, next(i.img_id for i in instances if i.img_id != instances[0].img_id)
+    root = tmp_path / "mnre"
+    shutil.copytree(mnre_dir / "text", root / "text")
+    (root / "captions").mkdir()
+    captions = load_captions(mnre_dir, "llavanext", "test")
+    lines = [repr({"img_id": img, "text": "" if img == second else text})
+             for img, text in captions.items() if img != first]
+    (root / "captions" / "llavanext_test.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_instances_without_caption(data_with_missing_captions: Path, cache: FeatureCache) -> None:
+    data = DataConfig(data_dir=str(data_with_missing_captions), max_instances=N)
+    built = build_split(data, "test", QUIET, cache=cache)
+    without = [n for n in built.nodes if not n.has_image]
+    assert sum(built.report.without_image.values()) == len(without) > 0
+    assert set(built.report.without_image) == {"no caption line", "empty caption"}
+    assert all(n.visual_features.shape == (0, 384) and n.visual_names == [] for n in without)
+
+
+class FakeSelector:
+    """Text nodes: the last word and a phrase not in the sentence; visual nodes: caption words."""
+
+    def select_text_nodes(self, instance: Instance, m: int) -> list[str]:
+        return [instance.tokens[-1], "zzz not in sentence"][:m]
+
+    def select_visual_nodes(self, instance: Instance, caption: str, n: int) -> list[str]:
+        return caption.split()[:n]
+
+
+def test_selector_nodes(mnre_dir: Path, cache: FeatureCache) -> None:
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=4)
+    config = replace(QUIET, m_text_nodes=2, n_visual_nodes=2)
+    built = build_split(data, "test", config, selector=FakeSelector(), cache=cache)
+    instances = load_mnre(mnre_dir, "test")[:4]
+    assert built.report.text_nodes_not_found == 4
+    for node, instance in zip(built.nodes, instances):
+        assert node.text_names == [instance.head.name, instance.tail.name, instance.tokens[-1]]
+        assert node.text_features.shape == (3, 384) and node.n_text_llm == 1
+        assert node.n_visual_llm == 2 and node.visual_features.shape[0] == 1 + node.n_objects + 2
+    plain = build_split(data, "test", config, cache=cache)
+    assert plain.report.cache_misses == 2 and all(n.n_text_llm == 0 for n in plain.nodes)  # nodes + text: selections are keys

@@ -10,7 +10,9 @@ from vmhan_lib.model import ModelConfig, model_preset
 TINY = model_preset("tiny")
 
 
-def random_instance(generator: torch.Generator, config: ModelConfig = TINY, shift: torch.Tensor | None = None) -> InstanceNodes:
+def random_instance(
+    generator: torch.Generator, config: ModelConfig = TINY, shift: torch.Tensor | None = None
+) -> InstanceNodes:
     """An instance with 0-3 text-LLM nodes and, one time in five, no visual node at all, else maybe
     an image, 0-4 objects and 0-3 visual-LLM nodes."""
 

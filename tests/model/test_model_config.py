@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
 
 import vmhan_lib
-from vmhan_lib.model import ModelConfig, model_preset
+from vmhan_lib.model import ModelConfig, model_preset, variant_config
 
 PACKAGE = Path(vmhan_lib.__file__).parent
 
@@ -31,7 +32,12 @@ def test_presets_and_defaults() -> None:
     assert default.dropout == 0.6 and default.encoder == "vhan" and default.variational
     assert default.hypergraph.max_objects == 3
     assert model_preset("tiny").hidden < default.hidden
-    assert ModelConfig(**{**default.to_dict(), "hypergraph": default.hypergraph}) == default
+
+
+
+def test_round_trip_through_json() -> None:
+    config = variant_config("w/o Global Hypergraph", model_preset("tiny"))
+    assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
 @pytest.mark.parametrize("module", ["model/config.py", "model/variants.py", "hypergraph/config.py"])

@@ -35,7 +35,9 @@ def reference_vhan(layer: VHANLayer, x_mu, x_sigma, e_mu, e_sigma, edges: list[l
     variational = x_sigma is not None
 
     def score(edge_vec, node_vec, k):
-        return float((p["edge_attention.weight"] @ edge_vec)[heads[k]] @ (p["node_attention.weight"] @ node_vec)[heads[k]]) / np.sqrt(d_k)
+        edge_key = (p["edge_attention.weight"] @ edge_vec)[heads[k]]
+        node_key = (p["node_attention.weight"] @ node_vec)[heads[k]]
+        return float(edge_key @ node_key) / np.sqrt(d_k)
 
     new_e_mu, new_e_sigma = e_mu.copy(), None if not variational else e_sigma.copy()
     alpha_edge = {}

@@ -87,7 +87,9 @@ class HypergraphBatch:
         return replace(self, **moved)
 
 
-def _kept_rows(nodes: InstanceNodes, config: HypergraphConfig) -> tuple[list[int], list[NodeRole], list[int], list[NodeRole]]:
+def _kept_rows(
+    nodes: InstanceNodes, config: HypergraphConfig
+) -> tuple[list[int], list[NodeRole], list[int], list[NodeRole]]:
     """Row indices and roles of the text and visual nodes of ``nodes`` that the config keeps."""
     text_rows = [0, 1]
     if config.use_text_llm:

@@ -11,6 +11,7 @@ Typical use::
     losses = vmhan_loss(output, batch.labels, config)   # losses["total"].backward()
 """
 
+from vmhan_lib.hypergraph.config import HypergraphConfig
 from vmhan_lib.model.config import ENCODERS, PRESETS, ModelConfig, model_preset
 from vmhan_lib.model.losses import kl_loss, reconstruction_loss, vmhan_loss
 from vmhan_lib.model.variants import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, variant_config
@@ -19,6 +20,6 @@ from vmhan_lib.model.vmhan import VMHAN, ModelOutput, build_model
 
 __all__ = [
     "ENCODERS", "FULL_MODEL", "PRESETS", "TABLE2_VARIANTS", "VARIANTS", "VMHAN", "HypergraphAttention",
-    "ModelConfig", "ModelOutput", "build_model", "kl_loss", "model_preset", "reconstruction_loss",
-    "variant_config", "vmhan_loss",
+    "HypergraphConfig", "ModelConfig", "ModelOutput", "build_model", "kl_loss", "model_preset",
+    "reconstruction_loss", "variant_config", "vmhan_loss",
 ]

@@ -81,6 +81,14 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict` (also for its JSON round trip, where tuples became lists)."""
+        hypergraph = dict(values.get("hypergraph", {}))
+        if "edge_types" in hypergraph:
+            hypergraph["edge_types"] = tuple(hypergraph["edge_types"])
+        return cls(**{**values, "hypergraph": HypergraphConfig(**hypergraph)})
+
     def with_hypergraph(self, **changes: Any) -> "ModelConfig":
         """A copy whose hypergraph config has ``changes`` applied."""
         return replace(self, hypergraph=replace(self.hypergraph, **changes))

@@ -15,6 +15,7 @@ from vmhan_lib.hypergraph.config import INTER_MODAL_EDGES, INTRA_MODAL_EDGES
 from vmhan_lib.model.config import ModelConfig, model_preset
 
 FULL_MODEL = "VM-HAN (Ours)"
+VariantFn = Callable[[ModelConfig], ModelConfig]
 
 
 def full_model(base: ModelConfig) -> ModelConfig:
@@ -109,7 +110,7 @@ def text_only(base: ModelConfig) -> ModelConfig:
     return replace(base, variant="Text-only", encoder="none", variational=False, hypergraph=hypergraph)
 
 
-def _table1_graph_baseline(name: str, replacement: Callable[[ModelConfig], ModelConfig]) -> Callable[[ModelConfig], ModelConfig]:
+def _table1_graph_baseline(name: str, replacement: VariantFn) -> VariantFn:
     def baseline(base: ModelConfig) -> ModelConfig:
         plain = base.with_hypergraph(use_text_llm=False, use_visual_llm=False)
         return replace(replacement(plain), variant=name)
@@ -123,7 +124,7 @@ def _table1_graph_baseline(name: str, replacement: Callable[[ModelConfig], Model
     return baseline
 
 
-VARIANTS: dict[str, Callable[[ModelConfig], ModelConfig]] = {
+VARIANTS: dict[str, VariantFn] = {
     FULL_MODEL: full_model,
     "w/o Multi-Modal Hypergraph": without_multimodal_hypergraph,
     "w/o Variational Representation": without_variational_representation,

@@ -102,3 +102,10 @@ def test_attention_is_returned_per_layer() -> None:
     assert len(output.attention) == config.num_layers
     assert output.attention[0].edge_from_nodes.shape == (3, config.heads, batch.num_edges, batch.num_nodes)
     assert model(batch).attention is None
+
+
+def test_batch_built_for_another_hypergraph_is_refused() -> None:
+    config = variant_config("w/o Global Hypergraph", TINY)
+    batch = collate_hypergraphs(random_instances(2, seed=17))
+    with pytest.raises(ValueError, match="collate with the model's config.hypergraph"):
+        build_model(config)(batch)

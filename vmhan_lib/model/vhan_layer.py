@@ -113,10 +113,12 @@ class VHANLayer(nn.Module):
     def variational(self) -> bool:
         return self.edge_variance is not None
 
-    def _scores(self, node_mu: torch.Tensor, edge_mu: torch.Tensor) -> torch.Tensor:
-        """(W_e e_j)^{(k)} . (W_x x_i)^{(k)} / sqrt(d_k) for all (j, i): ``[B, K, E, N]``."""
+    def _scores(self, node_keys: torch.Tensor, edge_mu: torch.Tensor) -> torch.Tensor:
+        """(W_e e_j)^{(k)} . (W_x x_i)^{(k)} / sqrt(d_k) for all (j, i): ``[B, K, E, N]``.
+
+        ``node_keys`` = W_x x_mu split into heads, ``[B, N, K, d_k]`` (shared by Eq. 5 and Eq. 7).
+        """
         edge_keys = split_heads(self.edge_attention(edge_mu), self.heads)  # [B, E, K, d_k]
-        node_keys = split_heads(self.node_attention(node_mu), self.heads)  # [B, N, K, d_k]
         return torch.einsum("bekc,bnkc->bken", edge_keys, node_keys) / math.sqrt(self.head_width)
 
     @staticmethod
@@ -135,9 +137,10 @@ class VHANLayer(nn.Module):
         node_members = incidence.unsqueeze(1).bool()  # [B, 1, N, E]
         edge_has_node = (incidence.sum(dim=1) > 0).unsqueeze(-1)  # [B, E, 1]
         node_has_edge = (incidence.sum(dim=2) > 0).unsqueeze(-1)  # [B, N, 1]
+        node_keys = split_heads(self.node_attention(state.node_mu), self.heads)  # W_x x_mu: [B, N, K, d_k]
 
         # Eq. 5-6: hyperedge <- nodes, softmax over the nodes of each hyperedge (last axis).
-        alpha_edge = masked_softmax(self._scores(state.node_mu, state.edge_mu), edge_members, dim=-1)  # [B, K, E, N]
+        alpha_edge = masked_softmax(self._scores(node_keys, state.edge_mu), edge_members, dim=-1)  # [B, K, E, N]
         edge_update = F.elu(self.edge_mean(self._aggregate(alpha_edge, state.node_mu, self.heads)))
         edge_mu = state.edge_mu + edge_update * edge_has_node
         edge_sigma = None
@@ -146,7 +149,7 @@ class VHANLayer(nn.Module):
             edge_sigma = state.edge_sigma + F.softplus(self.edge_variance(variance_sum)) * edge_has_node
 
         # Eq. 7-8: node <- hyperedges, softmax over the hyperedges of each node (last axis).
-        scores = self._scores(state.node_mu, edge_mu).transpose(-1, -2)  # [B, K, N, E]
+        scores = self._scores(node_keys, edge_mu).transpose(-1, -2)  # [B, K, N, E]
         alpha_node = masked_softmax(scores, node_members, dim=-1)  # [B, K, N, E]
         node_update = F.elu(self.node_mean(self._aggregate(alpha_node, edge_mu, self.heads)))
         node_mu = state.node_mu + node_update * node_has_edge

@@ -114,6 +114,12 @@ class VMHAN(nn.Module):
         return mu, sigma, None
 
     def forward(self, batch: HypergraphBatch, return_attention: bool = False) -> ModelOutput:
+        """Logits and node states of ``batch`` (collated with ``config.hypergraph``)."""
+        if batch.edge_types != self.config.hypergraph.edge_types:
+            raise ValueError(
+                f"batch has hyperedges {batch.edge_types} but the model expects "
+                f"{self.config.hypergraph.edge_types}: collate with the model's config.hypergraph"
+            )
         initial_mu, initial_sigma = self.representation(
             batch.text_features, batch.visual_features, batch.node_mask
         )  # [B, N, d] each

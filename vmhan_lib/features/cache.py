@@ -50,6 +50,7 @@ class FeatureCache:
         enabled: when False every lookup computes and nothing is written.
         hits: lookups answered from disk.
         misses: lookups that computed (and wrote) the value.
+        computed: file names of the entries computed by this object, in the order they finished.
     """
 
     root: Path = DEFAULT_CACHE_DIR
@@ -67,10 +68,7 @@ class FeatureCache:
     def load_or_compute(
         self, stage: str, split: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
-        """The cached payload of ``(stage, split, key)``, else ``compute()`` written atomically.
-
-        ``computed`` records the name of every entry computed in this process, in order.
-        """
+        """The cached payload of ``(stage, split, key)``, else ``compute()`` written atomically."""
         full_key = {"stage": stage, "split": split, "code_version": FEATURES_CODE_VERSION, **key}
         target = self.path(stage, split, full_key)
         if self.enabled and target.is_file():

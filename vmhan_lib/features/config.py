@@ -78,8 +78,8 @@ class FeatureConfig:
         captions: the caption-based visual nodes.
         m_text_nodes: text-LLM nodes per instance asked of the selector (used only with a selector).
         n_visual_nodes: visual-LLM nodes per instance asked of the selector (used only with a selector).
-        visual_selection_captioner: whose caption the visual selector reads (the paper uses LLaVA);
-            must be one of the data config's captioners.
+        visual_selection_captioner: whose caption the visual selector reads (the paper uses LLaVA;
+            LLaVA-NeXT here); any captioner, independent of the data config's captioners.
         cache_dir: feature cache root; ``None`` means ``.cache/features`` in the repository.
         use_cache: read and write the cache (turn off only for debugging).
         show_progress: tqdm progress bars on long loops.

@@ -140,6 +140,17 @@ def test_torchvision_encoders_fail_clearly_offline() -> None:
         load_image_encoder("vgg16")
 
 
+def test_torchvision_encoder_from_a_local_weights_file(tmp_path: Path, image_dir: Path) -> None:
+    from torchvision import models
+
+    weights_file = tmp_path / "mobilenet_v3_small.pth"
+    torch.save(models.get_model("mobilenet_v3_small", weights=None).state_dict(), weights_file)
+    encoder = load_image_encoder("mobilenet_v3_small", weights_file=weights_file)
+    image = read_rgb_image(image_dir / list_images(image_dir)[0])
+    assert encoder.dim == 1024  # input of the last linear layer
+    assert encoder.encode([image]).shape == (1, 1024)
+
+
 def test_missing_detector_weights_fail_without_download(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="YOLO weights file not found.*yolov3u.pt"):
         load_detector(tmp_path / "yolov3u.pt")

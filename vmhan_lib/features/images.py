@@ -18,6 +18,7 @@ the package ``__init__`` does so whenever this module is imported).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from vmhan_lib.features.image_encoder import EFFICIENTNET_LITE0_NAME, ImageEncod
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MODEL_CONFIG_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
@@ -132,11 +135,13 @@ def load_detector(detector: str | Path) -> "YOLO":
         FileNotFoundError: ``detector`` is a weights path that does not exist (ultralytics would
             otherwise try to download a file of that name).
     """
-    import vmhan_lib  # noqa: F401  (offline variables before ultralytics reads them)
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # vmhan_lib, imported first, has set the offline variables
 
     spec = str(detector)
-    if Path(spec).suffix.lower() not in MODEL_CONFIG_SUFFIXES and not Path(spec).is_file():
+    if Path(spec).suffix.lower() in MODEL_CONFIG_SUFFIXES:
+        logger.warning("YOLO detector built from %s has random weights: its boxes are meaningless "
+                       "(fine for testing the pipeline; pass a weights file for real objects)", spec)
+    elif not Path(spec).is_file():
         raise FileNotFoundError(
             f"YOLO weights file not found: {Path(spec).resolve()} (no detector weights are downloaded; "
             "pass the path of your weights file, or a model yaml such as 'yolov8n.yaml' for an untrained detector)"
@@ -238,7 +243,7 @@ class ImageNodeExtractor:
                 if not path.is_file():
                     raise FileNotFoundError("image file not found")
                 result.nodes[img_id] = self.process(img_id, path)
-            except (OSError, ValueError, SyntaxError) as err:  # PIL raises these on corrupt files
+            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on broken files
                 result.failures.append(ImageFailure(img_id, path, f"{type(err).__name__}: {err}"))
         result.seconds = time.perf_counter() - started
         return result

@@ -48,7 +48,7 @@ def per_thousand(seconds: float, count: int) -> float:
 def images_per_instance(data_dir: Path) -> float:
     """MNRE-2's distinct images over its instances, all splits together."""
     instances = [i for split in SPLITS for i in load_mnre(data_dir, split)]
-    return len({(i.img_id) for i in instances}) / len(instances)
+    return len({i.img_id for i in instances}) / len(instances)
 
 
 def run_selector(selector: NodeSelector, instances: Sequence[Instance], captions: dict[str, str],

@@ -23,6 +23,7 @@ from vmhan_lib.features.llm_selection import (
     OpenAIChatBackend,
     SelectionStats,
     TransformersChatBackend,
+    clean_phrases,
     content_chunks,
     make_node_selector,
     match_candidates,
@@ -207,6 +208,11 @@ def test_unusable_answers_fall_back_and_are_counted(tmp_path: Path, answer: str)
     assert selector.select_objects(instance, ["person", "tie"], 1) == ["FALLBACK-OBJECT"]
     assert selector.stats.fallbacks == {"text": 1, "objects": 1}
     assert selector.stats.fallback_examples[0][:2] == ("text", instance.index)
+
+
+def test_visual_phrases_need_a_content_word_and_few_words() -> None:
+    answer = "1. The man and woman are kissing\n2. The\n3. a red dress\n4. -\n5. The man in the dark suit waves to the crowd"
+    assert clean_phrases(parse_answer_items(answer)) == ["The man and woman are kissing", "a red dress"]
 
 
 def test_long_visual_answers_fall_back(tmp_path: Path) -> None:

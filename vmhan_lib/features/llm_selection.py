@@ -287,8 +287,10 @@ def match_candidates(items: Sequence[str], candidates: Sequence[str]) -> list[st
 
 
 def clean_phrases(items: Sequence[str], max_words: int = MAX_PHRASE_WORDS) -> list[str]:
-    """Items of at most ``max_words`` words (longer ones are sentences, not nodes)."""
-    return [item for item in items if 0 < len(item.split()) <= max_words]
+    """Items of at most ``max_words`` words (longer ones are sentences, not nodes) with at least one
+    content word (a lone "The" is a cut-off answer, not a node)."""
+    return [item for item in items if 0 < len(item.split()) <= max_words
+            and any(_norm(word) and word.lower() not in STOPWORDS for word in item.split())]
 
 
 # --------------------------------------------------------------------------- the on-disk cache

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmhan_lib.evaluate.significance import paired_bootstrap_f1
+from vmhan_lib.evaluate.significance import paired_bootstrap_f1, paired_bootstrap_f1_runs
 from vmhan_lib.metrics import score
 
 LABELS = ["None", "a", "b"]
@@ -49,3 +49,12 @@ def test_agrees_with_a_plain_loop_bootstrap() -> None:
 def test_length_mismatch() -> None:
     with pytest.raises(ValueError, match="equal, non-zero lengths"):
         paired_bootstrap_f1(["a"], ["a"], ["a", "b"])
+
+
+def test_pooled_runs_observed_delta_is_the_pooled_micro_f1_difference() -> None:
+    gold, a1, b1 = _systems(3, acc_a=0.5, acc_b=0.7)
+    _, a2, b2 = _systems(4, acc_a=0.5, acc_b=0.7)
+    result = paired_bootstrap_f1_runs(gold, [a1, a2], [b1, b2], resamples=500)
+    pooled = lambda runs: score(gold * 2, runs[0] + runs[1]).f1  # noqa: E731
+    assert result.delta_f1 == pytest.approx(pooled([b1, b2]) - pooled([a1, a2]))
+    assert result.ci_low <= result.delta_f1 <= result.ci_high

@@ -48,24 +48,44 @@ def paired_bootstrap_f1(
     seed: int = 0,
 ) -> PairedBootstrap:
     """Paired bootstrap of the micro-F1 difference between two prediction lists on the same gold."""
-    if not len(gold) == len(pred_a) == len(pred_b) > 0:
-        raise ValueError(f"need equal, non-zero lengths, got {len(gold)}, {len(pred_a)}, {len(pred_b)}")
+    return paired_bootstrap_f1_runs(gold, [pred_a], [pred_b], negative, resamples, seed)
+
+
+def paired_bootstrap_f1_runs(
+    gold: Sequence[Hashable],
+    runs_a: Sequence[Sequence[Hashable]],
+    runs_b: Sequence[Sequence[Hashable]],
+    negative: Hashable = "None",
+    resamples: int = 2000,
+    seed: int = 0,
+) -> PairedBootstrap:
+    """Paired bootstrap over test instances for systems trained with several seeds.
+
+    Each system's F1 is the micro F1 of its runs pooled (every run predicts every instance); a
+    resample draws instances, and every run of both systems is scored on the same draw. With one
+    run per system this is the classic paired bootstrap.
+    """
+    n = len(gold)
+    if n == 0 or not runs_a or not runs_b or any(len(run) != n for run in (*runs_a, *runs_b)):
+        raise ValueError(f"need equal, non-zero lengths: gold has {n}, runs have "
+                         f"{sorted({len(run) for run in (*runs_a, *runs_b)})}")
     gold_arr = np.asarray(list(gold), dtype=object)
-    per_system = []
-    for pred in (pred_a, pred_b):
-        pred_arr = np.asarray(list(pred), dtype=object)
-        per_system.append((
-            ((pred_arr == gold_arr) & (gold_arr != negative)).astype(np.int64),  # correct positive
-            (pred_arr != negative).astype(np.int64),  # predicted positive
-        ))
     gold_pos = (gold_arr != negative).astype(np.int64)
+
+    def pooled_counts(runs: Sequence[Sequence[Hashable]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per instance, summed over runs: correct positive, predicted positive, gold positive."""
+        preds = [np.asarray(list(run), dtype=object) for run in runs]
+        correct = sum(((p == gold_arr) & (gold_arr != negative)).astype(np.int64) for p in preds)
+        predicted = sum((p != negative).astype(np.int64) for p in preds)
+        return correct, predicted, gold_pos * len(runs)
+
+    per_system = [pooled_counts(runs_a), pooled_counts(runs_b)]
 
     def f1_difference(weights: np.ndarray) -> np.ndarray:
         """F1_B - F1_A with instance i counted weights[r, i] times, for each row r."""
-        f1_a, f1_b = (_f1_from_counts(weights @ c, weights @ p, weights @ gold_pos) for c, p in per_system)
+        f1_a, f1_b = (_f1_from_counts(weights @ c, weights @ p, weights @ g) for c, p, g in per_system)
         return f1_b - f1_a
 
-    n = len(gold_arr)
     rng = np.random.default_rng(seed)
     deltas = f1_difference(rng.multinomial(n, np.full(n, 1.0 / n), size=resamples))  # [R]
     observed = float(f1_difference(np.ones((1, n), dtype=np.int64))[0])

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmhan_lib.analysis.tables import load_runs, summarize, table1, table2
+from vmhan_lib.metrics import score
+from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
+
+LABELS = ["None", "a", "b"]
+
+
+def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy: float) -> dict:
+    rng = np.random.default_rng(hash((variant, seed)) % 2**32)
+    pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
+    run_dir = runs_dir / run_id("cpu", variant, seed)
+    write_predictions(run_dir, [Prediction(i, g, p, (0.2, 0.3, 0.5)) for i, (g, p) in enumerate(zip(gold, pred))])
+    scores = score(gold, pred).as_dict()
+    write_record(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
+                           "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True})
+    return scores
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    gold = list(np.random.default_rng(0).choice(LABELS, size=300, p=[0.6, 0.25, 0.15]))
+    for seed in range(3):
+        _fake_run(tmp_path, "VM-HAN (Ours)", seed, gold, 0.85)
+        _fake_run(tmp_path, "w/o KL Loss", seed, gold, 0.84)
+        _fake_run(tmp_path, "repl. GCN", seed, gold, 0.5)
+    (tmp_path / "incomplete").mkdir()
+    return tmp_path
+
+
+def test_summary_means_and_stds_match_numpy(runs_dir: Path) -> None:
+    runs = load_runs(runs_dir)
+    assert len(runs) == 9
+    summary = summarize(runs)
+    f1 = runs[runs.variant == "repl. GCN"].sort_values("seed")["f1"].to_numpy()
+    assert summary.loc["repl. GCN", "f1"] == pytest.approx(f1.mean())
+    assert summary.loc["repl. GCN", "f1_std"] == pytest.approx(f1.std(ddof=1))
+    assert summary.loc["repl. GCN", "seeds"] == [0, 1, 2]
+
+
+def test_table1_has_our_rows_then_paper_rows_with_reachability(runs_dir: Path) -> None:
+    table = table1(load_runs(runs_dir), ("VM-HAN (Ours)", "Text-only"))
+    ours = table[table.source == "ours"]
+    assert ours.model.tolist() == ["VM-HAN (Ours)"]  # no Text-only runs: no row
+    assert (ours["MORE F1"] == "data not reachable here").all()
+    paper_vmhan = table[(table.source == "paper") & (table.model == "VM-HAN (Ours)")].iloc[0]
+    assert paper_vmhan["MNRE F1"] == "85.80" and "not reachable" in paper_vmhan["note"]
+    assert "accuracy" in paper_vmhan["note"] and "recall" in paper_vmhan["note"]
+
+
+def test_table2_deltas_and_significance(runs_dir: Path) -> None:
+    runs = load_runs(runs_dir)
+    table = table2(runs, ("VM-HAN (Ours)", "w/o KL Loss", "repl. GCN"), resamples=500).set_index("variant")
+    summary = summarize(runs)
+    assert table.loc["repl. GCN", "ΔF1"] == pytest.approx(summary.loc["repl. GCN", "f1"] - summary.loc["VM-HAN (Ours)", "f1"], abs=0.01)
+    assert table.loc["repl. GCN", "p (bootstrap)"] < 0.01
+    assert table.loc["w/o KL Loss", "p (bootstrap)"] > table.loc["repl. GCN", "p (bootstrap)"]
+    assert table.loc["repl. GCN", "paper ΔAvg"] == pytest.approx(-4.42, abs=0.01)
+    assert table.loc["VM-HAN (Ours)", "ΔF1"] == 0

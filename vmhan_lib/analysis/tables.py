@@ -1,0 +1,123 @@
+"""The paper's Table 1 (main results) and Table 2 (ablations), computed from run records only.
+
+Our rows are means ± standard deviations over seeds of the test metrics of complete runs
+(``results/runs/*/record.json``); the paper's rows come from ``evaluate/paper_numbers.json`` with
+what is known of each (single reported number, selection, reachable on this test set or not).
+Significance in Table 2 is a paired bootstrap over test instances of the pooled-seed micro F1
+(:func:`vmhan_lib.evaluate.significance.paired_bootstrap_f1_runs`).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vmhan_lib.evaluate.reachability import reachable
+from vmhan_lib.evaluate.significance import paired_bootstrap_f1_runs
+from vmhan_lib.train.records import iter_records, read_predictions
+
+METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
+SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
+FULL_MODEL = "VM-HAN (Ours)"
+MNRE_TEST_SIZE, MNRE_TEST_POSITIVES = 1614, 640
+MORE_NOTE = "data not reachable here"
+
+
+def paper_numbers() -> dict[str, Any]:
+    """The paper's Tables 1 and 2 (percent) with the notes on what they are."""
+    return json.loads(resources.files("vmhan_lib.evaluate").joinpath("paper_numbers.json").read_text())
+
+
+def load_runs(runs_dir: str | Path) -> pd.DataFrame:
+    """One row per complete run: variant, seed, test and dev metrics in percent, wall time."""
+    rows = []
+    for run_dir, record in iter_records(Path(runs_dir)):
+        row = {"run_id": record["run_id"], "run_dir": str(run_dir), "variant": record["variant"], "seed": record["seed"],
+               "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
+               "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"]}
+        row.update({m: 100 * record["test"][m] for m in METRICS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: seeds, mean and std (ddof=1; 0 for one seed) of each metric, per-seed F1."""
+    grouped = runs.groupby("variant", sort=False)
+    summary = grouped[list(METRICS) + ["dev_f1", "train_wall_s"]].mean()
+    spread = grouped[list(METRICS)].std(ddof=1).fillna(0.0)
+    summary = summary.join(spread.add_suffix("_std"))
+    summary["seeds"] = grouped["seed"].apply(lambda s: sorted(s.tolist()))
+    summary["f1_per_seed"] = grouped.apply(lambda g: [round(x, 2) for x in g.sort_values("seed")["f1"]])
+    return summary
+
+
+def _mean_std(summary: pd.DataFrame, variant: str, metric: str) -> str:
+    return f"{summary.loc[variant, metric]:.2f} ± {summary.loc[variant, metric + '_std']:.2f}"
+
+
+def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
+    """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; MORE kept, marked."""
+    summary = summarize(runs)
+    rows = []
+    for variant in variants:
+        if variant not in summary.index:
+            continue
+        row = {"source": "ours", "model": variant}
+        row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
+        row.update({f"MORE {SHORT[m]}": MORE_NOTE for m in METRICS})
+        row["note"] = f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, test scored once"
+        rows.append(row)
+    for paper_row in paper_numbers()["table1"]:
+        mnre = paper_row["MNRE"]
+        reach = reachable(mnre["accuracy"], mnre["precision"], mnre["recall"], MNRE_TEST_SIZE, MNRE_TEST_POSITIVES)
+        row = {"source": "paper", "model": paper_row["model"]}
+        row.update({f"MNRE {SHORT[m]}": _fmt(mnre[m]) for m in METRICS})
+        row.update({f"MORE {SHORT[m]}": _fmt(paper_row["MORE"][m]) for m in METRICS})
+        unreachable = [name for name, ok in (("accuracy", reach.accuracy), ("recall", reach.recall), ("precision", reach.precision)) if not ok]
+        row["note"] = "single reported number, selection not stated; " + (
+            f"not reachable on MNRE-2 test: {', '.join(unreachable)}" if unreachable else "reachable on MNRE-2 test"
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000) -> pd.DataFrame:
+    """Each ablation against full VM-HAN: mean ± std, ΔF1, ΔAvg (mean change of the four metrics,
+    as the paper's ΔAvg), paired bootstrap p-value and 95 % interval of ΔF1; the paper's F1 and ΔAvg beside."""
+    summary = summarize(runs)
+    if FULL_MODEL not in summary.index:
+        raise ValueError(f"no complete run of {FULL_MODEL!r} in the records; found: {', '.join(summary.index)}")
+    predictions = {
+        variant: [[p.predicted for p in read_predictions(Path(d))] for d in group.sort_values("seed")["run_dir"]]
+        for variant, group in runs.groupby("variant")
+    }
+    gold = [p.gold for p in read_predictions(Path(runs[runs.variant == FULL_MODEL].iloc[0]["run_dir"]))]
+    paper = {row["variant"]: row["MNRE"] for row in paper_numbers()["table2"]}
+    paper_full = paper[FULL_MODEL]
+    rows = []
+    for variant in variants:
+        if variant not in summary.index:
+            continue
+        row: dict[str, Any] = {"variant": variant}
+        row.update({SHORT[m]: _mean_std(summary, variant, m) for m in METRICS})
+        deltas = [summary.loc[variant, m] - summary.loc[FULL_MODEL, m] for m in METRICS]
+        row["ΔF1"] = round(deltas[-1], 2)
+        row["ΔAvg"] = round(sum(deltas) / len(deltas), 2)
+        if variant != FULL_MODEL:
+            test = paired_bootstrap_f1_runs(gold, predictions[FULL_MODEL], predictions[variant], resamples=resamples)
+            row["p (bootstrap)"] = round(test.p_value, 4)
+            row["ΔF1 95% CI"] = f"[{100 * test.ci_low:.2f}, {100 * test.ci_high:.2f}]"
+        if variant in paper:
+            row["paper F1"] = paper[variant]["f1"]
+            row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
+        row["seeds"] = len(summary.loc[variant, "seeds"])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -161,6 +161,21 @@ def train_run(
     """
     if is_complete(run_dir):
         return read_record(run_dir)
+    threads = torch.get_num_threads()
+    if train_config.cpu_threads is not None:
+        torch.set_num_threads(train_config.cpu_threads)
+    try:
+        return _train(variant, model_config, train_config, data, vocab, seed, run_dir, checkpoint_dir,
+                      extra_config, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    variant: str, model_config: ModelConfig, train_config: TrainConfig, data: dict[str, SplitNodes],
+    vocab: RelationVocab, seed: int, run_dir: Path, checkpoint_dir: Path, extra_config: dict[str, Any] | None,
+    progress: bool,
+) -> dict[str, Any]:
     device = resolve_device(train_config.device)
     config_record = {
         "variant": variant, "seed": seed, "model": model_config.to_dict(), "train": train_config.to_dict(),

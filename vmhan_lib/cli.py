@@ -15,6 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--data-dir", default=None, help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
     down = sub.add_parser("download", help="fetch the MNRE files from their public sources, verify sha256")
     down.add_argument("--data-dir", default=None, help="target MNRE directory (default: $VMHAN_DATA, else data/mnre)")
+    train = sub.add_parser("train", help="run the Table 1 / Table 2 experiments of a profile (resumable)")
+    train.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
+    train.add_argument("--data-dir", default=None)
+    train.add_argument("--variants", nargs="*", default=None, help="rows to run (default: all of both tables)")
+    tables = sub.add_parser("tables", help="build Tables 1 and 2 from the run records of a profile")
+    tables.add_argument("--profile", choices=PROFILES, default=None)
     repro = sub.add_parser("reproduce", help="run every notebook with papermill, in order")
     repro.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
     repro.add_argument("--data-dir", default=None)
@@ -39,6 +45,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"download failed: {err}", file=sys.stderr)
             return 2
         print(f"{sum(s == 'ok' for s in status.values())}/{len(status)} files verified under {target}")
+        return 0
+    if args.command in ("train", "tables"):
+        from vmhan_lib.analysis.tables import to_markdown, write_tables
+        from vmhan_lib.config import output_dirs
+        from vmhan_lib.model.variants import TABLE2_VARIANTS
+        from vmhan_lib.train.experiment import TABLE1_VARIANTS, experiment_plan, run_experiments
+
+        plan = experiment_plan(args.profile, getattr(args, "data_dir", None))
+        if args.command == "train":
+            unknown = sorted(set(args.variants or ()) - set(plan.variants))
+            if unknown:
+                parser.error(f"unknown variant(s) {unknown}; allowed: {', '.join(plan.variants)}")
+            run_experiments(plan, args.variants)
+        built = write_tables(plan.runs_dir, output_dirs(plan.profile)[0],
+                             (*TABLE1_VARIANTS, "Text-only (fine-tuned encoder)"), TABLE2_VARIANTS)
+        for name, table in built.items():
+            print(f"\n{name}\n{to_markdown(table)}")
         return 0
     from vmhan_lib.workbook import NotebookFailed, reproduce
 

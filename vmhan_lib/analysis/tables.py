@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vmhan_lib.evaluate.reachability import reachable
+from vmhan_lib.io import atomic_write_text
 from vmhan_lib.evaluate.significance import paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions
 
@@ -121,3 +122,24 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
         row["seeds"] = len(summary.loc[variant, "seeds"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (every cell as text)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
+                 table2_variants: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Build both tables from the run records and save each as CSV and markdown in ``out_dir``."""
+    runs = load_runs(runs_dir)
+    if runs.empty:
+        raise FileNotFoundError(f"no complete run records under {Path(runs_dir).resolve()}; train first")
+    tables = {"table1_main_results": table1(runs, table1_variants), "table2_ablations": table2(runs, table2_variants)}
+    for name, table in tables.items():
+        atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))
+        atomic_write_text(Path(out_dir) / f"{name}.md", to_markdown(table))
+    return tables

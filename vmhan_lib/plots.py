@@ -59,3 +59,63 @@ def pairs_per_sentence(stats: dict[str, Any]) -> plt.Figure:
     ax.set_title("MNRE-2: entity pairs per sentence")
     fig.tight_layout()
     return fig
+
+
+def training_curves(records: list[dict[str, Any]]) -> plt.Figure:
+    """Dev F1 per epoch of every run (thin lines) and the mean per variant (thick), one panel per
+    variant family; records are run records (``record.json``)."""
+    rows = [
+        {"variant": r["variant"], "seed": r["seed"], "epoch": e["epoch"], "dev F1 (%)": 100 * e["dev"]["f1"],
+         "train loss": e["train_loss"]["total"]}
+        for r in records for e in r["epochs"]
+    ]
+    frame = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, column in zip(axes, ("dev F1 (%)", "train loss")):
+        sns.lineplot(data=frame, x="epoch", y=column, hue="variant", ax=ax, errorbar="sd", legend=ax is axes[1])
+        ax.set_title(f"{column} per epoch (mean ± sd over seeds)")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def main_results(summary: pd.DataFrame, paper_f1: dict[str, float]) -> plt.Figure:
+    """Test F1 of our models (mean ± sd over seeds, dots = seeds) beside the paper's number."""
+    order = list(summary.index)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(order) + 1.5))
+    y = range(len(order))
+    ax.barh(y, summary["f1"], xerr=summary["f1_std"], color="tab:blue", alpha=0.6, label="ours (mean ± sd)")
+    for i, variant in enumerate(order):
+        ax.scatter(summary.loc[variant, "f1_per_seed"], [i] * len(summary.loc[variant, "f1_per_seed"]),
+                   color="tab:blue", s=12, zorder=3)
+        if variant in paper_f1:
+            ax.scatter([paper_f1[variant]], [i], marker="x", color="tab:red", s=60, zorder=4,
+                       label="paper" if i == order.index(next(v for v in order if v in paper_f1)) else None)
+    ax.set_yticks(list(y), order)
+    ax.invert_yaxis()
+    ax.set_xlabel("MNRE-2 test F1 (%)")
+    ax.legend(loc="lower right")
+    ax.set_title("Main results: our runs vs the paper's reported F1")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_deltas(table: pd.DataFrame) -> plt.Figure:
+    """ΔF1 of each ablation against full VM-HAN with its 95 % bootstrap interval (blue: p < 0.05);
+    the paper's ΔAvg as red crosses. ``table`` is :func:`vmhan_lib.analysis.tables.table2`."""
+    rows = [row for row in table.to_dict("records") if isinstance(row.get("ΔF1 95% CI"), str)]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    for i, row in enumerate(rows):
+        low, high = (float(x) for x in row["ΔF1 95% CI"].strip("[]").split(","))
+        colour = "tab:blue" if row["p (bootstrap)"] < 0.05 else "tab:gray"
+        ax.plot([low, high], [i, i], color=colour, lw=2)
+        ax.scatter([row["ΔF1"]], [i], color=colour, zorder=3)
+        if not pd.isna(row.get("paper ΔAvg", float("nan"))):
+            ax.scatter([row["paper ΔAvg"]], [i], marker="x", color="tab:red", zorder=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(rows)), [row["variant"] for row in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("Δ test F1 vs VM-HAN (points, 95 % CI; blue: p < 0.05); red x: paper's ΔAvg")
+    ax.set_title("Ablations against full VM-HAN")
+    fig.tight_layout()
+    return fig

@@ -33,7 +33,7 @@ from vmhan_lib.model.variants import TABLE2_VARIANTS, variant_config
 from vmhan_lib.train.config import EncoderTrainConfig, TrainConfig, train_presets
 from vmhan_lib.train.encoder import finetune_text_encoder
 from vmhan_lib.train.loop import SplitNodes, train_run
-from vmhan_lib.train.records import run_id
+from vmhan_lib.train.records import is_complete, read_record, run_id
 
 ENCODER_SEED = 0
 TABLE1_VARIANTS: tuple[str, ...] = ("VM-HAN (Ours)", "Text-only", "GCN", "GAT", "HGNN")
@@ -127,19 +127,26 @@ def prepare_inputs(plan: ExperimentPlan, progress: bool = True) -> tuple[dict[st
 def run_experiments(
     plan: ExperimentPlan, variants: Sequence[str] | None = None, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Run (or reuse, when complete) every (variant, seed) of the plan; returns their records."""
+    """Run (or reuse, when complete) every (variant, seed) of the plan; returns their records.
+
+    When every run is already complete (e.g. the committed records of a fresh clone) nothing is
+    loaded or trained, not even the shared encoder.
+    """
+    jobs = [(v, s) for v in (variants or plan.variants) for s in plan.seeds_of(v)]
+    run_dirs = {job: plan.runs_dir / run_id(plan.profile, *job) for job in jobs}
+    if all(is_complete(d) for d in run_dirs.values()):
+        return [read_record(run_dirs[job]) for job in jobs]
     inputs, report = prepare_inputs(plan, progress)
     vocab = load_relation_vocab(plan.data.path)
     text_dim = inputs["train"].nodes[0].text_features.shape[1]
     visual_dim = next((n.visual_features.shape[1] for n in inputs["train"].nodes if n.visual_features.shape[0]), text_dim)
     base = replace(model_preset(plan.model_preset), d_text=text_dim, d_visual=visual_dim, num_relations=len(vocab))
-    jobs = [(v, s) for v in (variants or plan.variants) for s in plan.seeds_of(v)]
     records = []
     for variant, seed in tqdm(jobs, desc=f"{plan.profile} runs", disable=not progress):
-        rid = run_id(plan.profile, variant, seed)
+        run_dir = run_dirs[(variant, seed)]
         records.append(train_run(
             variant=variant, model_config=variant_config(variant, base), train_config=plan.train, data=inputs,
-            vocab=vocab, seed=seed, run_dir=plan.runs_dir / rid, checkpoint_dir=CHECKPOINT_DIR / plan.profile / rid,
+            vocab=vocab, seed=seed, run_dir=run_dir, checkpoint_dir=CHECKPOINT_DIR / plan.profile / run_dir.name,
             extra_config={"plan": plan.to_dict(), "features": report["features"]}, progress=progress,
         ))
     return records

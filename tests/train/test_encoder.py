@@ -32,3 +32,16 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
     assert changed, "fine-tuning must change the encoder weights"
     again_dir, again = finetune_text_encoder(**kwargs)  # complete: loaded, not retrained
     assert again_dir == encoder_dir and again["test"] == record["test"]
+
+
+def test_length_bucketed_batches_cover_every_instance_once_with_similar_lengths() -> None:
+    from vmhan_lib.train.encoder import length_bucketed_batches
+
+    lengths = [int(x) for x in torch.randint(5, 100, (1000,), generator=torch.Generator().manual_seed(0))]
+    batches = length_bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), bucket_batches=10)
+    flat = torch.cat(batches).tolist()
+    assert sorted(flat) == list(range(1000)) and all(len(b) <= 16 for b in batches)
+    spread = sum(max(lengths[i] for i in b.tolist()) - min(lengths[i] for i in b.tolist()) for b in batches) / len(batches)
+    assert spread < 15  # random batches of 16 from 5..99 spread ~80
+    again = length_bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), bucket_batches=10)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))

@@ -58,6 +58,20 @@ class EncoderClassifier(nn.Module):
         return self.head(self.dropout(pair.flatten(1)))  # [B, 2d] -> [B, R]
 
 
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator,
+                            bucket_batches: int = 50) -> list[torch.Tensor]:
+    """Random batches of similar length: shuffle, sort each chunk of ``bucket_batches`` batches by
+    length, cut it into batches, shuffle the batch order. Less padding, same randomness in expectation."""
+    order = torch.randperm(len(lengths), generator=generator)
+    chunk = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), chunk):
+        piece = order[start:start + chunk]
+        piece = piece[torch.argsort(torch.tensor([lengths[i] for i in piece.tolist()]), stable=True)]
+        batches.extend(piece.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 @torch.no_grad()
 def _probabilities(
     model: EncoderClassifier, tokenizer: EntityMarkerTokenizer, pairs: Sequence[EncodedPair], batch_size: int,
@@ -129,11 +143,13 @@ def finetune_text_encoder(
     for epoch in range(len(curve), train_config.epochs):
         model.train()
         started = time.perf_counter()
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed * 1_000 + epoch))
+        batches = length_bucketed_batches(
+            [len(pair.input_ids) for pair in encoded["train"]], train_config.batch_size,
+            torch.Generator().manual_seed(seed * 1_000 + epoch),
+        )
         total = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"encoder epoch {epoch + 1}", disable=not progress, leave=False)
-        for step in bar:
-            chosen = order[step * train_config.batch_size:(step + 1) * train_config.batch_size]
+        bar = tqdm(batches, desc=f"encoder epoch {epoch + 1}", disable=not progress, leave=False)
+        for step, chosen in enumerate(bar):
             batch = tokenizer.collate([encoded["train"][i] for i in chosen]).to(device)
             loss = loss_fn(model(batch.input_ids, batch.attention_mask, batch.entity_positions), labels[chosen].to(device))
             optimizer.zero_grad(set_to_none=True)

@@ -180,11 +180,15 @@ def selection_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def side_by_side(table: pd.DataFrame, pass_number: int = 1) -> pd.DataFrame:
-    """One row per example, one column per (node kind, selector), the selections joined by ``|``."""
+    """One row per (example, node kind), one column per selector, the selections joined by ``|``."""
     chosen = table[table["pass"] == pass_number]
-    wide = chosen.pivot(index=["instance", "head", "tail", "relation"], columns="selector", values=list(NODE_KINDS))
-    wide = wide.apply(lambda column: column.map(LIST_SEPARATOR.join))
-    return wide.reindex(columns=pd.unique(chosen["selector"]), level=1)
+    long = chosen.melt(id_vars=["selector", "instance", "head", "tail", "relation"], value_vars=list(NODE_KINDS),
+                       var_name="kind", value_name="nodes")
+    long["nodes"] = long["nodes"].map(LIST_SEPARATOR.join)
+    wide = long.pivot(index=["instance", "head", "tail", "relation", "kind"], columns="selector", values="nodes")
+    wide = wide.reindex(index=list(NODE_KINDS), level="kind")
+    wide.columns.name = None
+    return wide[list(pd.unique(chosen["selector"]))]
 
 
 def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:

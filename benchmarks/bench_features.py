@@ -8,7 +8,8 @@ Stages (all with the offline all-MiniLM-L6-v2, no cache):
 
 Usage: ``python benchmarks/bench_features.py --split test --sample 300``. Writes
 ``results/benchmarks/features.json`` atomically, with provenance. The figures are the sample's
-wall-clock times scaled linearly to 1,000 instances (said so in the file).
+wall-clock times scaled linearly to 1,000 instances (said so in the file); the machine's 1-minute
+load average before and after is recorded, since other jobs sharing the cores inflate the times.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
     load_frozen_backbone(text_config.model)  # model loading is not part of any stage
     embedder = SentenceEmbedder(caption_config.embedder, caption_config.max_caption_tokens, caption_config.batch_size)
 
+    load_before = os.getloadavg()[0]
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     compute_frozen_text_features(instances, text_config, show_progress=False)
@@ -80,6 +82,7 @@ def main() -> None:
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "provenance": provenance({"split": args.split, "sample": args.sample, "captioner": args.captioner,
                                   "text": asdict(text_config), "captions": asdict(caption_config)}),
     }

@@ -16,7 +16,9 @@ from vmhan_lib.analysis.hypergraph_view import (
     draw_attention,
     draw_hypergraph,
     draw_hypergraph_attention,
+    draw_edge_switches,
     draw_incidence,
+    hyperedge_members,
     instance_incidence,
 )
 from vmhan_lib.features.nodes import InstanceNodes
@@ -135,3 +137,24 @@ def test_switched_off_edge_types_have_no_column() -> None:
     fig = draw_incidence(batch, 0)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["textual", "head_visual", "tail_visual"]
     assert _heatmap_data(fig.axes[0]).shape == (7, 3)
+
+
+def test_hyperedge_members_follow_eq_1_to_3(batch_and_attention) -> None:
+    batch, _ = batch_and_attention
+    visual = ["<image>", "person", "logo", "smiling"]
+    assert hyperedge_members(batch, 0) == {
+        "global": ["Alice", "Acme", "joined", *visual], "textual": ["Alice", "Acme", "joined"], "visual": visual,
+        "head_visual": ["Alice", *visual], "tail_visual": ["Acme", *visual],
+    }
+    assert hyperedge_members(batch, 1)["head_visual"] == []
+
+
+def test_edge_switch_panels_equal_the_collated_incidence_without_those_edges() -> None:
+    instance = _instances()[0]
+    fig = draw_edge_switches(instance)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels[:2]] == ["all hyperedges", "w/o global"]
+    assert panels[-1].get_title() == "w/o head_visual + tail_visual"
+    expected = collate_hypergraphs([instance], HypergraphConfig().without_edges("textual", "visual")).incidence[0]
+    np.testing.assert_array_equal(_heatmap_data(panels[-2]).data, expected.numpy())
+    assert len(panels) == 8

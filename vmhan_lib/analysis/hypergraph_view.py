@@ -13,7 +13,9 @@ matplotlib figure:
   alpha_{j,i} of Eq. 5 (hyperedge <- nodes, each column sums to 1) and alpha_{i,j} of Eq. 7
   (node <- hyperedges, each row sums to 1); cells outside the incidence are blank;
 - :func:`draw_hypergraph_attention`: the bipartite drawing weighted by Eq. 7 and both heatmaps in
-  one figure, for case studies.
+  one figure, for case studies;
+- :func:`draw_edge_switches`: the incidence of one instance with each hyperedge type switched off
+  (the Table 2 hypergraph ablations); :func:`hyperedge_members` lists each hyperedge's nodes.
 
 The matrices drawn come from :func:`instance_incidence` and :func:`attention_matrices`, which
 tests and notebooks can read directly.
@@ -28,8 +30,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from vmhan_lib.hypergraph.batch import HypergraphBatch
-from vmhan_lib.hypergraph.config import NodeRole
+from vmhan_lib.features.nodes import InstanceNodes
+from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
+from vmhan_lib.hypergraph.config import EDGE_TYPES, INTER_MODAL_EDGES, INTRA_MODAL_EDGES, HypergraphConfig, NodeRole
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 
 ROLE_COLOURS: dict[NodeRole, str] = {
@@ -150,7 +153,7 @@ def draw_incidence(batch: HypergraphBatch, index: int) -> plt.Figure:
     view = instance_incidence(batch, index)
     fig, ax = plt.subplots(figsize=(1.3 * len(view.edge_types) + 3.5, 0.4 * len(view.slots) + 1.5))
     _heatmap(ax, view.incidence, np.ones_like(view.incidence, dtype=bool), view.node_labels, view.edge_labels,
-             "incidence H (1 = node in hyperedge)", "Greys", ".0f")
+             "incidence H (1 = node in hyperedge)", "Blues", ".0f")
     fig.tight_layout()
     return fig
 
@@ -244,5 +247,37 @@ def draw_hypergraph_attention(
         _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels,
                  ATTENTION_TITLES[direction], "viridis", ".2f")
     fig.suptitle(f"{title}\nV-HAN attention, layer {layer + 1}, head {head + 1}".strip())
+    fig.tight_layout()
+    return fig
+
+
+def hyperedge_members(batch: HypergraphBatch, index: int) -> dict[str, list[str]]:
+    """``{hyperedge type: names of its nodes}`` of instance ``index`` (empty list: masked hyperedge)."""
+    view = instance_incidence(batch, index)
+    return {
+        edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
+        for j, edge in enumerate(view.edge_types)
+    }
+
+
+def draw_edge_switches(
+    instance: InstanceNodes, config: HypergraphConfig = HypergraphConfig(),
+    switched_off: Sequence[Sequence[str]] = ((), *((name,) for name in EDGE_TYPES), INTRA_MODAL_EDGES, INTER_MODAL_EDGES),
+) -> plt.Figure:
+    """The incidence of one instance under ``config`` with each group of ``switched_off`` hyperedge
+    types removed (:meth:`HypergraphConfig.without_edges`), one panel per group; the first default
+    group is empty (all hyperedges), then each type alone, then the intra- and inter-modal pairs."""
+    columns = 4
+    rows = -(-len(switched_off) // columns)
+    batches = [collate_hypergraphs([instance], config.without_edges(*names)) for names in switched_off]
+    n_nodes = int(batches[0].node_mask.sum())
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, (0.32 * n_nodes + 1.6) * rows), squeeze=False)
+    for ax, names, batch in zip(axes.flat, switched_off, batches):
+        view = instance_incidence(batch, 0)
+        labels = view.node_labels if ax in axes[:, 0] else [""] * len(view.slots)
+        _heatmap(ax, view.incidence, np.ones_like(view.incidence, dtype=bool), labels, view.edge_labels,
+                 "all hyperedges" if not names else "w/o " + " + ".join(names), "Blues", ".0f")
+    for ax in list(axes.flat)[len(switched_off):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -102,3 +102,26 @@ def test_selector_nodes(mnre_dir: Path, cache: FeatureCache) -> None:
         assert node.n_visual_llm == 2 and node.visual_features.shape[0] == 1 + node.n_objects + 2
     plain = build_split(data, "test", config, cache=cache)
     assert plain.report.cache_misses == 2 and all(n.n_text_llm == 0 for n in plain.nodes)  # nodes + text: selections are keys
+
+
+class CountingSelector(FakeSelector):
+    name = "counting-fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def select_text_nodes(self, instance: Instance, m: int) -> list[str]:
+        self.calls += 1
+        return super().select_text_nodes(instance, m)
+
+
+def test_selections_are_cached_so_a_rerun_asks_the_selector_nothing(mnre_dir: Path, cache: FeatureCache) -> None:
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=4)
+    config = replace(QUIET, m_text_nodes=1, n_visual_nodes=1)
+    first, second = CountingSelector(), CountingSelector()
+    built = build_split(data, "test", config, selector=first, cache=cache)
+    again = build_split(data, "test", config, selector=second, cache=cache)
+    assert first.calls == 4 and second.calls == 0
+    assert [n.text_names for n in again.nodes] == [n.text_names for n in built.nodes]
+    build_split(data, "test", replace(config, m_text_nodes=2), selector=second, cache=cache)
+    assert second.calls == 4  # m is part of the key

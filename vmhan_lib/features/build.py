@@ -120,6 +120,37 @@ def _selections(
     return text_nodes, visual_nodes
 
 
+SELECTION_CODE_VERSION = "selections-1"
+"""Bump when a change to the selectors changes what they select."""
+
+
+def _cached_selections(
+    data_config: DataConfig, split: str, instances: Sequence[Instance], captions: Sequence[str],
+    selector: NodeSelector | None, config: FeatureConfig, cache: FeatureCache,
+) -> tuple[list[list[str]] | None, list[list[str]]]:
+    """:func:`_selections` through the feature cache, keyed by the selector's name (backend, model),
+    m, n, the captioner it reads and the data: a rerun selects nothing again."""
+    if selector is None:
+        return _selections(instances, captions, None, config, config.show_progress)
+    key = {
+        "selector": getattr(selector, "name", type(selector).__name__),
+        "m": config.m_text_nodes,
+        "n": config.n_visual_nodes,
+        "captioner": config.visual_selection_captioner,
+        "data_files": files_sha256([split_path(data_config.path, split),
+                                    captions_path(data_config.path, config.visual_selection_captioner, split)]),
+        "instances": key_digest({"indices": [i.index for i in instances]}),
+        "code": SELECTION_CODE_VERSION,
+    }
+
+    def compute() -> dict[str, Any]:
+        text, visual = _selections(instances, captions, selector, config, config.show_progress)
+        return {"text": text, "visual": visual}
+
+    payload = cache.load_or_compute("selections", split, key, compute)
+    return payload["text"], payload["visual"]
+
+
 def build_split(
     data_config: DataConfig,
     split: str,
@@ -148,7 +179,8 @@ def build_split(
     instances = load_mnre(data_dir, split)[: data_config.max_instances]
     selection_table = load_captions(data_dir, feature_config.visual_selection_captioner, split)
     selection_captions = [selection_table.get(i.img_id, "") for i in instances]
-    text_selection, visual_selection = _selections(instances, selection_captions, selector, feature_config, show)
+    text_selection, visual_selection = _cached_selections(
+        data_config, split, instances, selection_captions, selector, feature_config, cache)
 
     caption_config = feature_config.captions
     key = {

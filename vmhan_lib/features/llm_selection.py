@@ -563,7 +563,8 @@ class EmbeddingRankSelector:
     def __init__(self, embedder: SentenceEmbedder | None = None, max_phrase_words: int = 3) -> None:
         self._embedder = embedder
         self.max_phrase_words = max_phrase_words
-        self.name = "embedding"
+        # the name identifies the selector in cache keys: what ranks, and how phrases are cut
+        self.name = f"embedding:{embedder.identity if embedder is not None else PACKAGED_MINILM}:words{max_phrase_words}"
         self.stats = SelectionStats()
         self._memo: dict[str, torch.Tensor] = {}
 

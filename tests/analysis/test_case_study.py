@@ -18,6 +18,7 @@ from vmhan_lib.analysis.case_study import (
     CaseStudyExplorer,
     MissingCheckpointError,
     best_checkpoint_path,
+    ensure_best_checkpoint,
     load_best_model,
 )
 from vmhan_lib.data.mnre import Entity, Instance
@@ -132,7 +133,8 @@ def test_search_and_widget_options(explorer: CaseStudyExplorer) -> None:
     assert [position for _, position in explorer.sentence_options("dubai")] == [2]
     assert explorer.sentence_options("dubai")[0][0].startswith("#2 (1 pair) Expo in Dubai")
     assert [position for _, position in explorer.pair_options(3)] == [0, 1, 3]
-    assert explorer.examples_with_several_pairs(count=2) == [0, 1]
+    assert explorer.examples_with_several_pairs(count=2) == [0]
+    assert explorer.examples_with_several_pairs(min_pairs=1) == [0, 2]
     assert explorer.examples_with_several_pairs(min_pairs=4) == []
 
 
@@ -142,3 +144,22 @@ def test_models_without_attention_still_explain() -> None:
     case = explorer.explain(0)
     assert case.attention == [] and case.num_heads == 0
     assert len(case.figure().axes) == 1
+
+
+def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = experiment_plan("tiny", str(tmp_path))
+    path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
+    trained: list[list[str]] = []
+
+    def fake_run_experiments(run_plan, variants):
+        trained.append(list(variants))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"checkpoint")
+
+    monkeypatch.setattr("vmhan_lib.analysis.case_study.run_experiments", fake_run_experiments)
+    with pytest.raises(MissingCheckpointError, match="no trained checkpoint for 'VM-HAN \\(Ours\\)' seed 0"):
+        ensure_best_checkpoint(plan, checkpoint_root=tmp_path)
+    assert trained == []
+    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
+    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
+    assert trained == [["VM-HAN (Ours)"]]

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Image, Markdown, display
 
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
@@ -33,7 +34,7 @@ from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 from vmhan_lib.model.vmhan import VMHAN, build_model
-from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan
+from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, run_experiments
 from vmhan_lib.train.loop import BEST_FILE, SplitNodes, predict
 from vmhan_lib.train.records import run_id
 
@@ -53,6 +54,16 @@ def best_checkpoint_path(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, 
     return checkpoint_root / plan.profile / run_id(plan.profile, variant, seed) / BEST_FILE
 
 
+def _missing_checkpoint(plan: ExperimentPlan, variant: str, seed: int, path: Path) -> MissingCheckpointError:
+    return MissingCheckpointError(
+        f"no trained checkpoint for {variant!r} seed {seed} in profile {plan.profile!r} ({path}). "
+        f"Train it with `run_experiments(experiment_plan({plan.profile!r}), [{variant!r}])` from "
+        f"vmhan_lib.train.experiment, or `python -m vmhan_lib train --profile {plan.profile} "
+        f"--variants {variant!r}` (a committed run record alone is not enough: move or delete its "
+        f"folder under {plan.runs_dir} to retrain)."
+    )
+
+
 def load_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
                          checkpoint_root: Path = CHECKPOINT_DIR) -> dict[str, Any]:
     """The stored ``{"digest", "config", "model"}`` of a run's best checkpoint.
@@ -63,14 +74,25 @@ def load_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, 
     """
     path = best_checkpoint_path(plan, variant, seed, checkpoint_root)
     if not path.is_file():
-        raise MissingCheckpointError(
-            f"no trained checkpoint for {variant!r} seed {seed} in profile {plan.profile!r} ({path}). "
-            f"Train it with `run_experiments(experiment_plan({plan.profile!r}), [{variant!r}])` from "
-            f"vmhan_lib.train.experiment, or `python -m vmhan_lib train --profile {plan.profile} "
-            f"--variants {variant!r}` (a committed run record alone is not enough: move or delete its "
-            f"folder under {plan.runs_dir} to retrain; the tiny profile trains in about a minute)."
-        )
+        raise _missing_checkpoint(plan, variant, seed, path)
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def ensure_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
+                           train_if_missing: bool = False, checkpoint_root: Path = CHECKPOINT_DIR) -> Path:
+    """The best checkpoint of (profile, variant, seed); when missing and ``train_if_missing``, train it
+    first with :func:`~vmhan_lib.train.experiment.run_experiments` (every seed of the variant).
+
+    Raises:
+        MissingCheckpointError: still missing (not allowed to train, or a complete run record made
+            ``run_experiments`` skip the training).
+    """
+    path = best_checkpoint_path(plan, variant, seed, checkpoint_root)
+    if not path.is_file() and train_if_missing:
+        run_experiments(plan, [variant])
+    if not path.is_file():
+        raise _missing_checkpoint(plan, variant, seed, path)
+    return path
 
 
 def load_best_model(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
@@ -310,8 +332,9 @@ class CaseStudyExplorer:
         ]
 
     def examples_with_several_pairs(self, count: int = 3, min_pairs: int = 2) -> list[int]:
-        """The first ``count`` positions whose sentence has at least ``min_pairs`` pairs."""
-        return [p for p in range(len(self)) if len(self._sentence_of[p]) >= min_pairs][:count]
+        """The first pair of each of the first ``count`` sentences with at least ``min_pairs`` pairs."""
+        firsts = dict.fromkeys(pairs[0] for pairs in self._sentence_of.values() if len(pairs) >= min_pairs)
+        return sorted(firsts)[:count]
 
     def explain(self, position: int) -> CaseStudy:
         """The :class:`CaseStudy` of the instance at ``position``."""
@@ -344,3 +367,15 @@ class CaseStudyExplorer:
             batch=batch,
             attention=output.attention or [],
         )
+
+
+def display_case_study(case: CaseStudy, layer: int = -1, head: int = 0) -> None:
+    """Show a case study in a notebook: summary and captions, the image when at hand, every pair of
+    the sentence, and the hypergraph with the attention of ``layer`` and ``head``."""
+    display(Markdown(case.summary_markdown()))
+    if case.image_path is not None:
+        display(Image(filename=str(case.image_path), width=360))
+    display(case.pairs_table())
+    fig = case.figure(layer, head)
+    display(fig)
+    plt.close(fig)

@@ -13,10 +13,9 @@ Shapes: X ``[B, N, d]``, \hat A ``[B, N, N]``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from vmhan_lib.hypergraph.structure import clique_expansion, symmetric_normalisation
+from vmhan_lib.model.hgnn_layer import HGNNLayer
 
 
 def gcn_operator(incidence: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
@@ -24,13 +23,6 @@ def gcn_operator(incidence: torch.Tensor, node_mask: torch.Tensor) -> torch.Tens
     return symmetric_normalisation(clique_expansion(incidence, node_mask), dtype=incidence.dtype)
 
 
-class GCNLayer(nn.Module):
-    """X' = X + ELU(\\hat A X Theta + b)."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.theta = nn.Linear(hidden, hidden)
-
-    def forward(self, x: torch.Tensor, operator: torch.Tensor) -> torch.Tensor:
-        has_neighbour = (operator.sum(dim=-1) > 0).unsqueeze(-1)  # [B, N, 1]; False on padded slots
-        return x + F.elu(self.theta(torch.bmm(operator, x))) * has_neighbour
+class GCNLayer(HGNNLayer):
+    """X' = X + ELU(\\hat A X Theta + b): the HGNN layer's update with the operator
+    :func:`gcn_operator` in place of HGNN's (the two differ only in the propagation matrix)."""

@@ -167,7 +167,8 @@ def draw_attention(
     member = view.incidence > 0
     fig, axes = plt.subplots(1, 2, figsize=(2.4 * len(view.edge_types) + 6, 0.4 * len(view.slots) + 2), sharey=True)
     for ax, direction in zip(axes, ATTENTION_DIRECTIONS):
-        _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels, ATTENTION_TITLES[direction], "viridis", ".2f")
+        _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels, ATTENTION_TITLES[direction],
+                 "viridis", ".2f")
     fig.suptitle(f"V-HAN attention, layer {layer + 1}, head {head + 1}")
     fig.tight_layout()
     return fig

@@ -14,9 +14,8 @@ The default root is ``.cache/features`` in the repository; :class:`FeatureCache`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from vmhan_lib.config import REPO_ROOT
+from vmhan_lib.io import atomic_write_bytes
 from vmhan_lib.features.weights import file_sha256
 
 FEATURES_CODE_VERSION = "features-1"
@@ -86,15 +86,7 @@ class FeatureCache:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """:func:`torch.save` to a temporary file beside ``path``, then :func:`os.replace` into place."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    """:func:`torch.save` into memory, then :func:`vmhan_lib.io.atomic_write_bytes` (temp file + rename)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())

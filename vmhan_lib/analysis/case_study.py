@@ -274,7 +274,8 @@ class CaseStudyExplorer:
                   max_test_instances: int | None = None, progress: bool = False,
                   checkpoint_root: Path = CHECKPOINT_DIR) -> "CaseStudyExplorer":
         """Load the best model of (variant, seed) and the first ``max_test_instances`` test instances
-        of the plan (``None``: all), with the node features the model was trained on.
+        of the plan (``None``: all), with the node features the model was trained on (the feature
+        configuration, captioners and node selector stored in its checkpoint).
 
         The node features come from the feature cache when that subset was built before; otherwise
         the node selector runs on every instance (about a second each on 2 CPU cores).
@@ -282,9 +283,11 @@ class CaseStudyExplorer:
         checkpoint = load_best_checkpoint(plan, variant, seed, checkpoint_root)
         model, config = model_from_checkpoint(checkpoint)
         stored = checkpoint["config"]
+        trained_plan = stored.get("plan", {})
+        captioners = tuple(trained_plan.get("data", {}).get("captioners", plan.data.captioners))
         limits = [n for n in (plan.data.max_instances, max_test_instances) if n is not None]
-        data = replace(plan.data, max_instances=min(limits) if limits else None)
-        selector = make_node_selector(stored.get("plan", {}).get("selector", plan.selector))
+        data = replace(plan.data, captioners=captioners, max_instances=min(limits) if limits else None)
+        selector = make_node_selector(trained_plan.get("selector", plan.selector))
         features = replace(feature_config_from_dict(stored["features"]), show_progress=progress)
         built = build_split(data, "test", features, selector)
         data_dir = data.path

@@ -1,0 +1,159 @@
+"""The paper's Figs. 3, 4 and 6 and per-relation breakdowns, computed from run records only.
+
+Every function here reads the test predictions of complete runs (``test_predictions.jsonl``,
+joined on the instance ``index`` with the MNRE test split) and returns a tidy DataFrame.
+
+Interpretation choices (the paper does not define its groups):
+
+- **Fig. 3, entities in several relation categories.** An entity (by surface name) is
+  *multi-category* when it takes part, as head or tail, in pairs of more than one non-None
+  relation across the train and test splits (:func:`vmhan_lib.data.mnre.entity_relation_categories`).
+  A test instance is in the group ``several categories`` when its head or its tail is
+  multi-category, else in ``one category`` (which includes entities only ever seen in ``None``
+  pairs).
+- **Fig. 4, entity pairs per sentence.** A test instance is in ``one pair`` when its sentence
+  (same image and tokens, :func:`vmhan_lib.data.mnre.group_by_sentence`) carries a single labelled
+  pair in the test split, else in ``several pairs``.
+- Scores per group are the MNRE micro precision / recall / F1 over the non-None relations
+  (:func:`vmhan_lib.metrics.score`) of each run, then mean ± sd (ddof=1; 0 for one seed) over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vmhan_lib.data.mnre import Instance, entity_relation_categories, group_by_sentence
+from vmhan_lib.metrics import confusion_matrix, per_relation_scores, score
+from vmhan_lib.train.records import read_predictions
+
+ONE_CATEGORY, SEVERAL_CATEGORIES = "one category", "several categories"
+ONE_PAIR, SEVERAL_PAIRS = "one pair", "several pairs"
+PREDICTION_COLUMNS: tuple[str, ...] = ("variant", "seed", "index", "gold", "predicted", "confidence", "variance")
+
+
+def available_variants(runs: pd.DataFrame, variants: Sequence[str]) -> list[str]:
+    """The ``variants`` that have at least one complete run in ``runs``; prints a note for each
+    one that has none (so an analysis skips a model instead of failing)."""
+    present = set(runs["variant"]) if not runs.empty else set()
+    for variant in variants:
+        if variant not in present:
+            print(f"note: no complete run of {variant!r}; it is left out of the analyses")
+    return [v for v in variants if v in present]
+
+
+def load_predictions(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per (variant, seed, test instance): gold, predicted, confidence (the largest class
+    probability) and variance (NaN for non-variational models).
+
+    Args:
+        runs: :func:`vmhan_lib.analysis.tables.load_runs` (needs ``variant``, ``seed``, ``run_dir``).
+        variants: the models to load, in order; those without runs are skipped with a note.
+    """
+    frames = []
+    for variant in available_variants(runs, variants):
+        for row in runs[runs["variant"] == variant].sort_values("seed").itertuples():
+            predictions = read_predictions(Path(row.run_dir))
+            frames.append(pd.DataFrame({
+                "variant": variant,
+                "seed": row.seed,
+                "index": [p.index for p in predictions],
+                "gold": [p.gold for p in predictions],
+                "predicted": [p.predicted for p in predictions],
+                "confidence": [max(p.probabilities) for p in predictions],
+                "variance": [np.nan if p.variance is None else p.variance for p in predictions],
+            }))
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def entity_category_groups(test: Sequence[Instance], reference: Sequence[Instance]) -> pd.Series:
+    """Fig. 3 group of each test instance (index -> ``one category`` / ``several categories``).
+
+    Args:
+        test: the test instances to group.
+        reference: the instances whose relations define each entity's categories (train + test).
+    """
+    categories = entity_relation_categories(reference)
+    groups = {
+        x.index: SEVERAL_CATEGORIES
+        if max(len(categories.get(x.head.name, ())), len(categories.get(x.tail.name, ()))) > 1 else ONE_CATEGORY
+        for x in test
+    }
+    return pd.Series(groups, name="group").rename_axis("index")
+
+
+def pairs_per_sentence_groups(test: Sequence[Instance]) -> pd.Series:
+    """Fig. 4 group of each test instance (index -> ``one pair`` / ``several pairs``)."""
+    groups = {}
+    for sentence in group_by_sentence(test):
+        label = ONE_PAIR if sentence.n_pairs == 1 else SEVERAL_PAIRS
+        for position in sentence.instance_indices:
+            groups[test[position].index] = label
+    return pd.Series(groups, name="group").rename_axis("index")
+
+
+def scores_by_group(predictions: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """Per (variant, seed, group): instances, gold non-None instances, precision, recall and F1 in percent.
+
+    Predictions whose index has no group are an error (the groups must cover the test split).
+    """
+    grouped = predictions.assign(group=predictions["index"].map(groups))
+    missing = grouped["group"].isna()
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} predictions have no group, e.g. index {grouped.loc[missing, 'index'].iloc[0]}")
+    rows = []
+    for (variant, seed, group), part in grouped.groupby(["variant", "seed", "group"], sort=False):
+        scores = score(part["gold"].tolist(), part["predicted"].tolist())
+        rows.append({"variant": variant, "seed": seed, "group": group, "n": scores.n,
+                     "n_gold_positive": scores.n_gold_positive, **scores.percent()})
+    return pd.DataFrame(rows, columns=["variant", "seed", "group", "n", "n_gold_positive",
+                                       "accuracy", "precision", "recall", "f1"])
+
+
+def summarize_groups(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd (ddof=1; 0 for one seed) of F1 per (variant, group) over seeds, with the group size."""
+    grouped = per_seed.groupby(["variant", "group"], sort=False)
+    summary = grouped.agg(n=("n", "first"), n_gold_positive=("n_gold_positive", "first"),
+                          seeds=("seed", "count"), f1=("f1", "mean"), f1_std=("f1", "std"))
+    summary["f1_std"] = summary["f1_std"].fillna(0.0)
+    return summary.reset_index()
+
+
+def efficiency_table(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """Fig. 6: one row per run of ``variants`` with its stage-2 training time and test F1 (percent)."""
+    kept = available_variants(runs, variants)
+    table = runs[runs["variant"].isin(kept)][["variant", "seed", "train_wall_s", "f1"]]
+    order = table["variant"].map(kept.index)
+    return table.assign(order=order).sort_values(["order", "seed"]).drop(columns="order").reset_index(drop=True)
+
+
+def per_relation_table(predictions: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Precision, recall, F1 (percent) and support of each non-None relation per variant, with the
+    predictions of all seeds pooled; ``support`` is the gold count in the test split (one seed)."""
+    rows = []
+    for variant, part in predictions.groupby("variant", sort=False):
+        n_seeds = part["seed"].nunique()
+        for rel in per_relation_scores(part["gold"].tolist(), part["predicted"].tolist(), labels):
+            rows.append({"variant": variant, "relation": rel.label, "precision": 100 * rel.precision,
+                         "recall": 100 * rel.recall, "f1": 100 * rel.f1, "support": rel.support // n_seeds})
+    return pd.DataFrame(rows, columns=["variant", "relation", "precision", "recall", "f1", "support"])
+
+
+def confusion_table(predictions: pd.DataFrame, variant: str, labels: Sequence[str]) -> pd.DataFrame:
+    """Counts of gold (rows) x predicted (columns) labels of ``variant``, seeds pooled."""
+    part = predictions[predictions["variant"] == variant]
+    matrix = confusion_matrix(part["gold"].tolist(), part["predicted"].tolist(), labels)
+    return pd.DataFrame(matrix, index=pd.Index(labels, name="gold"), columns=pd.Index(labels, name="predicted"))
+
+
+def visual_proportion_scores(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Fig. 5: one row per run of :func:`vmhan_lib.train.visual_proportion.run_visual_proportion`
+    with its visual proportion (percent) and test accuracy, precision, recall, F1 (percent)."""
+    rows = [{"visual %": round(100 * r["config"]["visual_proportion"]), "seed": r["seed"],
+             **{m: 100 * r["test"][m] for m in ("accuracy", "precision", "recall", "f1")}} for r in records]
+    return pd.DataFrame(rows).sort_values(["visual %", "seed"], ignore_index=True)

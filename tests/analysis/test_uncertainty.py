@@ -72,3 +72,13 @@ def test_calibration_bin_edges_and_bad_input() -> None:
     assert un.expected_calibration_error(np.array([1.0, 1.0]), np.array([True, True])) == 0
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         un.reliability_table(np.array([1.2]), np.array([True]))
+
+
+def test_description_follows_the_numbers() -> None:
+    chance = pd.DataFrame({"auroc_variance": [0.49, 0.52], "auroc_1_minus_confidence": [0.7, 0.72]})
+    assert "does not separate" in un.describe_error_detection(chance) and "no better" in un.describe_error_detection(chance)
+    useful = pd.DataFrame({"auroc_variance": [0.8], "auroc_1_minus_confidence": [0.7]})
+    assert "ranks errors above" in un.describe_error_detection(useful) and "does better" in un.describe_error_detection(useful)
+    assert "lower" in un.describe_error_detection(pd.DataFrame({"auroc_variance": [0.3], "auroc_1_minus_confidence": [0.6]}))
+    assert "undefined" in un.describe_error_detection(pd.DataFrame({"auroc_variance": [np.nan],
+                                                                    "auroc_1_minus_confidence": [np.nan]}))

@@ -112,3 +112,22 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
         raise ValueError("cannot compute the calibration error of zero predictions")
     gaps = (filled["accuracy"] - filled["mean_confidence"]).abs()
     return float((filled["n"] * gaps).sum() / filled["n"].sum())
+
+
+def describe_error_detection(aurocs: pd.DataFrame, margin: float = 0.05) -> str:
+    """One sentence, from the numbers, on whether the variance flags errors: its mean AUROC over
+    runs against chance (0.5 ± ``margin``) and against 1 - confidence."""
+    variance = aurocs["auroc_variance"].mean()
+    confidence = aurocs["auroc_1_minus_confidence"].mean()
+    if np.isnan(variance):
+        return "AUROC is undefined (every run is all right or all wrong): no conclusion on the variance is possible."
+    if abs(variance - 0.5) <= margin:
+        verdict = f"the variance does not separate errors from correct predictions (AUROC {variance:.3f}, chance is 0.5)"
+    elif variance < 0.5:
+        verdict = f"the variance is *lower* on errors than on correct predictions (AUROC {variance:.3f} < 0.5)"
+    else:
+        verdict = f"the variance ranks errors above correct predictions (AUROC {variance:.3f})"
+    if np.isnan(confidence):
+        return verdict + "."
+    better = "better" if variance > confidence else "no better"
+    return f"{verdict}; as an error detector it does {better} than 1 - confidence (AUROC {confidence:.3f})."

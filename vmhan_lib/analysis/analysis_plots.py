@@ -28,6 +28,7 @@ def group_f1(summary: pd.DataFrame, title: str) -> plt.Figure:
     sizes = summary.drop_duplicates("group").set_index("group")
     ax.set_xticks(range(len(groups)), [f"{g}\n(n={sizes.loc[g, 'n']}, non-None {sizes.loc[g, 'n_gold_positive']})"
                                        for g in groups])
+    ax.set_ylim(0, max(1.0, 1.1 * float((summary["f1"] + summary["f1_std"]).max())))
     ax.set_ylabel("test F1 (%), mean ± sd over seeds")
     ax.set_title(title)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

@@ -76,7 +76,8 @@ def test_calibration_bin_edges_and_bad_input() -> None:
 
 def test_description_follows_the_numbers() -> None:
     chance = pd.DataFrame({"auroc_variance": [0.49, 0.52], "auroc_1_minus_confidence": [0.7, 0.72]})
-    assert "does not separate" in un.describe_error_detection(chance) and "no better" in un.describe_error_detection(chance)
+    described = un.describe_error_detection(chance)
+    assert "does not separate" in described and "no better" in described
     useful = pd.DataFrame({"auroc_variance": [0.8], "auroc_1_minus_confidence": [0.7]})
     assert "ranks errors above" in un.describe_error_detection(useful) and "does better" in un.describe_error_detection(useful)
     assert "lower" in un.describe_error_detection(pd.DataFrame({"auroc_variance": [0.3], "auroc_1_minus_confidence": [0.6]}))

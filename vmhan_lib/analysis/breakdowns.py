@@ -105,7 +105,8 @@ def scores_by_group(predictions: pd.DataFrame, groups: pd.Series) -> pd.DataFram
     grouped = predictions.assign(group=predictions["index"].map(groups))
     missing = grouped["group"].isna()
     if missing.any():
-        raise ValueError(f"{int(missing.sum())} predictions have no group, e.g. index {grouped.loc[missing, 'index'].iloc[0]}")
+        example = grouped.loc[missing, "index"].iloc[0]
+        raise ValueError(f"{int(missing.sum())} predictions have no group, e.g. index {example}")
     rows = []
     for (variant, seed, group), part in grouped.groupby(["variant", "seed", "group"], sort=False):
         scores = score(part["gold"].tolist(), part["predicted"].tolist())

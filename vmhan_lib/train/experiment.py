@@ -28,7 +28,7 @@ from vmhan_lib.data.mnre import SPLITS, load_mnre, load_relation_vocab
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.config import FeatureConfig, TextEncoderConfig
 from vmhan_lib.features.llm_selection import make_node_selector
-from vmhan_lib.model.config import model_preset
+from vmhan_lib.model.config import ModelConfig, model_preset
 from vmhan_lib.model.variants import TABLE2_VARIANTS, variant_config
 from vmhan_lib.train.config import EncoderTrainConfig, TrainConfig, train_presets
 from vmhan_lib.train.encoder import finetune_text_encoder
@@ -124,6 +124,14 @@ def prepare_inputs(plan: ExperimentPlan, progress: bool = True) -> tuple[dict[st
     return inputs, {"encoder": encoder_record["test"], "build": reports, "features": asdict(features)}
 
 
+def base_model_config(plan: ExperimentPlan, inputs: dict[str, SplitNodes], num_relations: int) -> ModelConfig:
+    """The plan's model preset sized to the features (text and visual widths) and the labels."""
+    train_nodes = inputs["train"].nodes
+    text_dim = train_nodes[0].text_features.shape[1]
+    visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
+    return replace(model_preset(plan.model_preset), d_text=text_dim, d_visual=visual_dim, num_relations=num_relations)
+
+
 def run_experiments(
     plan: ExperimentPlan, variants: Sequence[str] | None = None, progress: bool = True
 ) -> list[dict[str, Any]]:
@@ -138,9 +146,7 @@ def run_experiments(
         return [read_record(run_dirs[job]) for job in jobs]
     inputs, report = prepare_inputs(plan, progress)
     vocab = load_relation_vocab(plan.data.path)
-    text_dim = inputs["train"].nodes[0].text_features.shape[1]
-    visual_dim = next((n.visual_features.shape[1] for n in inputs["train"].nodes if n.visual_features.shape[0]), text_dim)
-    base = replace(model_preset(plan.model_preset), d_text=text_dim, d_visual=visual_dim, num_relations=len(vocab))
+    base = base_model_config(plan, inputs, len(vocab))
     records = []
     for variant, seed in tqdm(jobs, desc=f"{plan.profile} runs", disable=not progress):
         run_dir = run_dirs[(variant, seed)]

@@ -14,7 +14,6 @@ main tables never see them; runs are resumable and, when all are complete, nothi
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,9 +22,8 @@ from tqdm.auto import tqdm
 
 from vmhan_lib.data.mnre import SPLITS, load_relation_vocab
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.model.config import ModelConfig, model_preset
 from vmhan_lib.model.variants import FULL_MODEL, variant_config
-from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, prepare_inputs
+from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, base_model_config, prepare_inputs
 from vmhan_lib.train.loop import SplitNodes, train_run
 from vmhan_lib.train.records import is_complete, read_record, run_id
 
@@ -93,7 +91,7 @@ def run_visual_proportion(
         return [read_record(run_dirs[job]) for job in jobs]
     inputs, report = prepare_inputs(plan, progress)
     vocab = load_relation_vocab(plan.data.path)
-    full_config = variant_config(FULL_MODEL, _base_model_config(plan, inputs, len(vocab)))
+    full_config = variant_config(FULL_MODEL, base_model_config(plan, inputs, len(vocab)))
     records = []
     for proportion, seed in tqdm(jobs, desc=f"{plan.profile} visual proportion", disable=not progress):
         run_dir = run_dirs[(proportion, seed)]
@@ -105,11 +103,3 @@ def run_visual_proportion(
             progress=progress,
         ))
     return records
-
-
-def _base_model_config(plan: ExperimentPlan, inputs: dict[str, SplitNodes], num_relations: int) -> ModelConfig:
-    """The plan's model preset sized to the features, as :func:`run_experiments` builds it."""
-    train_nodes = inputs["train"].nodes
-    text_dim = train_nodes[0].text_features.shape[1]
-    visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
-    return replace(model_preset(plan.model_preset), d_text=text_dim, d_visual=visual_dim, num_relations=num_relations)

@@ -63,3 +63,16 @@ def test_table2_deltas_and_significance(runs_dir: Path) -> None:
     assert table.loc["w/o KL Loss", "p (bootstrap)"] > table.loc["repl. GCN", "p (bootstrap)"]
     assert table.loc["repl. GCN", "paper ΔAvg"] == pytest.approx(-4.42, abs=0.01)
     assert table.loc["VM-HAN (Ours)", "ΔF1"] == 0
+
+
+def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from vmhan_lib.analysis.tables import README_END, README_START, render_into_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nold\n{README_END}\noutro\n")
+    render_into_readme(readme, {"table1_main_results": pd.DataFrame({"model": ["x"], "F1": ["1.00 ± 0.00"]})}, "note")
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "| model | F1 |" in text and "| x | 1.00 ± 0.00 |" in text and "note" in text

@@ -143,3 +143,18 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
         atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(Path(out_dir) / f"{name}.md", to_markdown(table))
     return tables
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def render_into_readme(readme: str | Path, tables: dict[str, pd.DataFrame], note: str) -> None:
+    """Replace the README's results section (between the two markers) with ``tables`` as markdown,
+    so the README shows what ``results/`` holds and nothing is retyped."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no {README_START} ... {README_END} section")
+    body = "\n".join([note, *(f"\n**{name}** (`results/{name}.md`)\n\n{to_markdown(table)}" for name, table in tables.items())])
+    head, rest = text.split(README_START, 1)
+    atomic_write_text(path, f"{head}{README_START}\n{body}\n{README_END}{rest.split(README_END, 1)[1]}")

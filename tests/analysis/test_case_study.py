@@ -147,7 +147,9 @@ def test_models_without_attention_still_explain() -> None:
 
 
 def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = experiment_plan("tiny", str(tmp_path))
+    from dataclasses import replace
+
+    plan = replace(experiment_plan("tiny", str(tmp_path)), runs_dir=tmp_path / "runs")  # no records yet
     path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
     trained: list[list[str]] = []
 
@@ -163,3 +165,26 @@ def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch:
     assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
     assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
     assert trained == [["VM-HAN (Ours)"]]
+
+
+def test_ensure_checkpoint_retrains_aside_when_only_the_record_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
+
+    plan = replace(experiment_plan("tiny", str(tmp_path)), runs_dir=tmp_path / "runs")
+    run_dir = plan.runs_dir / run_id("tiny", "VM-HAN (Ours)", 0)
+    write_predictions(run_dir, [Prediction(0, "None", "None", (1.0,))])
+    write_record(run_dir, {"variant": "VM-HAN (Ours)", "seed": 0, "complete": True})
+    path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
+    calls: list[tuple[str, int]] = []
+
+    def fake_retrain(run_plan, variant, seed):
+        calls.append((variant, seed))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"checkpoint")
+
+    monkeypatch.setattr("vmhan_lib.analysis.case_study.retrain_checkpoint", fake_retrain)
+    monkeypatch.setattr("vmhan_lib.analysis.case_study.run_experiments", lambda *a: pytest.fail("record exists"))
+    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
+    assert calls == [("VM-HAN (Ours)", 0)]

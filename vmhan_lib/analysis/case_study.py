@@ -34,9 +34,9 @@ from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 from vmhan_lib.model.vmhan import VMHAN, build_model
-from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, run_experiments
+from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, retrain_checkpoint, run_experiments
 from vmhan_lib.train.loop import BEST_FILE, SplitNodes, predict
-from vmhan_lib.train.records import run_id
+from vmhan_lib.train.records import is_complete, run_id
 
 HEADLINE_VARIANT = "VM-HAN (Ours)"
 SAMPLE_IMAGES_DIR = "images_sample"
@@ -81,15 +81,19 @@ def load_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, 
 def ensure_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
                            train_if_missing: bool = False, checkpoint_root: Path = CHECKPOINT_DIR) -> Path:
     """The best checkpoint of (profile, variant, seed); when missing and ``train_if_missing``, train it
-    first with :func:`~vmhan_lib.train.experiment.run_experiments` (every seed of the variant).
+    first: with :func:`~vmhan_lib.train.experiment.run_experiments` (every seed of the variant) when
+    the run has no record yet, else (a fresh clone with the committed records) by training that run
+    again aside with :func:`~vmhan_lib.train.experiment.retrain_checkpoint`.
 
     Raises:
-        MissingCheckpointError: still missing (not allowed to train, or a complete run record made
-            ``run_experiments`` skip the training).
+        MissingCheckpointError: still missing (not allowed to train).
     """
     path = best_checkpoint_path(plan, variant, seed, checkpoint_root)
     if not path.is_file() and train_if_missing:
-        run_experiments(plan, [variant])
+        if is_complete(plan.runs_dir / run_id(plan.profile, variant, seed)):
+            retrain_checkpoint(plan, variant, seed)
+        else:
+            run_experiments(plan, [variant])
     if not path.is_file():
         raise _missing_checkpoint(plan, variant, seed, path)
     return path

@@ -156,3 +156,23 @@ def run_experiments(
             extra_config={"plan": plan.to_dict(), "features": report["features"]}, progress=progress,
         ))
     return records
+
+
+def retrain_checkpoint(plan: ExperimentPlan, variant: str, seed: int, progress: bool = True) -> Path:
+    """Train (variant, seed) again to get its best checkpoint when only its record is at hand (a fresh
+    clone has the committed records, not the checkpoints). The scratch record goes beside the
+    checkpoint, so the committed record is never touched; the same seed gives the same model.
+
+    Returns the checkpoint directory (holding ``best.pt``).
+    """
+    inputs, report = prepare_inputs(plan, progress)
+    vocab = load_relation_vocab(plan.data.path)
+    rid = run_id(plan.profile, variant, seed)
+    checkpoint_dir = CHECKPOINT_DIR / plan.profile / rid
+    train_run(
+        variant=variant, model_config=variant_config(variant, base_model_config(plan, inputs, len(vocab))),
+        train_config=plan.train, data=inputs, vocab=vocab, seed=seed, run_dir=checkpoint_dir / "rerun",
+        checkpoint_dir=checkpoint_dir, extra_config={"plan": plan.to_dict(), "features": report["features"]},
+        progress=progress,
+    )
+    return checkpoint_dir

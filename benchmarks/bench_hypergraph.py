@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from measure import rss_bytes, saved_tensor_bytes
 from vmhan_lib.config import RESULTS_DIR
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
@@ -65,29 +66,9 @@ def realistic_instances(count: int, config: ModelConfig, seed: int = 0) -> list[
     return instances
 
 
-def _rss_bytes() -> int:
-    """Current resident set size of this process."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
-    """Bytes of the tensors autograd saves for backward during ``step`` (distinct storages)."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        step().backward()
-    return sum(storages.values())
-
-
 def _time_steps(step: Callable[[], torch.Tensor], warmup: int, repeats: int) -> dict[str, Any]:
     """Warm up, then time ``repeats`` forward + backward runs; also the peak-RSS rise."""
-    rss_before = _rss_bytes()
+    rss_before = rss_bytes()
     for _ in range(warmup):
         step().backward()
     seconds = []
@@ -128,7 +109,7 @@ def bench_hypergraph(batch_size: int, repeats: int) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "collate_s": collate_s,
         "forward_backward": timing,
-        "saved_for_backward_mib": _saved_tensor_bytes(step) / 2**20,
+        "saved_for_backward_mib": saved_tensor_bytes(step) / 2**20,
     }
 
 
@@ -152,7 +133,7 @@ def bench_text_encoder(repeats: int) -> dict[str, Any]:
         "config": ENCODER_SHAPE,
         "parameters": sum(p.numel() for p in model.parameters()),
         "forward_backward": timing,
-        "saved_for_backward_mib": _saved_tensor_bytes(step) / 2**20,
+        "saved_for_backward_mib": saved_tensor_bytes(step) / 2**20,
     }
 
 

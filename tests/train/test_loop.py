@@ -101,3 +101,34 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, data, monkey
 def test_bad_device_names_allowed_values() -> None:
     with pytest.raises(ValueError, match="allowed: auto, cpu, cuda"):
         TrainConfig(device="tpu")
+
+
+def test_train_step_is_one_clipped_optimiser_step_on_the_eq12_loss(data) -> None:
+    # plain SGD: Adam's first step is blind to gradient scale, so clipping would go unseen
+    config = model_preset("tiny")
+    torch.manual_seed(0)
+    model = loop.build_model(config)
+    reference = loop.build_model(config)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+    batch = loop.collate_hypergraphs(data["train"].nodes[:16], config.hypergraph, torch.tensor(data["train"].labels[:16]))
+    model.eval(), reference.eval()  # no dropout: both models see the same function
+
+    losses = loop.train_step(model, optimizer, scheduler, batch, config, max_grad_norm=0.1)
+
+    expected = loop.vmhan_loss(reference(batch), batch.labels, config)
+    assert losses == pytest.approx({name: value.item() for name, value in expected.items()})
+    expected["total"].backward()
+    norm = torch.sqrt(sum(p.grad.square().sum() for p in reference.parameters() if p.grad is not None))
+    assert norm > 0.1  # so clipping matters
+    for p in reference.parameters():
+        if p.grad is not None:
+            p.grad.mul_(0.1 / (norm + 1e-6))
+    for group in reference_optimizer.param_groups:
+        group["lr"] = 0.05 * 0.5  # the scheduler's factor, applied at construction
+    reference_optimizer.step()
+    for mine, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, theirs)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)

@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 from vmhan_lib.data.mnre import Instance, RelationVocab
 from vmhan_lib.features.cache import key_digest
 from vmhan_lib.features.config import TextEncoderConfig
-from vmhan_lib.features.text_encoder import EncodedPair, EntityMarkerEncoder, EntityMarkerTokenizer
+from vmhan_lib.features.text_encoder import EncodedPair, EntityMarkerEncoder, EntityMarkerTokenizer, TokenizedBatch
 from vmhan_lib.features.weights import resolve_text_model
 from vmhan_lib.io import provenance
 from vmhan_lib.metrics import score
@@ -91,6 +91,20 @@ def _scores(vocab: RelationVocab, gold: Sequence[str], probabilities: torch.Tens
     return score(list(gold), [vocab.labels[i] for i in probabilities.argmax(-1).tolist()]).as_dict()
 
 
+def encoder_train_step(
+    model: EncoderClassifier, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batch: TokenizedBatch, labels: torch.Tensor, max_grad_norm: float,
+) -> float:
+    """One optimiser step of stage 1 (cross-entropy, clipped gradients); returns the loss."""
+    loss = nn.functional.cross_entropy(model(batch.input_ids, batch.attention_mask, batch.entity_positions), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
 def finetune_text_encoder(
     *,
     splits: dict[str, Sequence[Instance]],
@@ -139,7 +153,6 @@ def finetune_text_encoder(
     scheduler = linear_warmup_decay(optimizer, steps_per_epoch * train_config.epochs, train_config.warmup_ratio)
     state_path = output_dir / "state.pt"
     curve, best_f1, best_state = restore_training_state(state_path, digest, model, optimizer, scheduler, device)
-    loss_fn = nn.CrossEntropyLoss()
     for epoch in range(len(curve), train_config.epochs):
         model.train()
         started = time.perf_counter()
@@ -151,13 +164,7 @@ def finetune_text_encoder(
         bar = tqdm(batches, desc=f"encoder epoch {epoch + 1}", disable=not progress, leave=False)
         for step, chosen in enumerate(bar):
             batch = tokenizer.collate([encoded["train"][i] for i in chosen]).to(device)
-            loss = loss_fn(model(batch.input_ids, batch.attention_mask, batch.entity_positions), labels[chosen].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item()
+            total += encoder_train_step(model, optimizer, scheduler, batch, labels[chosen].to(device), train_config.max_grad_norm)
             bar.set_postfix(loss=f"{total / (step + 1):.4f}")
         dev = _scores(vocab, gold["val"], _probabilities(model, tokenizer, encoded["val"], train_config.eval_batch_size, device))
         curve.append({"epoch": epoch + 1, "train_loss": {"total": total / steps_per_epoch}, "dev": dev,

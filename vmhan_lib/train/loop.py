@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.features.cache import atomic_torch_save, key_digest
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, collate_hypergraphs
+from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch, collate_hypergraphs
 from vmhan_lib.io import provenance
 from vmhan_lib.metrics import score
 from vmhan_lib.model.config import ModelConfig
@@ -136,6 +136,20 @@ def evaluate_split(
     return scores.as_dict(), probabilities, variances
 
 
+def train_step(
+    model: VMHAN, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batch: HypergraphBatch, config: ModelConfig, max_grad_norm: float,
+) -> dict[str, float]:
+    """One optimiser step on a labelled batch (Eq. 12 loss, clipped gradients); returns the loss terms."""
+    losses = vmhan_loss(model(batch), batch.labels, config)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return {name: value.item() for name, value in losses.items()}
+
+
 def train_run(
     *,
     variant: str,
@@ -200,14 +214,9 @@ def _train(
         for step in bar:
             chosen = order[step * train_config.batch_size:(step + 1) * train_config.batch_size]
             batch = collate_hypergraphs([train.nodes[i] for i in chosen], model_config.hypergraph, labels[chosen]).to(device)
-            losses = vmhan_loss(model(batch), batch.labels, model_config)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
+            losses = train_step(model, optimizer, scheduler, batch, model_config, train_config.max_grad_norm)
             for name, value in losses.items():
-                totals[name] = totals.get(name, 0.0) + value.item()
+                totals[name] = totals.get(name, 0.0) + value
             bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")
         dev_scores, _, _ = evaluate_split(model, data["val"], model_config, vocab, train_config.eval_batch_size, device)
         curve.append({

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sum(s == 'ok' for s in status.values())}/{len(status)} files verified under {target}")
         return 0
     if args.command in ("train", "tables"):
-        from vmhan_lib.analysis.tables import load_runs, render_into_readme, to_markdown, write_tables
+        from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, to_markdown, write_tables
         from vmhan_lib.config import REPO_ROOT, output_dirs
         from vmhan_lib.model.variants import TABLE2_VARIANTS
         from vmhan_lib.train.experiment import TABLE1_VARIANTS, experiment_plan, run_experiments
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if plan.profile == "cpu":
             render_into_readme(REPO_ROOT / "README.md", built, (
                 f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu` from "
-                f"`results/runs/` ({len(load_runs(plan.runs_dir))} complete runs)."))
+                f"`results/runs/` ({len(load_runs(plan.runs_dir))} complete runs).\n\n"
+                f"{headline_gap(load_runs(plan.runs_dir))}"))
         return 0
     from vmhan_lib.workbook import NotebookFailed, reproduce
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vmhan_lib.analysis.tables import load_runs, summarize, table1, table2
+from vmhan_lib.analysis.tables import headline_gap, load_runs, summarize, table1, table2
 from vmhan_lib.metrics import score
 from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
 
@@ -76,3 +76,18 @@ def test_readme_section_is_replaced_between_markers(tmp_path: Path) -> None:
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| model | F1 |" in text and "| x | 1.00 ± 0.00 |" in text and "note" in text
+
+
+def test_headline_gap_states_the_distance_to_the_paper_and_to_the_baseline(runs_dir: Path) -> None:
+    runs = load_runs(runs_dir)
+    summary = summarize(runs)
+    ours, gcn = summary.loc["VM-HAN (Ours)"], summary.loc["repl. GCN"]
+    text = headline_gap(runs, baseline="repl. GCN")
+    assert f"{ours.f1:.2f} ± {ours.f1_std:.2f} over 3 seeds" in text
+    assert f"{85.80 - ours.f1:.2f} points below the paper's 85.80" in text
+    assert f"difference is {ours.f1 - gcn.f1:+.2f}, more than the larger seed spread" in text
+    close = headline_gap(runs, baseline="w/o KL Loss")
+    kl = summary.loc["w/o KL Loss"]
+    spread = max(ours.f1_std, kl.f1_std)
+    assert ("within" if abs(ours.f1 - kl.f1) <= spread else "more than") in close
+    assert "Against our" not in headline_gap(runs, baseline="Text-only")  # no such runs

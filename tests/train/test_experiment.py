@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,3 +36,28 @@ def test_complete_records_are_read_without_loading_anything(tmp_path: Path, monk
     monkeypatch.setattr(experiment, "prepare_inputs", must_not_load)
     records = run_experiments(plan, progress=False)
     assert [r["variant"] for r in records] == ["VM-HAN (Ours)", "repl. GCN"]
+
+
+def test_retrained_checkpoint_is_compared_with_its_committed_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.train.test_loop import VOCAB, _split
+
+    inputs = {"train": _split(64, 0), "val": _split(32, 1), "test": _split(32, 2)}
+    monkeypatch.setattr(experiment, "prepare_inputs", lambda plan, progress=True: (inputs, {"features": {}}))
+    monkeypatch.setattr(experiment, "load_relation_vocab", lambda path: VOCAB)
+    monkeypatch.setattr(experiment, "CHECKPOINT_DIR", tmp_path / "checkpoints")
+    plan = replace(experiment_plan("tiny"), runs_dir=tmp_path / "runs", model_preset="tiny")
+    committed = plan.runs_dir / run_id("tiny", "VM-HAN (Ours)", 0)
+    wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    write_predictions(committed, [Prediction(0, "None", "None", (1.0,))])
+    write_record(committed, {"variant": "VM-HAN (Ours)", "seed": 0, "test": wrong, "complete": True})
+
+    with pytest.warns(experiment.RerunMismatchWarning, match="committed record 0.00"):
+        checkpoint_dir = experiment.retrain_checkpoint(plan, "VM-HAN (Ours)", 0, progress=False)
+    assert (checkpoint_dir / "best.pt").is_file()
+    assert experiment.read_record(committed)["test"] == wrong  # never touched
+
+    rerun = experiment.read_record(checkpoint_dir / "rerun")
+    write_record(committed, {"variant": "VM-HAN (Ours)", "seed": 0, "test": rerun["test"], "complete": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", experiment.RerunMismatchWarning)
+        experiment.retrain_checkpoint(plan, "VM-HAN (Ours)", 0, progress=False)

@@ -67,3 +67,18 @@ def test_runner_stops_at_first_failure_and_resumes(tmp_path: Path) -> None:
     assert [r.source.name for r in plan("tiny", 3, notebooks)] == ["03_never.ipynb"]
     with pytest.raises(ValueError, match="no notebook number 07; available: 01, 02, 03"):
         plan("tiny", 7, notebooks)
+
+
+def test_nbval_cells_wait_longer_for_output_than_nbvals_hard_coded_5_s() -> None:
+    seen: list[float | None] = []
+
+    class Spy:
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(self, items: list) -> None:
+            seen.extend(getattr(item, "output_timeout", None) for item in items)
+
+    notebook = numbered_notebooks()[0]
+    code = pytest.main(["--collect-only", "-q", "--nbval-lax", "-p", "no:cacheprovider", str(notebook)], plugins=[Spy()])
+    assert code == 0
+    assert len(seen) == sum(c.cell_type == "code" for c in nbformat.read(notebook, as_version=4).cells)
+    assert len(set(seen)) == 1 and seen[0] >= 60  # the repository's conftest.py sets it

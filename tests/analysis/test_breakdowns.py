@@ -120,3 +120,18 @@ def test_visual_proportion_scores_from_records() -> None:
     assert scores[["visual %", "seed"]].values.tolist() == [[25, 0], [25, 1], [100, 0], [100, 1]]
     assert scores.f1.tolist() == [12.5, 12.5, 50.0, 50.0]
     assert analysis_plots.visual_proportion(scores).axes
+
+
+def test_describe_visual_proportion_compares_none_with_all_against_the_spread() -> None:
+    def scores(f1_none: list[float], f1_all: list[float]) -> pd.DataFrame:
+        return pd.DataFrame([{"visual %": share, "seed": s, "f1": f}
+                             for share, values in ((0, f1_none), (50, [0.0]), (100, f1_all)) for s, f in enumerate(values)])
+
+    none, full = np.array([62.6, 62.7, 62.9]), np.array([62.2, 61.9, 61.8])
+    hurt = bd.describe_visual_proportion(scores(list(none), list(full)))
+    assert (f"{full.mean():.2f} ± {full.std(ddof=1):.2f} (3 seeds) against 0 %: "
+            f"{none.mean():.2f} ± {none.std(ddof=1):.2f} (3 seeds)") in hurt
+    assert f"difference {full.mean() - none.mean():+.2f}" in hurt and "hurt" in hurt
+    assert "help" in bd.describe_visual_proportion(scores([60.0, 60.2], [62.0, 62.2]))
+    assert "nothing measurable" in bd.describe_visual_proportion(scores([61.0, 63.0], [62.0, 62.5]))
+    assert "no comparison" in bd.describe_visual_proportion(scores([], [1.0]).query("`visual %` == 100"))

@@ -158,3 +158,24 @@ def visual_proportion_scores(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = [{"visual %": round(100 * r["config"]["visual_proportion"]), "seed": r["seed"],
              **{m: 100 * r["test"][m] for m in ("accuracy", "precision", "recall", "f1")}} for r in records]
     return pd.DataFrame(rows).sort_values(["visual %", "seed"], ignore_index=True)
+
+
+def describe_visual_proportion(scores: pd.DataFrame) -> str:
+    """One sentence, from the numbers, on what the visual nodes are worth in Fig. 5: test F1 with no
+    instance keeping them against all keeping them (mean ± sd over seeds), and whether the
+    difference exceeds the larger of the two spreads."""
+    by_share = scores.groupby("visual %")["f1"].agg(["mean", "std", "count"]).fillna(0.0)
+    low, high = by_share.index.min(), by_share.index.max()
+    if low == high:
+        return f"Only one proportion ({low} %) has runs: no comparison is possible."
+    none, full = by_share.loc[low], by_share.loc[high]
+    difference, spread = full["mean"] - none["mean"], max(none["std"], full["std"])
+    if abs(difference) <= spread:
+        verdict = "within the larger seed spread: the visual nodes add nothing measurable here"
+    elif difference > 0:
+        verdict = "more than the larger seed spread: the visual nodes help"
+    else:
+        verdict = "more than the larger seed spread: the visual nodes hurt"
+    return (f"F1 with {high} % of instances keeping their visual nodes {full['mean']:.2f} ± {full['std']:.2f} "
+            f"({int(full['count'])} seeds) against {low} %: {none['mean']:.2f} ± {none['std']:.2f} "
+            f"({int(none['count'])} seeds); the difference {difference:+.2f} is {verdict}.")

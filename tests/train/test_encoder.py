@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.features.text_encoder import EntityMarkerEncoder
 from vmhan_lib.train.config import EncoderTrainConfig
 from vmhan_lib.train.encoder import finetune_text_encoder
-from vmhan_lib.train.records import read_predictions
+from vmhan_lib.train.records import RerunMismatchWarning, read_predictions, read_record, write_record
 
 
 def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path) -> None:
@@ -32,6 +33,20 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
     assert changed, "fine-tuning must change the encoder weights"
     again_dir, again = finetune_text_encoder(**kwargs)  # complete: loaded, not retrained
     assert again_dir == encoder_dir and again["test"] == record["test"]
+
+
+    # a fresh clone: the record is committed, the encoder and its training state are not
+    shutil.rmtree(encoder_dir)
+    (tmp_path / "ckpt" / "state.pt").unlink()
+    committed = read_record(tmp_path / "run")
+    tampered_f1 = committed["test"]["f1"] + 0.5
+    write_record(tmp_path / "run", {**committed, "test": {**committed["test"], "f1": tampered_f1}})
+    committed_bytes = (tmp_path / "run" / "record.json").read_bytes()
+    with pytest.warns(RerunMismatchWarning, match=f"committed record {100 * tampered_f1:.2f}"):
+        rerun_dir, kept = finetune_text_encoder(**kwargs)
+    assert rerun_dir == encoder_dir and (encoder_dir / "config.json").is_file()
+    assert (tmp_path / "run" / "record.json").read_bytes() == committed_bytes and kept["test"]["f1"] == tampered_f1
+    assert read_record(tmp_path / "ckpt" / "rerun")["test"] == record["test"]  # same seed, same machine
 
 
 def test_length_bucketed_batches_cover_every_instance_once_with_similar_lengths() -> None:

@@ -9,7 +9,7 @@ import pytest
 import vmhan_lib.train.experiment as experiment
 from vmhan_lib.model.variants import TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.train.experiment import TABLE1_VARIANTS, experiment_plan, run_experiments
-from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
+from vmhan_lib.train.records import Prediction, RerunMismatchWarning, run_id, write_predictions, write_record
 
 
 def test_plans_cover_both_tables_with_the_required_seeds() -> None:
@@ -51,7 +51,7 @@ def test_retrained_checkpoint_is_compared_with_its_committed_record(tmp_path: Pa
     write_predictions(committed, [Prediction(0, "None", "None", (1.0,))])
     write_record(committed, {"variant": "VM-HAN (Ours)", "seed": 0, "test": wrong, "complete": True})
 
-    with pytest.warns(experiment.RerunMismatchWarning, match="committed record 0.00"):
+    with pytest.warns(RerunMismatchWarning, match="committed record 0.00"):
         checkpoint_dir = experiment.retrain_checkpoint(plan, "VM-HAN (Ours)", 0, progress=False)
     assert (checkpoint_dir / "best.pt").is_file()
     assert experiment.read_record(committed)["test"] == wrong  # never touched
@@ -59,5 +59,5 @@ def test_retrained_checkpoint_is_compared_with_its_committed_record(tmp_path: Pa
     rerun = experiment.read_record(checkpoint_dir / "rerun")
     write_record(committed, {"variant": "VM-HAN (Ours)", "seed": 0, "test": rerun["test"], "complete": True})
     with warnings.catch_warnings():
-        warnings.simplefilter("error", experiment.RerunMismatchWarning)
+        warnings.simplefilter("error", RerunMismatchWarning)
         experiment.retrain_checkpoint(plan, "VM-HAN (Ours)", 0, progress=False)

@@ -39,7 +39,14 @@ from vmhan_lib.train.loop import (
     save_training_state,
     seed_everything,
 )
-from vmhan_lib.train.records import Prediction, is_complete, read_record, write_predictions, write_record
+from vmhan_lib.train.records import (
+    Prediction,
+    is_complete,
+    read_record,
+    warn_if_rerun_differs,
+    write_predictions,
+    write_record,
+)
 
 ENCODER_DIR = "encoder"
 
@@ -127,9 +134,23 @@ def finetune_text_encoder(
         run_dir: the run record of the fine-tuned text-only model.
     Returns:
         The encoder directory and the run record.
+
+    When ``run_dir`` holds a complete record but the encoder is missing (a fresh clone: records are
+    committed, checkpoints are not), the encoder is trained again with its record written to
+    ``output_dir/rerun``, never over the committed one, and the two test scores are compared
+    (:func:`~vmhan_lib.train.records.warn_if_rerun_differs`).
     """
     encoder_dir = output_dir / ENCODER_DIR
-    if is_complete(run_dir) and (encoder_dir / "config.json").is_file():
+    committed = is_complete(run_dir)
+    if committed and (encoder_dir / "config.json").is_file():
+        return encoder_dir, read_record(run_dir)
+    if committed:
+        _, rerun = finetune_text_encoder(
+            splits=splits, vocab=vocab, text_config=text_config, train_config=train_config, seed=seed,
+            output_dir=output_dir, run_dir=output_dir / "rerun", device_name=device_name,
+            extra_config=extra_config, progress=progress,
+        )
+        warn_if_rerun_differs(run_dir, rerun, "the features of stage 2 come from the retrained encoder")
         return encoder_dir, read_record(run_dir)
     device = resolve_device(device_name)
     config_record = {

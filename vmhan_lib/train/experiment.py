@@ -17,7 +17,6 @@ stages with the paper's learning rate and batch size; see the README for running
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,7 +33,7 @@ from vmhan_lib.model.variants import TABLE2_VARIANTS, variant_config
 from vmhan_lib.train.config import EncoderTrainConfig, TrainConfig, train_presets
 from vmhan_lib.train.encoder import finetune_text_encoder
 from vmhan_lib.train.loop import SplitNodes, train_run
-from vmhan_lib.train.records import is_complete, read_record, run_id
+from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_rerun_differs
 
 ENCODER_SEED = 0
 TABLE1_VARIANTS: tuple[str, ...] = ("VM-HAN (Ours)", "Text-only", "GCN", "GAT", "HGNN")
@@ -165,7 +164,7 @@ def retrain_checkpoint(plan: ExperimentPlan, variant: str, seed: int, progress: 
     checkpoint, so the committed record is never touched. The same seed and settings give the same
     model on the same machine; elsewhere floating-point differences (stage 1 runs multi-threaded) can
     move it, so the rerun's test scores are compared with the committed record's and a
-    :class:`RerunMismatchWarning` names both when they differ.
+    :class:`~vmhan_lib.train.records.RerunMismatchWarning` names both when they differ.
 
     Returns the checkpoint directory (holding ``best.pt``).
     """
@@ -179,14 +178,6 @@ def retrain_checkpoint(plan: ExperimentPlan, variant: str, seed: int, progress: 
         checkpoint_dir=checkpoint_dir, extra_config={"plan": plan.to_dict(), "features": report["features"]},
         progress=progress,
     )
-    committed = plan.runs_dir / rid
-    if is_complete(committed) and read_record(committed)["test"] != rerun["test"]:
-        warnings.warn(RerunMismatchWarning(
-            f"{rid}: the retrained checkpoint scores test F1 {100 * rerun['test']['f1']:.2f}, the committed record "
-            f"{100 * read_record(committed)['test']['f1']:.2f}; the case studies explain the retrained model"
-        ), stacklevel=2)
+    if is_complete(plan.runs_dir / rid):
+        warn_if_rerun_differs(plan.runs_dir / rid, rerun, "the case studies explain the retrained model")
     return checkpoint_dir
-
-
-class RerunMismatchWarning(UserWarning):
-    """A retrained checkpoint does not score what its committed run record says."""

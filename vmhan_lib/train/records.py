@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -85,3 +86,20 @@ def iter_records(runs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     for run_dir in sorted(Path(runs_dir).glob("*/")):
         if is_complete(run_dir):
             yield run_dir, read_record(run_dir)
+
+
+class RerunMismatchWarning(UserWarning):
+    """A run trained again (to recover a model that is not committed) does not score what its
+    committed record says."""
+
+
+def warn_if_rerun_differs(committed_dir: Path, rerun: dict[str, Any], what: str) -> None:
+    """Compare a rerun's test scores with the committed record of the same run; warn, naming both
+    F1s, when they differ (the same seed and settings agree on one machine, floating point may not
+    across machines)."""
+    committed = read_record(committed_dir)["test"]
+    if committed != rerun["test"]:
+        warnings.warn(RerunMismatchWarning(
+            f"{Path(committed_dir).name}: the retrained model scores test F1 {100 * rerun['test']['f1']:.2f}, the "
+            f"committed record {100 * committed['f1']:.2f}; {what}"
+        ), stacklevel=3)

@@ -64,12 +64,12 @@ ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
 
 
 def bench_stage2(
-    plan: ExperimentPlan, inputs: dict[str, SplitNodes], variant: str, device: torch.device, latency_instances: int
+    plan: ExperimentPlan, inputs: dict[str, SplitNodes], num_relations: int, variant: str, device: torch.device,
+    latency_instances: int,
 ) -> dict[str, Any]:
     """One training epoch, the memory of one step, and inference latency of one stage-2 model."""
     torch.manual_seed(0)
-    vocab_size = len(load_relation_vocab(plan.data.path))
-    config = variant_config(variant, base_model_config(plan, inputs, vocab_size))
+    config = variant_config(variant, base_model_config(plan, inputs, num_relations))
     model = build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.train.lr, weight_decay=plan.train.weight_decay)
     train, test = inputs["train"], inputs["test"]
@@ -215,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     if plan.train.cpu_threads is not None:
         torch.set_num_threads(plan.train.cpu_threads)
     load_before = os.getloadavg()
+    num_relations = len(load_relation_vocab(plan.data.path))
     stage2 = {}
     for variant in args.variants:
-        result = stage2[variant] = bench_stage2(plan, inputs, variant, device, args.latency_instances)
+        result = stage2[variant] = bench_stage2(plan, inputs, num_relations, variant, device, args.latency_instances)
         print(
             f"stage 2 {variant:<32} {result['train_instances_per_s']:8.0f} inst/s, epoch {result['epoch_s']:6.1f} s, "
             f"step memory {sum(result['step_memory_mib'].values()):6.1f} MiB, latency batch 1 "

@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, table in built.items():
             print(f"\n{name}\n{to_markdown(table)}")
         if plan.profile == "cpu":
+            runs = load_runs(plan.runs_dir)
             render_into_readme(REPO_ROOT / "README.md", built, (
                 f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu` from "
-                f"`results/runs/` ({len(load_runs(plan.runs_dir))} complete runs).\n\n"
-                f"{headline_gap(load_runs(plan.runs_dir))}"))
+                f"`results/runs/` ({len(runs)} complete runs).\n\n{headline_gap(runs)}"))
         return 0
     from vmhan_lib.workbook import NotebookFailed, reproduce
 

@@ -58,3 +58,11 @@ def test_pooled_runs_observed_delta_is_the_pooled_micro_f1_difference() -> None:
     pooled = lambda runs: score(gold * 2, runs[0] + runs[1]).f1  # noqa: E731
     assert result.delta_f1 == pytest.approx(pooled([b1, b2]) - pooled([a1, a2]))
     assert result.ci_low <= result.delta_f1 <= result.ci_high
+
+
+def test_beyond_seed_spread_uses_the_larger_spread_and_a_strict_bound() -> None:
+    from vmhan_lib.evaluate.significance import beyond_seed_spread
+
+    assert beyond_seed_spread(62.0, 0.2, 61.0, 1.5) == (pytest.approx(1.0), 1.5, False)
+    assert beyond_seed_spread(60.0, 0.2, 61.0, 0.5) == (pytest.approx(-1.0), 0.5, True)
+    assert beyond_seed_spread(61.5, 0.5, 61.0, 0.1)[2] is False  # equal to the spread: not beyond

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vmhan_lib.data.mnre import Instance, entity_relation_categories, group_by_sentence
+from vmhan_lib.evaluate.significance import beyond_seed_spread
 from vmhan_lib.metrics import confusion_matrix, per_relation_scores, score
 from vmhan_lib.train.records import read_predictions
 
@@ -169,8 +170,8 @@ def describe_visual_proportion(scores: pd.DataFrame) -> str:
     if low == high:
         return f"Only one proportion ({low} %) has runs: no comparison is possible."
     none, full = by_share.loc[low], by_share.loc[high]
-    difference, spread = full["mean"] - none["mean"], max(none["std"], full["std"])
-    if abs(difference) <= spread:
+    difference, spread, beyond = beyond_seed_spread(full["mean"], full["std"], none["mean"], none["std"])
+    if not beyond:
         verdict = "within the larger seed spread: the visual nodes add nothing measurable here"
     elif difference > 0:
         verdict = "more than the larger seed spread: the visual nodes help"

@@ -97,3 +97,10 @@ def paired_bootstrap_f1_runs(
         p_value=float(min(1.0, 2 * tail)),
         resamples=resamples,
     )
+
+
+def beyond_seed_spread(mean: float, std: float, reference_mean: float, reference_std: float) -> tuple[float, float, bool]:
+    """``mean - reference_mean``, the larger of the two seed standard deviations, and whether the
+    difference exceeds it in absolute value (within it, two seed means are not told apart)."""
+    difference, spread = mean - reference_mean, max(std, reference_std)
+    return difference, spread, abs(difference) > spread

@@ -22,7 +22,9 @@ from dataclasses import asdict
 
 import torch
 
-from vmhan_lib.config import RESULTS_DIR, DataConfig
+from vmhan_lib.data.config import DataConfig
+
+from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.data import load_captions, load_mnre
 from vmhan_lib.features.caption_nodes import extract_object_phrases, rank_objects
 from vmhan_lib.features.config import CaptionNodeConfig, TextEncoderConfig

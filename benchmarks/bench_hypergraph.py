@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from measure import rss_bytes, saved_tensor_bytes
-from vmhan_lib.config import RESULTS_DIR
+from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.io import atomic_write_json, provenance

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import vmhan_lib  # noqa: F401  (offline variables before ultralytics)
-from vmhan_lib.config import RESULTS_DIR, resolve_data_dir
+from vmhan_lib.paths import RESULTS_DIR, resolve_data_dir
 from vmhan_lib.data import SPLITS, Instance, load_captions, load_mnre
 from vmhan_lib.features.images import ImageNodeExtractor, ImagePipelineConfig, list_images, load_detector
 from vmhan_lib.features.image_encoder import load_image_encoder
-from vmhan_lib.features.llm_selection import (
+from vmhan_lib.features.node_selection import (
     AnswerCache,
     EmbeddingRankSelector,
     LLMNodeSelector,

@@ -40,7 +40,7 @@ import torch
 from transformers import AutoTokenizer
 
 from measure import saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
-from vmhan_lib.config import PROFILES, RESULTS_DIR
+from vmhan_lib.paths import PROFILES, RESULTS_DIR
 from vmhan_lib.data.mnre import SPLITS, load_mnre, load_relation_vocab
 from vmhan_lib.features.text_encoder import EntityMarkerEncoder, EntityMarkerTokenizer
 from vmhan_lib.features.weights import resolve_text_model

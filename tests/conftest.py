@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vmhan_lib.config import resolve_data_dir
+from vmhan_lib.paths import resolve_data_dir
 
 LABELS = ["None", "/per/per/peer", "/per/org/member_of", "/misc/loc/held_on"]
 TINY_LINES = {

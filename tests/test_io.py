@@ -1,11 +1,31 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from vmhan_lib.io import atomic_write_json, atomic_write_text, provenance
+import vmhan_lib
+from vmhan_lib.io import atomic_write_json, atomic_write_text, git_revision, provenance
+
+REPO = Path(vmhan_lib.__file__).resolve().parent.parent
+"""The checkout the tests run in (CI clones the repository, so it is always a git work tree)."""
+
+
+def _git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def no_git_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path``, with git told not to look for a repository above it nor to use another one."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -26,7 +46,29 @@ def test_failed_write_keeps_old_file(tmp_path: Path) -> None:
 
 
 def test_provenance_has_versions_and_config() -> None:
+    head = _git("rev-parse", "HEAD", cwd=REPO)
     record = provenance({"seed": 3})
     assert record["config"] == {"seed": 3}
     assert record["packages"]["torch"] != "not installed"
-    assert len(record["git_revision"]) >= 7
+    revision = record["git_revision"]
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", revision), revision
+    assert revision.removesuffix("-dirty") == head
+
+
+def test_git_revision_outside_a_repository_is_unknown(no_git_around: Path) -> None:
+    assert git_revision(no_git_around) == "unknown"
+
+
+def test_git_revision_is_the_commit_and_dirty_once_a_tracked_file_changes(no_git_around: Path) -> None:
+    repo = no_git_around
+    _git("init", "-q", cwd=repo)
+    (repo / "a.txt").write_text("one")
+    _git("add", "a.txt", cwd=repo)
+    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false",
+         "commit", "-q", "-m", "one", cwd=repo)
+    commit = _git("rev-parse", "HEAD", cwd=repo)
+    assert git_revision(repo) == commit
+    (repo / "untracked.txt").write_text("not part of the tree")
+    assert git_revision(repo) == commit
+    (repo / "a.txt").write_text("two")
+    assert git_revision(repo) == f"{commit}-dirty"

@@ -1,81 +1,191 @@
-"""Command line: ``python -m vmhan_lib {stats,download,reproduce}``."""
+"""Command line: ``python -m vmhan_lib {config,stats,download,train,tables,reproduce}``.
+
+Every command that trains or reads runs takes ``--profile`` and any number of ``--set name=value``
+(a dotted field of the run configuration, e.g. ``--set features.text.model=bert-base-uncased
+--set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values). A user
+error (a bad value, a missing data directory, a malformed data line) prints one line and exits 2;
+``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Callable, Sequence
 
-from vmhan_lib.config import PROFILES, DataConfig, resolve_data_dir
+from vmhan_lib.config_tree import ConfigError, field_names, parse_assignments, to_dict
+from vmhan_lib.data.mnre import DataFormatError
+from vmhan_lib.model.variants import VARIANTS
+from vmhan_lib.paths import PROFILES
+
+SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
+            "--set features.text.model=bert-base-uncased (repeatable; `config` lists every field)")
+USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vmhan", description=__doc__)
+def _run_options(parser: argparse.ArgumentParser, data_dir: bool = True) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
+    if data_dir:
+        parser.add_argument("--data-dir", default=None, help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
+    parser.add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE", default=None,
+                        help=SET_HELP)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vmhan_lib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    stats = sub.add_parser("stats", help="MNRE statistics to results/ and figures/")
-    stats.add_argument("--data-dir", default=None, help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
-    down = sub.add_parser("download", help="fetch the MNRE files from their public sources, verify sha256")
+    config = sub.add_parser("config", help="print the run configuration of a profile (JSON), with --set applied",
+                            description="Print the whole run configuration tree of a profile as JSON, after "
+                                        "--set; --fields lists every settable dotted field instead.")
+    _run_options(config)
+    config.add_argument("--fields", action="store_true", help="list every settable field name")
+    stats = sub.add_parser("stats", help="MNRE statistics to the profile's results/ and figures/",
+                           description="Compute the statistics of every MNRE split; writes data_statistics.json "
+                                       "and two figures under the profile's results/ and figures/ folders "
+                                       "(committed files for the cpu profile, results/tiny/ for tiny).")
+    _run_options(stats)
+    down = sub.add_parser("download", help="fetch the MNRE files from their public sources, verify sha256",
+                          description="Fetch every MNRE file of the manifest into the data directory and verify "
+                                      "its sha256; files that already match are kept (resumable).")
     down.add_argument("--data-dir", default=None, help="target MNRE directory (default: $VMHAN_DATA, else data/mnre)")
-    train = sub.add_parser("train", help="run the Table 1 / Table 2 experiments of a profile (resumable)")
-    train.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
-    train.add_argument("--data-dir", default=None)
-    train.add_argument("--variants", nargs="*", default=None, help="rows to run (default: all of both tables)")
-    tables = sub.add_parser("tables", help="build Tables 1 and 2 from the run records of a profile")
-    tables.add_argument("--profile", choices=PROFILES, default=None)
-    repro = sub.add_parser("reproduce", help="run every notebook with papermill, in order")
-    repro.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
-    repro.add_argument("--data-dir", default=None)
+    train = sub.add_parser(
+        "train", help="run the Table 1 / Table 2 experiments of a profile (resumable)",
+        description="Train (or reuse, when complete) every run of the chosen rows; writes run records under "
+                    "results/runs/ (results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, "
+                    "then prints Tables 1 and 2.\n\nvariants: " + "; ".join(VARIANTS),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_options(train)
+    train.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                       help="rows to run (default: experiment.variants, every row of both tables)")
+    tables = sub.add_parser("tables", help="build Tables 1 and 2 from the run records of a profile",
+                            description="Build Tables 1 and 2 from the profile's run records; writes "
+                                        "table1_main_results.{csv,md} and table2_ablations.{csv,md} under the "
+                                        "profile's results folder; --readme also renders them into README.md.")
+    _run_options(tables, data_dir=False)
+    tables.add_argument("--readme", action="store_true", help="also render the tables into README.md (cpu profile)")
+    repro = sub.add_parser("reproduce", help="run every notebook with papermill, in order",
+                           description="Execute the numbered notebooks in order with papermill, passing the "
+                                       "profile, data directory and --set fields; executed copies go to "
+                                       "results/executed/<profile>/.")
+    _run_options(repro)
     repro.add_argument("--from", dest="start_from", type=int, default=None, help="resume from notebook NN")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished runs and the last completed epoch of the current run are kept: "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
 
-    if args.command == "stats":
-        from vmhan_lib.analysis.data_report import write_data_report
 
-        record = write_data_report(DataConfig(data_dir=args.data_dir))
-        for split, numbers in record["statistics"]["splits"].items():
-            print(f"{split}: {numbers['instances']} instances, {numbers['images']} images, "
-                  f"None {100 * numbers['none_share']:.1f} %")
-        return 0
-    if args.command == "download":
-        from vmhan_lib.data.download import DownloadError, download
+def _config(args: argparse.Namespace):
+    from vmhan_lib.train.config import run_config
 
-        target = resolve_data_dir(args.data_dir)
-        try:
-            status = download(target.parent)
-        except DownloadError as err:
-            print(f"download failed: {err}", file=sys.stderr)
-            return 2
-        print(f"{sum(s == 'ok' for s in status.values())}/{len(status)} files verified under {target}")
-        return 0
-    if args.command in ("train", "tables"):
-        from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, to_markdown, write_tables
-        from vmhan_lib.config import REPO_ROOT, output_dirs
-        from vmhan_lib.model.variants import TABLE2_VARIANTS
-        from vmhan_lib.train.experiment import TABLE1_VARIANTS, experiment_plan, run_experiments
+    return run_config(args.profile, getattr(args, "data_dir", None), parse_assignments(args.assignments))
 
-        plan = experiment_plan(args.profile, getattr(args, "data_dir", None))
-        if args.command == "train":
-            unknown = sorted(set(args.variants or ()) - set(plan.variants))
-            if unknown:
-                parser.error(f"unknown variant(s) {unknown}; allowed: {', '.join(plan.variants)}")
-            run_experiments(plan, args.variants)
-        built = write_tables(plan.runs_dir, output_dirs(plan.profile)[0],
-                             (*TABLE1_VARIANTS, "Text-only (fine-tuned encoder)"), TABLE2_VARIANTS)
-        for name, table in built.items():
-            print(f"\n{name}\n{to_markdown(table)}")
-        if plan.profile == "cpu":
-            runs = load_runs(plan.runs_dir)
-            render_into_readme(REPO_ROOT / "README.md", built, (
-                f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu` from "
-                f"`results/runs/` ({len(runs)} complete runs).\n\n{headline_gap(runs)}"))
-        return 0
+
+def _show_config(args: argparse.Namespace) -> int:
+    from vmhan_lib.train.config import RunConfig
+
+    config = _config(args)
+    if args.fields:
+        print("\n".join(field_names(RunConfig)))
+    else:
+        print(json.dumps(to_dict(config), indent=2))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from vmhan_lib.analysis.data_report import write_data_report
+    from vmhan_lib.paths import output_dirs
+
+    config = _config(args)
+    results_dir, figures_dir = output_dirs(config.profile)
+    record = write_data_report(config.data, results_dir, figures_dir)
+    for split, numbers in record["statistics"]["splits"].items():
+        print(f"{split}: {numbers['instances']} instances, {numbers['images']} images, "
+              f"None {100 * numbers['none_share']:.1f} %")
+    print(f"wrote {results_dir / 'data_statistics.json'} and figures in {figures_dir}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from vmhan_lib.data.download import DownloadError, download
+    from vmhan_lib.paths import resolve_data_dir
+
+    target = resolve_data_dir(args.data_dir)
+    try:
+        status = download(target.parent)
+    except DownloadError as err:
+        print(f"download failed: {err}", file=sys.stderr)
+        return 2
+    print(f"{sum(s == 'ok' for s in status.values())}/{len(status)} files verified under {target}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from vmhan_lib.train.runner import run_jobs, table_jobs
+
+    config = _config(args)
+    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    if unknown:
+        raise ConfigError(f"unknown variant(s) {unknown}; allowed: {'; '.join(VARIANTS)}")
+    records = run_jobs(config, table_jobs(config, args.variants))
+    print(f"{len(records)} runs complete")
+    return _tables(args)
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, to_markdown, write_tables
+    from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
+    from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
+    from vmhan_lib.train.config import ENCODER_VARIANT
+
+    config = _config(args)
+    runs = runs_dir(config.profile)
+    built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS)
+    for name, table in built.items():
+        print(f"\n{name}\n{to_markdown(table)}")
+    if getattr(args, "readme", False):
+        if config.profile != "cpu":
+            raise ConfigError("--readme renders the committed cpu results only; use --profile cpu")
+        render_into_readme(REPO_ROOT / "README.md", built, (
+            f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu --readme` from "
+            f"`results/runs/` ({len(load_runs(runs))} complete runs).\n\n{headline_gap(load_runs(runs))}"))
+        print(f"rendered the tables into {REPO_ROOT / 'README.md'}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
     from vmhan_lib.workbook import NotebookFailed, reproduce
 
+    overrides = parse_assignments(args.assignments)
+    config = _config(args)  # a bad --set fails here, before any notebook runs
     try:
-        reproduce(args.profile, args.data_dir, args.start_from)
+        reproduce(config.profile, args.data_dir, args.start_from, overrides=overrides)
     except NotebookFailed as err:
         print(f"reproduction stopped: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "config": _show_config, "stats": _stats, "download": _download, "train": _train, "tables": _tables,
+    "reproduce": _reproduce,
+}
 
 
 if __name__ == "__main__":

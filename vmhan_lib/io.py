@@ -1,7 +1,9 @@
-"""Atomic result files and the provenance every result carries (config, git revision, versions)."""
+"""Atomic files, content hashes, and the provenance every result carries (config, git revision, versions)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import platform
@@ -12,7 +14,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vmhan_lib.config import REPO_ROOT
+import torch
+
+from vmhan_lib.paths import REPO_ROOT
 
 TRACKED_PACKAGES: tuple[str, ...] = (
     "torch", "torchvision", "transformers", "ultralytics", "numpy", "scikit-learn", "matplotlib",
@@ -42,6 +46,40 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """:func:`torch.save` into memory, then :func:`atomic_write_bytes` (temp file + rename)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def key_digest(key: Any) -> str:
+    """Stable sha256 of a JSON-serialisable key (sorted keys)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, memoised per (resolved path, size, mtime)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    memo_key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+    if memo_key not in _SHA_MEMO:
+        digest = hashlib.sha256()
+        with resolved.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+                digest.update(chunk)
+        _SHA_MEMO[memo_key] = digest.hexdigest()
+    return _SHA_MEMO[memo_key]
+
+
+def files_sha256(paths: list[Path]) -> dict[str, str]:
+    """``file name -> sha256`` of the data files a result depends on."""
+    return {Path(p).name: file_sha256(p) for p in paths}
 
 
 def git_revision(repo: Path = REPO_ROOT) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from vmhan_lib.config import REPO_ROOT
+from vmhan_lib.paths import REPO_ROOT
 
 CACHE_DIR = REPO_ROOT / ".cache"
 

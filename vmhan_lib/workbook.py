@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from vmhan_lib.config import REPO_ROOT, RESULTS_DIR, resolve_data_dir, resolve_profile
+from vmhan_lib.paths import REPO_ROOT, RESULTS_DIR, resolve_data_dir, resolve_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
 # What the runner injects into every notebook's `parameters` cell.
-INJECTED_PARAMETERS: tuple[str, ...] = ("profile", "data_dir")
+INJECTED_PARAMETERS: tuple[str, ...] = ("profile", "data_dir", "overrides")
 
 
 class NotebookFailed(RuntimeError):
@@ -57,13 +58,17 @@ def reproduce(
     start_from: int | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
     output_root: Path = RESULTS_DIR,
+    overrides: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Execute the notebooks in order; returns the executed copies."""
+    """Execute the notebooks in order; returns the executed copies.
+
+    ``overrides`` (dotted config field -> value) reaches every notebook's ``overrides`` parameter.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     profile = resolve_profile(profile)
-    parameters = {"profile": profile, "data_dir": str(resolve_data_dir(data_dir))}
+    parameters = {"profile": profile, "data_dir": str(resolve_data_dir(data_dir)), "overrides": dict(overrides or {})}
     done = []
     for run in plan(profile, start_from, notebook_dir, output_root):
         run.output.parent.mkdir(parents=True, exist_ok=True)

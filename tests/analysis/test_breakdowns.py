@@ -13,7 +13,7 @@ from vmhan_lib.analysis import analysis_plots, breakdowns as bd
 from vmhan_lib.analysis.tables import load_runs
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.metrics import score
-from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
+from vmhan_lib.train.records import Prediction, run_id, write_run
 
 matplotlib.use("Agg")
 LABELS = ["None", "a", "b", "c"]
@@ -26,11 +26,11 @@ def _instance(index: int, sentence: str, head: str, tail: str, relation: str) ->
 
 def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], pred: list[str], wall: float) -> None:
     run_dir = runs_dir / run_id("cpu", variant, seed)
-    write_predictions(run_dir, [Prediction(i, g, p, (0.1, 0.2, 0.3, 0.4), 0.5 if "VM" in variant else None)
-                                for i, (g, p) in enumerate(zip(gold, pred))])
     scores = score(gold, pred).as_dict()
-    write_record(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
-                           "train_wall_s": wall, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True})
+    write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
+                        "train_wall_s": wall, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True},
+              [Prediction(i, g, p, (0.1, 0.2, 0.3, 0.4), 0.5 if "VM" in variant else None)
+               for i, (g, p) in enumerate(zip(gold, pred))])
 
 
 @pytest.fixture

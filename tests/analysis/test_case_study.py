@@ -14,20 +14,15 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from vmhan_lib.analysis.case_study import (
-    CaseStudyExplorer,
-    MissingCheckpointError,
-    best_checkpoint_path,
-    ensure_best_checkpoint,
-    load_best_model,
-)
+from tests.factories import TINY, handmade_instance
+from vmhan_lib.analysis.case_study import CaseStudyExplorer
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
-from vmhan_lib.model import build_model, model_preset
-from vmhan_lib.train.experiment import experiment_plan
+from vmhan_lib.model import build_model
+from vmhan_lib.train.checkpoints import MissingCheckpointError
 
-CONFIG = model_preset("tiny")
+CONFIG = TINY
 LABELS = ("None", "/per/per/peer", "/per/org/member_of", "/misc/loc/held_on")
 SENTENCE = ("Alice", "met", "Bob", "at", "Acme")
 
@@ -44,16 +39,11 @@ def _instances() -> list[Instance]:
 
 def _nodes(count: int) -> list[InstanceNodes]:
     generator = torch.Generator().manual_seed(1)
-    nodes = []
-    for i in range(count):
-        n_visual = 0 if i == 2 else 3  # instance 2 has no image: its batch is padded
-        nodes.append(InstanceNodes(
-            text_features=torch.randn(2 + i % 2, CONFIG.d_text, generator=generator),
-            visual_features=torch.randn(n_visual, CONFIG.d_visual, generator=generator),
-            text_names=["h", "t", "span"][: 2 + i % 2], visual_names=["<image>", "obj", "llm"][:n_visual],
-            n_objects=1 if n_visual else 0, has_image=bool(n_visual),
-        ))
-    return nodes
+    return [
+        handmade_instance(["h", "t", "span"][: 2 + i % 2], ["<image>", "obj", "llm"][: 0 if i == 2 else 3],
+                          n_objects=0 if i == 2 else 1, generator=generator)  # instance 2 has no image: padded
+        for i in range(count)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -70,26 +60,12 @@ def _close_figures():
     plt.close("all")
 
 
-def test_missing_checkpoint_names_what_to_run(tmp_path: Path) -> None:
-    plan = experiment_plan("tiny", str(tmp_path))
-    with pytest.raises(MissingCheckpointError, match=r"run_experiments\(experiment_plan\('tiny'\), \['VM-HAN \(Ours\)'\]\)"):
-        load_best_model(plan, checkpoint_root=tmp_path)
-    with pytest.raises(MissingCheckpointError, match="python -m vmhan_lib train --profile tiny"):
-        CaseStudyExplorer.from_plan(plan, checkpoint_root=tmp_path)
-
-
-def test_best_checkpoint_round_trip(tmp_path: Path) -> None:
-    plan = experiment_plan("tiny", str(tmp_path))
-    torch.manual_seed(3)
-    trained = build_model(CONFIG)
-    path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
-    assert path == tmp_path / "tiny" / "tiny__vm-han-ours__seed0" / "best.pt"
-    path.parent.mkdir(parents=True)
-    torch.save({"digest": "x", "config": {"model": CONFIG.to_dict()}, "model": trained.state_dict()}, path)
-    model, config = load_best_model(plan, checkpoint_root=tmp_path)
-    assert config == CONFIG and not model.training
-    for name, value in trained.state_dict().items():
-        torch.testing.assert_close(model.state_dict()[name], value)
+def test_explorer_refuses_a_missing_or_old_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(MissingCheckpointError, match="no checkpoint at"):
+        CaseStudyExplorer.from_checkpoint(tmp_path / "best.pt")
+    torch.save({"digest": "x", "config": {"model": {}}, "model": {}}, tmp_path / "old.pt")
+    with pytest.raises(MissingCheckpointError, match="older version of the workbook"):
+        CaseStudyExplorer.from_checkpoint(tmp_path / "old.pt")
 
 
 def test_explain_gathers_the_pair_its_sentence_and_the_model_outputs(explorer: CaseStudyExplorer) -> None:
@@ -144,47 +120,3 @@ def test_models_without_attention_still_explain() -> None:
     case = explorer.explain(0)
     assert case.attention == [] and case.num_heads == 0
     assert len(case.figure().axes) == 1
-
-
-def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import replace
-
-    plan = replace(experiment_plan("tiny", str(tmp_path)), runs_dir=tmp_path / "runs")  # no records yet
-    path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
-    trained: list[list[str]] = []
-
-    def fake_run_experiments(run_plan, variants):
-        trained.append(list(variants))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"checkpoint")
-
-    monkeypatch.setattr("vmhan_lib.analysis.case_study.run_experiments", fake_run_experiments)
-    with pytest.raises(MissingCheckpointError, match="no trained checkpoint for 'VM-HAN \\(Ours\\)' seed 0"):
-        ensure_best_checkpoint(plan, checkpoint_root=tmp_path)
-    assert trained == []
-    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
-    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
-    assert trained == [["VM-HAN (Ours)"]]
-
-
-def test_ensure_checkpoint_retrains_aside_when_only_the_record_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import replace
-
-    from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
-
-    plan = replace(experiment_plan("tiny", str(tmp_path)), runs_dir=tmp_path / "runs")
-    run_dir = plan.runs_dir / run_id("tiny", "VM-HAN (Ours)", 0)
-    write_predictions(run_dir, [Prediction(0, "None", "None", (1.0,))])
-    write_record(run_dir, {"variant": "VM-HAN (Ours)", "seed": 0, "complete": True})
-    path = best_checkpoint_path(plan, "VM-HAN (Ours)", 0, tmp_path)
-    calls: list[tuple[str, int]] = []
-
-    def fake_retrain(run_plan, variant, seed):
-        calls.append((variant, seed))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"checkpoint")
-
-    monkeypatch.setattr("vmhan_lib.analysis.case_study.retrain_checkpoint", fake_retrain)
-    monkeypatch.setattr("vmhan_lib.analysis.case_study.run_experiments", lambda *a: pytest.fail("record exists"))
-    assert ensure_best_checkpoint(plan, train_if_missing=True, checkpoint_root=tmp_path) == path
-    assert calls == [("VM-HAN (Ours)", 0)]

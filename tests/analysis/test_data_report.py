@@ -6,7 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from vmhan_lib.analysis.data_report import PAIRS_FIGURE, RELATION_FIGURE, STATISTICS_FILE, write_data_report
-from vmhan_lib.config import DataConfig
+from vmhan_lib.data.config import DataConfig
 
 
 def test_report_writes_json_with_provenance_and_figures(tmp_path: Path) -> None:

@@ -23,24 +23,18 @@ from vmhan_lib.analysis.hypergraph_view import (
 )
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import HypergraphConfig, NodeRole, collate_hypergraphs
-from vmhan_lib.model import build_model, model_preset
+from vmhan_lib.model import build_model
 
-CONFIG = model_preset("tiny")
+from tests.factories import TINY as CONFIG
+from tests.factories import handmade_instance, text_only_instance
 
 
 def _instances() -> list[InstanceNodes]:
+    """A smaller full instance (h, t, 1 text-LLM span; image, 2 objects, 1 visual-LLM node), then a text-only one."""
     generator = torch.Generator().manual_seed(0)
-    full = InstanceNodes(
-        text_features=torch.randn(3, CONFIG.d_text, generator=generator),
-        visual_features=torch.randn(4, CONFIG.d_visual, generator=generator),
-        text_names=["Alice", "Acme", "joined"], visual_names=["<image>", "person", "logo", "smiling"], n_objects=2,
-    )
-    text_only = InstanceNodes(
-        text_features=torch.randn(2, CONFIG.d_text, generator=generator),
-        visual_features=torch.zeros(0, CONFIG.d_visual), text_names=["Bob", "Paris"], visual_names=[],
-        n_objects=0, has_image=False,
-    )
-    return [full, text_only]
+    full = handmade_instance(["Alice", "Acme", "joined"], ["<image>", "person", "logo", "smiling"], n_objects=2,
+                             generator=generator, d_text=CONFIG.d_text, d_visual=CONFIG.d_visual)
+    return [full, text_only_instance(generator, d_text=CONFIG.d_text, d_visual=CONFIG.d_visual)]
 
 
 @pytest.fixture(autouse=True)

@@ -24,9 +24,9 @@ from vmhan_lib.analysis.selection_report import (
     side_by_side,
     timing_figure,
 )
-from vmhan_lib.config import resolve_data_dir
+from vmhan_lib.paths import resolve_data_dir
 from vmhan_lib.data.mnre import Entity, Instance
-from vmhan_lib.features.llm_selection import AnswerCache, LLMNodeSelector, SelectionStats
+from vmhan_lib.features.node_selection import AnswerCache, LLMNodeSelector, SelectionStats
 
 CALL_SECONDS = 0.002
 

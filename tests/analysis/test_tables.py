@@ -7,7 +7,7 @@ import pytest
 
 from vmhan_lib.analysis.tables import headline_gap, load_runs, summarize, table1, table2
 from vmhan_lib.metrics import score
-from vmhan_lib.train.records import Prediction, run_id, write_predictions, write_record
+from vmhan_lib.train.records import Prediction, run_id, write_run
 
 LABELS = ["None", "a", "b"]
 
@@ -16,10 +16,10 @@ def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy
     rng = np.random.default_rng(hash((variant, seed)) % 2**32)
     pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
     run_dir = runs_dir / run_id("cpu", variant, seed)
-    write_predictions(run_dir, [Prediction(i, g, p, (0.2, 0.3, 0.5)) for i, (g, p) in enumerate(zip(gold, pred))])
     scores = score(gold, pred).as_dict()
-    write_record(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
-                           "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True})
+    write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
+                        "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True},
+              [Prediction(i, g, p, (0.2, 0.3, 0.5)) for i, (g, p) in enumerate(zip(gold, pred))])
     return scores
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vmhan_lib.config import resolve_data_dir
+from vmhan_lib.paths import resolve_data_dir
 from vmhan_lib.features.cache import FeatureCache
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vmhan_lib.config import DataConfig
+from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data import Instance, load_captions, load_mnre
 from vmhan_lib.features.build import IMAGE_NODE_NAME, build_instance_nodes, build_split
 from vmhan_lib.features.cache import FeatureCache
@@ -46,7 +46,7 @@ def test_rerun_is_a_cache_hit_and_keys_follow_k_and_captioner(mnre_dir: Path, ca
     assert second.report.cache_misses == 0 and second.report.cache_hits == 1 and cache.computed == computed
     assert all(torch.equal(a.visual_features, b.visual_features) for a, b in zip(first.nodes, second.nodes))
 
-    fewer_objects = replace(QUIET, captions=CaptionNodeConfig(k_objects=1))
+    fewer_objects = replace(QUIET, k_objects=1)
     third = build_split(data, "test", fewer_objects, cache=cache)
     assert _stages(cache.computed[len(computed):]) == ["nodes"]  # text and caption stages reused
     assert all(n.n_objects <= 1 for n in third.nodes)

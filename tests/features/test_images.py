@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vmhan_lib  # noqa: F401  (offline variables before ultralytics)
-from vmhan_lib.config import REPO_ROOT
+from vmhan_lib.paths import REPO_ROOT
 from vmhan_lib.features.image_encoder import (
     ImageEncoderUnavailableError,
     load_efficientnet_lite0,

@@ -1,4 +1,4 @@
-"""Fixtures of the hypergraph tests; the hand-made instances live in ``handmade_hypergraphs``."""
+"""Fixtures of the hypergraph tests; the hand-made instances live in ``tests/factories.py``."""
 
 from __future__ import annotations
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from handmade_hypergraphs import FULL_MEMBERS, TEXT_ONLY_MEMBERS, full_instance, text_only_instance
 
 from vmhan_lib.hypergraph import EDGE_TYPES, HypergraphConfig, Modality, NodeRole, collate_hypergraphs
+
+from tests.factories import (
+    D_TEXT, D_VISUAL, FULL_MEMBERS, TEXT_ONLY_MEMBERS, full_instance, handmade_instance, text_only_instance,
+)
 
 
 def members(incidence: torch.Tensor, b: int, j: int) -> set[int]:
@@ -27,16 +30,16 @@ def test_incidence_matches_eq_1_to_3_written_out(generator: torch.Generator) -> 
 def test_layout_roles_modality_names(generator: torch.Generator) -> None:
     full, text_only = full_instance(generator), text_only_instance(generator)
     batch = collate_hypergraphs([full, text_only], labels=[3, 0])
-    assert batch.text_features.shape == (2, 4, 6) and batch.visual_features.shape == (2, 6, 5)
+    assert batch.text_features.shape == (2, 4, D_TEXT) and batch.visual_features.shape == (2, 6, D_VISUAL)
     roles = [NodeRole.HEAD, NodeRole.TAIL, NodeRole.TEXT_LLM, NodeRole.TEXT_LLM, NodeRole.IMAGE,
              NodeRole.OBJECT, NodeRole.OBJECT, NodeRole.OBJECT, NodeRole.VISUAL_LLM, NodeRole.VISUAL_LLM]
     assert batch.node_role[0].tolist() == [int(r) for r in roles]
     assert batch.node_role[1].tolist() == [0, 1] + [-1] * 8
     assert batch.modality[0].tolist() == [Modality.TEXT] * 4 + [Modality.VISUAL] * 6
     assert batch.node_mask[1].tolist() == [True, True] + [False] * 8
-    # k = 3 keeps the first three objects (chair dropped); visual-LLM rows are taken after all 4 objects.
+    # every node is kept, in the given order: the image, the objects, then the visual-LLM nodes
     assert batch.node_names[0][4:] == ["<image>", "person", "logo", "desk", "smiling", "handshake"]
-    assert torch.equal(batch.visual_features[0, 4], full.visual_features[5])
+    assert torch.equal(batch.visual_features[0], full.visual_features)
     assert torch.equal(batch.text_features[0], full.text_features)
     assert torch.count_nonzero(batch.visual_features[1]) == 0 and torch.count_nonzero(batch.text_features[1, 2:]) == 0
     assert batch.labels.tolist() == [3, 0]
@@ -54,25 +57,21 @@ def test_edge_types_are_put_in_fixed_order() -> None:
     assert HypergraphConfig(edge_types=("tail_visual", "global")).edge_types == ("global", "tail_visual")
 
 
-def test_dropping_llm_nodes_and_caps(generator: torch.Generator) -> None:
+def test_dropping_llm_nodes_and_visual_nodes(generator: torch.Generator) -> None:
     full = full_instance(generator)
     no_text_llm = collate_hypergraphs([full], HypergraphConfig(use_text_llm=False))
     assert NodeRole.TEXT_LLM not in no_text_llm.node_role.tolist() and no_text_llm.num_text_slots == 2
     no_visual_llm = collate_hypergraphs([full], HypergraphConfig(use_visual_llm=False))
     assert NodeRole.VISUAL_LLM not in no_visual_llm.node_role.tolist()
     assert no_visual_llm.node_names[0][4:] == ["<image>", "person", "logo", "desk"]
-    capped = collate_hypergraphs([full], HypergraphConfig(max_objects=1, max_text_llm=1, max_visual_llm=0))
-    assert capped.node_names[0] == ["Alice", "Acme", "joined", "<image>", "person"]
     no_visual = collate_hypergraphs([full], HypergraphConfig(use_visual=False))
-    assert no_visual.visual_features.shape == (1, 0, 5)
+    assert no_visual.visual_features.shape == (1, 0, D_VISUAL)
     assert no_visual.edge_mask.tolist() == [[True, True, False, False, False]]
 
 
 def test_instance_without_image_keeps_objects(generator: torch.Generator) -> None:
-    from vmhan_lib.features.nodes import InstanceNodes
-
-    nodes = InstanceNodes(torch.randn(2, 6, generator=generator), torch.randn(2, 5, generator=generator),
-                          ["h", "t"], ["cup", "table"], n_objects=2, has_image=False)
+    nodes = handmade_instance(["h", "t"], ["cup", "table"], n_objects=2, generator=generator)
+    assert not nodes.has_image
     batch = collate_hypergraphs([nodes])
     assert batch.node_role[0].tolist() == [0, 1, NodeRole.OBJECT, NodeRole.OBJECT]
     assert members(batch.incidence, 0, EDGE_TYPES.index("head_visual")) == {0, 2, 3}

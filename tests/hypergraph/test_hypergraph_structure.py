@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from handmade_hypergraphs import full_instance, text_only_instance
 
 from vmhan_lib.hypergraph import clique_expansion, collate_hypergraphs, symmetric_normalisation
+
+from tests.factories import full_instance, text_only_instance
 
 
 def test_clique_expansion_and_normalisation_by_loops(generator: torch.Generator) -> None:

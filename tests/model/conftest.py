@@ -1,4 +1,4 @@
-"""Fixtures of the model tests; instance builders live in ``model_fixtures``.
+"""Fixtures of the model tests; instance builders live in ``tests/factories.py``.
 
 The model tests run on tiny tensors, where intra-op threading only costs (tens of times slower
 on a loaded 2-core machine), so they run single-threaded.

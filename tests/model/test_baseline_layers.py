@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from model_fixtures import random_instances
 
 from vmhan_lib.hypergraph import clique_expansion, collate_hypergraphs
 from vmhan_lib.model.gat_layer import GATLayer
 from vmhan_lib.model.gcn_layer import GCNLayer, gcn_operator
 from vmhan_lib.model.hgnn_layer import HGNNLayer, hgnn_operator
 from vmhan_lib.model.variational_gcn_layer import VariationalGCNLayer
+
+from tests.factories import random_instances
 
 HIDDEN = 8
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vmhan_lib.model import ModelOutput, kl_loss, model_preset, reconstruction_loss, vmhan_loss
+from vmhan_lib.model import ModelOutput, kl_loss, reconstruction_loss, vmhan_loss
+
+from tests.factories import TINY
 
 
 def _output(requires_grad: bool = False) -> ModelOutput:
@@ -55,7 +57,7 @@ def test_reconstruction_targets_are_detached() -> None:
 
 def test_weighted_sum_and_parts() -> None:
     output, labels = _output(), torch.tensor([1, 3])
-    config = replace(model_preset("tiny"), lambda_c=0.5, lambda_rec=0.25, lambda_kl=0.125)
+    config = replace(TINY, lambda_c=0.5, lambda_rec=0.25, lambda_kl=0.125)
     parts = vmhan_loss(output, labels, config)
     assert set(parts) == {"classification", "reconstruction", "kl", "total"}
     assert torch.isclose(parts["classification"], torch.nn.functional.cross_entropy(output.logits, labels))
@@ -68,6 +70,6 @@ def test_weighted_sum_and_parts() -> None:
 
 def test_deterministic_output_has_only_classification() -> None:
     output = replace(_output(), node_sigma=None, initial_sigma=None)
-    assert set(vmhan_loss(output, torch.tensor([0, 1]), model_preset("tiny"))) == {"classification", "total"}
+    assert set(vmhan_loss(output, torch.tensor([0, 1]), TINY)) == {"classification", "total"}
     with pytest.raises(ValueError, match="variational"):
         kl_loss(output)

@@ -1,4 +1,4 @@
-"""Model and hypergraph configs: validation messages, presets, torch-free modules."""
+"""Model and hypergraph configs: validation messages, defaults, sizing to the data, torch-free modules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 import vmhan_lib
-from vmhan_lib.model import ModelConfig, model_preset, variant_config
+from vmhan_lib.config_tree import from_dict, to_dict
+from vmhan_lib.model import ModelConfig, build_model, variant_config
+
+from tests.factories import TINY
 
 PACKAGE = Path(vmhan_lib.__file__).parent
 
@@ -23,21 +26,29 @@ def test_errors_name_the_allowed_values() -> None:
         ModelConfig(encoder="gat", variational=True)
     with pytest.raises(ValueError, match="must divide"):
         ModelConfig(hidden=10, heads=4)
-    with pytest.raises(ValueError, match="allowed: tiny, default"):
-        model_preset("huge")
 
 
-def test_presets_and_defaults() -> None:
-    default = model_preset("default")
+def test_defaults() -> None:
+    default = ModelConfig()
     assert default.dropout == 0.6 and default.encoder == "vhan" and default.variational
-    assert default.hypergraph.max_objects == 3
-    assert model_preset("tiny").hidden < default.hidden
+    assert TINY.hidden < default.hidden
 
+
+def test_sizing_fills_the_data_widths_and_refuses_a_mismatch() -> None:
+    default = ModelConfig()
+    assert not default.is_sized
+    with pytest.raises(ValueError, match="no input widths"):
+        build_model(default)
+    sized = default.sized(d_text=384, d_visual=512, num_relations=23)
+    assert sized.is_sized and (sized.d_text, sized.d_visual, sized.num_relations) == (384, 512, 23)
+    assert TINY.sized(12, 10, 4) == TINY
+    with pytest.raises(ValueError, match="model.d_visual = 10 but the data give 384"):
+        TINY.sized(12, 384, 4)
 
 
 def test_round_trip_through_json() -> None:
-    config = variant_config("w/o Global Hypergraph", model_preset("tiny"))
-    assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    config = variant_config("w/o Global Hypergraph", TINY)
+    assert from_dict(ModelConfig, json.loads(json.dumps(to_dict(config)))) == config
 
 
 @pytest.mark.parametrize("module", ["model/config.py", "model/variants.py", "hypergraph/config.py"])

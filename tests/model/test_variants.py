@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import TINY, random_instances, signal_instances
 
 from vmhan_lib.hypergraph import EDGE_TYPES, NodeRole, collate_hypergraphs
 from vmhan_lib.model import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, build_model, variant_config, vmhan_loss
@@ -13,6 +12,8 @@ from vmhan_lib.model.gcn_layer import GCNLayer
 from vmhan_lib.model.hgnn_layer import HGNNLayer
 from vmhan_lib.model.variational_gcn_layer import VariationalGCNLayer
 from vmhan_lib.model.vhan_layer import VHANLayer
+
+from tests.factories import TINY, random_instances, signal_instances
 
 PAPER_TABLE2 = (
     "VM-HAN (Ours)", "w/o Multi-Modal Hypergraph", "w/o Variational Representation", "w/o V-HAN", "w/o KL Loss",

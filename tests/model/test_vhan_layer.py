@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import random_instances
 
 from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.model.variational_representation import VariationalRepresentation
 from vmhan_lib.model.vhan_layer import VHANLayer, VHANState, initial_edge_state
+
+from tests.factories import random_instances
 
 HIDDEN, HEADS = 8, 2
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_fixtures import TINY, random_instances
 
 from vmhan_lib.hypergraph import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model import VARIANTS, build_model, variant_config, vmhan_loss
+
+from tests.factories import TINY, random_instances
 
 ALL_VARIANTS = list(VARIANTS)
 

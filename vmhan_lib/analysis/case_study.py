@@ -1,9 +1,9 @@
 """Attention-weight case studies: what a trained model predicts for a test instance, and why.
 
-:func:`load_best_model` reads the checkpoint that :func:`vmhan_lib.train.experiment.run_experiments`
-selected on dev for a (variant, seed) of a profile. :meth:`CaseStudyExplorer.from_plan` rebuilds the
-node features of the test instances with the feature configuration stored in that checkpoint
-(fine-tuned encoder, captioners, node selector), predicts them all once, and then
+:meth:`CaseStudyExplorer.from_checkpoint` reads the checkpoint that the fit loop selected on dev
+for a run (:mod:`vmhan_lib.train.checkpoints`), rebuilds the node features of the test instances
+with the configuration stored in it (fine-tuned encoder, captioners, node selector), predicts them
+all once, and then
 :meth:`CaseStudyExplorer.explain` gives, for one instance, a :class:`CaseStudy`: the sentence, the
 pair, gold and predicted relation with probabilities, the captions of its image by every captioner,
 the image file when it is among the sample images, every other pair of the same sentence with its
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -26,100 +26,21 @@ from IPython.display import Image, Markdown, display
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
 from vmhan_lib.data.mnre import Instance, group_by_sentence, load_mnre, load_relation_vocab
+from vmhan_lib.config_tree import from_dict
 from vmhan_lib.features.build import build_split
-from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig, TextEncoderConfig
-from vmhan_lib.features.llm_selection import make_node_selector
+from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vhan_layer import HypergraphAttention
-from vmhan_lib.model.vmhan import VMHAN, build_model
-from vmhan_lib.train.experiment import CHECKPOINT_DIR, ExperimentPlan, retrain_checkpoint, run_experiments
-from vmhan_lib.train.loop import BEST_FILE, SplitNodes, predict
-from vmhan_lib.train.records import is_complete, run_id
+from vmhan_lib.model.vmhan import VMHAN
+from vmhan_lib.train.checkpoints import load_best_checkpoint, model_from_checkpoint, run_config_of
+from vmhan_lib.train.hypergraph_task import predict_nodes
 
-HEADLINE_VARIANT = "VM-HAN (Ours)"
 SAMPLE_IMAGES_DIR = "images_sample"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PREDICTION_BATCH_SIZE = 64
-
-
-class MissingCheckpointError(FileNotFoundError):
-    """No trained model for the requested (profile, variant, seed); the message says what to run."""
-
-
-def best_checkpoint_path(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
-                         checkpoint_root: Path = CHECKPOINT_DIR) -> Path:
-    """Where :func:`~vmhan_lib.train.loop.train_run` writes the dev-selected model of a run."""
-    return checkpoint_root / plan.profile / run_id(plan.profile, variant, seed) / BEST_FILE
-
-
-def _missing_checkpoint(plan: ExperimentPlan, variant: str, seed: int, path: Path) -> MissingCheckpointError:
-    return MissingCheckpointError(
-        f"no trained checkpoint for {variant!r} seed {seed} in profile {plan.profile!r} ({path}). "
-        f"Train it with `run_experiments(experiment_plan({plan.profile!r}), [{variant!r}])` from "
-        f"vmhan_lib.train.experiment, or `python -m vmhan_lib train --profile {plan.profile} "
-        f"--variants {variant!r}` (a committed run record alone is not enough: move or delete its "
-        f"folder under {plan.runs_dir} to retrain)."
-    )
-
-
-def load_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
-                         checkpoint_root: Path = CHECKPOINT_DIR) -> dict[str, Any]:
-    """The stored ``{"digest", "config", "model"}`` of a run's best checkpoint.
-
-    Raises:
-        MissingCheckpointError: the run was never trained here (e.g. a fresh clone, which carries
-            the run records but no checkpoints); the message names the call that trains it.
-    """
-    path = best_checkpoint_path(plan, variant, seed, checkpoint_root)
-    if not path.is_file():
-        raise _missing_checkpoint(plan, variant, seed, path)
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def ensure_best_checkpoint(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
-                           train_if_missing: bool = False, checkpoint_root: Path = CHECKPOINT_DIR) -> Path:
-    """The best checkpoint of (profile, variant, seed); when missing and ``train_if_missing``, train it
-    first: with :func:`~vmhan_lib.train.experiment.run_experiments` (every seed of the variant) when
-    the run has no record yet, else (a fresh clone with the committed records) by training that run
-    again aside with :func:`~vmhan_lib.train.experiment.retrain_checkpoint`.
-
-    Raises:
-        MissingCheckpointError: still missing (not allowed to train).
-    """
-    path = best_checkpoint_path(plan, variant, seed, checkpoint_root)
-    if not path.is_file() and train_if_missing:
-        if is_complete(plan.runs_dir / run_id(plan.profile, variant, seed)):
-            retrain_checkpoint(plan, variant, seed)
-        else:
-            run_experiments(plan, [variant])
-    if not path.is_file():
-        raise _missing_checkpoint(plan, variant, seed, path)
-    return path
-
-
-def load_best_model(plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
-                    checkpoint_root: Path = CHECKPOINT_DIR) -> tuple[VMHAN, ModelConfig]:
-    """The dev-selected model of (profile, variant, seed), in evaluation mode, and its config."""
-    return model_from_checkpoint(load_best_checkpoint(plan, variant, seed, checkpoint_root))
-
-
-def model_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[VMHAN, ModelConfig]:
-    """The model stored in a loaded checkpoint, in evaluation mode, and its config."""
-    config = ModelConfig.from_dict(checkpoint["config"]["model"])
-    model = build_model(config)
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), config
-
-
-def feature_config_from_dict(values: dict[str, Any]) -> FeatureConfig:
-    """Inverse of :meth:`FeatureConfig.to_dict` (as stored in a checkpoint's config)."""
-    return FeatureConfig(**{
-        **values,
-        "text": TextEncoderConfig(**values["text"]),
-        "captions": CaptionNodeConfig(**values["captions"]),
-    })
 
 
 def sample_image_paths(data_dir: Path) -> dict[str, Path]:
@@ -274,36 +195,35 @@ class CaseStudyExplorer:
         }
 
     @classmethod
-    def from_plan(cls, plan: ExperimentPlan, variant: str = HEADLINE_VARIANT, seed: int = 0,
-                  max_test_instances: int | None = None, progress: bool = False,
-                  checkpoint_root: Path = CHECKPOINT_DIR) -> "CaseStudyExplorer":
-        """Load the best model of (variant, seed) and the first ``max_test_instances`` test instances
-        of the plan (``None``: all), with the node features the model was trained on (the feature
-        configuration, captioners and node selector stored in its checkpoint).
+    def from_checkpoint(cls, path: Path, max_test_instances: int | None = None, data_dir: str | None = None,
+                        progress: bool = False) -> "CaseStudyExplorer":
+        """Load a best checkpoint and the first ``max_test_instances`` test instances (``None``: as
+        many as the run saw), with the node features the model was trained on (the features,
+        captioners and node selector stored in the checkpoint; ``data_dir`` overrides where the
+        data are, for a checkpoint made on another machine).
 
         The node features come from the feature cache when that subset was built before; otherwise
         the node selector runs on every instance (about a second each on 2 CPU cores).
         """
-        checkpoint = load_best_checkpoint(plan, variant, seed, checkpoint_root)
+        checkpoint = load_best_checkpoint(path)
         model, config = model_from_checkpoint(checkpoint)
-        stored = checkpoint["config"]
-        trained_plan = stored.get("plan", {})
-        captioners = tuple(trained_plan.get("data", {}).get("captioners", plan.data.captioners))
-        limits = [n for n in (plan.data.max_instances, max_test_instances) if n is not None]
-        data = replace(plan.data, captioners=captioners, max_instances=min(limits) if limits else None)
-        selector = make_node_selector(trained_plan.get("selector", plan.selector))
-        features = replace(feature_config_from_dict(stored["features"]), show_progress=progress)
+        trained = run_config_of(checkpoint)
+        limits = [n for n in (trained.data.max_instances, max_test_instances) if n is not None]
+        data = replace(trained.data, max_instances=min(limits) if limits else None,
+                       data_dir=data_dir if data_dir is not None else trained.data.data_dir)
+        features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=progress)
+        selector = make_node_selector(features.selector, model=features.selector_model,
+                                      base_url=features.selector_base_url,
+                                      max_new_tokens=features.selector_max_new_tokens)
         built = build_split(data, "test", features, selector)
-        data_dir = data.path
-        vocab = load_relation_vocab(data_dir)
-        instances = load_mnre(data_dir, "test", vocab)[: data.max_instances]
-        captions = {name: load_captions(data_dir, name, "test") for name in CAPTIONERS}
-        return cls(model, config, instances, built.nodes, vocab.labels, captions, sample_image_paths(data_dir))
+        data_dir_path = data.path
+        vocab = load_relation_vocab(data_dir_path)
+        instances = load_mnre(data_dir_path, "test", vocab)[: data.max_instances]
+        captions = {name: load_captions(data_dir_path, name, "test") for name in CAPTIONERS}
+        return cls(model, config, instances, built.nodes, vocab.labels, captions, sample_image_paths(data_dir_path))
 
     def _predict_all(self) -> torch.Tensor:
-        split = SplitNodes(self.nodes, [0] * len(self.nodes), [x.index for x in self.instances])
-        probabilities, _ = predict(self.model, split, self.config, PREDICTION_BATCH_SIZE, torch.device("cpu"))
-        return probabilities
+        return predict_nodes(self.model, self.nodes, self.config, PREDICTION_BATCH_SIZE, torch.device("cpu")).probabilities
 
     def __len__(self) -> int:
         return len(self.instances)

@@ -7,7 +7,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from vmhan_lib.config import FIGURES_DIR, RESULTS_DIR, DataConfig
+from vmhan_lib.data.config import DataConfig
+
+from vmhan_lib.paths import FIGURES_DIR, RESULTS_DIR
 from vmhan_lib.data.statistics import dataset_statistics
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.plots import pairs_per_sentence, relation_distribution, save_figure

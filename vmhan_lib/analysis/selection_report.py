@@ -4,7 +4,7 @@
 and the object phrases that caption names (the candidate objects); :func:`compare_selectors`
 runs every selector on every example, once per pass, and returns one tidy row per (selector,
 pass, example) with the chosen text nodes, visual nodes and objects, the wall time, and what the
-selector's :class:`~vmhan_lib.features.llm_selection.SelectionStats` counted during that example
+selector's :class:`~vmhan_lib.features.node_selection.SelectionStats` counted during that example
 (model calls, cache hits, backend errors, fallbacks to the embedding ranker). A second pass over
 the same examples shows the answer cache at work. :func:`selection_summary` aggregates per
 selector and pass, :func:`side_by_side` lays the selections out for reading,
@@ -26,12 +26,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from vmhan_lib.config import resolve_data_dir, resolve_profile
+from vmhan_lib.paths import resolve_data_dir, resolve_profile
 from vmhan_lib.data.captions import load_captions
 from vmhan_lib.data.mnre import NEGATIVE_LABEL, Instance, load_mnre
 from vmhan_lib.features.caption_nodes import extract_object_phrases
-from vmhan_lib.features.llm_selection import NodeSelector
-from vmhan_lib.features.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
+from vmhan_lib.features.node_selection import NodeSelector
+from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
 from vmhan_lib.io import atomic_write_text
 
 EXAMPLES_FILE = "node_selection_examples.csv"
@@ -219,7 +219,7 @@ def selector_overlap(table: pd.DataFrame, reference: str, pass_number: int = 1) 
 def cached_call_seconds(cache_file: str | Path) -> pd.DataFrame:
     """What the model calls recorded in an answer cache (``answers.jsonl``) cost, per backend and
     model: answers, mean and median seconds per call. Empty when the file does not exist; torn
-    lines are skipped (as :class:`~vmhan_lib.features.llm_selection.AnswerCache` does)."""
+    lines are skipped (as :class:`~vmhan_lib.features.node_selection.AnswerCache` does)."""
     records = []
     path = Path(cache_file)
     if path.is_file():

@@ -180,7 +180,7 @@ def load_mnre(data_dir: str | Path, split: str, vocab: RelationVocab | None = No
     """Load one MNRE-2 split as typed instances in file order.
 
     Args:
-        data_dir: the MNRE directory holding ``text/`` (see :func:`vmhan_lib.config.resolve_data_dir`).
+        data_dir: the MNRE directory holding ``text/`` (see :func:`vmhan_lib.paths.resolve_data_dir`).
         split: ``train``, ``val`` or ``test``.
         vocab: label vocabulary to validate against; read from ``data_dir`` when omitted.
 

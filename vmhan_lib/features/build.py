@@ -11,7 +11,7 @@ Per instance (the paper's Eq. 1-3 node set):
 
 Instances whose image has no caption get ``has_image=False`` and no visual rows; the reasons are
 counted in :class:`BuildReport`. Text-LLM and visual-LLM nodes come from any object with the
-:class:`NodeSelector` methods (e.g. the selectors of ``vmhan_lib.features.llm_selection``); the
+:class:`NodeSelector` methods (:mod:`vmhan_lib.features.node_selection`); the
 default is none. The finished split is cached under a key of everything that shapes it,
 selections included, so a rerun loads it without touching a model.
 """
@@ -20,31 +20,23 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from vmhan_lib.config import DataConfig
-from vmhan_lib.data.captions import CAPTIONERS, captions_path, load_captions
+from vmhan_lib.data.captions import captions_path, load_captions
+from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import Instance, load_mnre, split_path
-from vmhan_lib.features.cache import FeatureCache, files_sha256, key_digest
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.io import files_sha256, key_digest
 from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, build_caption_index, rank_objects
 from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.node_selection import NodeSelector
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.features.text_encoder import MARKER_SCHEME, SentenceEmbedder, cached_text_features, load_frozen_backbone
 
 IMAGE_NODE_NAME = "<image>"
-
-
-class NodeSelector(Protocol):
-    """What :func:`build_instance_nodes` needs of an LLM node selector."""
-
-    def select_text_nodes(self, instance: Instance, m: int) -> list[str]:
-        """Up to ``m`` spans of the instance's sentence relevant to its entity pair."""
-
-    def select_visual_nodes(self, instance: Instance, caption: str, n: int) -> list[str]:
-        """Up to ``n`` entities/actions of the image (described by ``caption``) relevant to the pair."""
 
 
 @dataclass
@@ -168,9 +160,6 @@ def build_split(
         selector: optional LLM node selector (:class:`NodeSelector`); none means no LLM nodes.
         cache: the feature cache; default ``FeatureCache(feature_config.cache_dir or .cache/features)``.
     """
-    if feature_config.visual_selection_captioner not in CAPTIONERS:
-        raise ValueError(f"unknown visual_selection_captioner {feature_config.visual_selection_captioner!r}; "
-                         f"allowed: {', '.join(CAPTIONERS)}")
     show = feature_config.show_progress
     data_dir = data_config.path
     cache = cache or FeatureCache(
@@ -189,7 +178,7 @@ def build_split(
         "max_length": feature_config.text.max_length,
         "embedder": load_frozen_backbone(caption_config.embedder)[2],
         "captioners": list(data_config.captioners),
-        "k_objects": caption_config.k_objects,
+        "k_objects": feature_config.k_objects,
         "max_phrase_words": caption_config.max_phrase_words,
         "max_caption_tokens": caption_config.max_caption_tokens,
         "chunker": CHUNKER_VERSION,
@@ -221,7 +210,7 @@ def _compute_nodes(
     text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection, show)
     index = build_caption_index(
         data_config.path, split, [i.img_id for i in instances], data_config.captioners, caption_config, cache,
-        with_objects=caption_config.k_objects > 0, show_progress=show,
+        with_objects=feature_config.k_objects > 0, show_progress=show,
     )
     embedder = SentenceEmbedder(caption_config.embedder, caption_config.max_caption_tokens,
                                 caption_config.batch_size, caption_config.device)
@@ -248,7 +237,7 @@ def _compute_nodes(
                 [instance.head.name, instance.tail.name, *kept_phrases], [], n_objects=0, has_image=False))
             continue
         chosen = rank_objects(index.object_embeddings[row], name_embeddings[name_row[instance.head.name]],
-                              name_embeddings[name_row[instance.tail.name]], caption_config.k_objects)
+                              name_embeddings[name_row[instance.tail.name]], feature_config.k_objects)
         llm_phrases = visual_selection[position]
         visual_features = torch.cat([
             index.image_embeddings[row].unsqueeze(0),

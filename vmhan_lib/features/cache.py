@@ -13,8 +13,6 @@ The default root is ``.cache/features`` in the repository; :class:`FeatureCache`
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,23 +20,12 @@ from typing import Any, Callable
 
 import torch
 
-from vmhan_lib.config import REPO_ROOT
-from vmhan_lib.io import atomic_write_bytes
-from vmhan_lib.features.weights import file_sha256
+from vmhan_lib.io import atomic_torch_save, key_digest
+from vmhan_lib.paths import REPO_ROOT
 
 FEATURES_CODE_VERSION = "features-1"
 """Bump when a change to the features code changes what a cache entry holds."""
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "features"
-
-
-def key_digest(key: dict[str, Any]) -> str:
-    """Stable sha256 of a JSON-serialisable key (sorted keys)."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def files_sha256(paths: list[Path]) -> dict[str, str]:
-    """``file name -> sha256`` of the data files a cache entry depends on."""
-    return {Path(p).name: file_sha256(p) for p in paths}
 
 
 @dataclass
@@ -83,10 +70,3 @@ class FeatureCache:
             atomic_torch_save({"key": json.loads(json.dumps(full_key, sort_keys=True, default=str)),
                                "payload": payload}, target)
         return payload
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """:func:`torch.save` into memory, then :func:`vmhan_lib.io.atomic_write_bytes` (temp file + rename)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())

@@ -24,35 +24,26 @@ Object-phrase chunker (:func:`extract_object_phrases`), in order:
    plain adjectives, ...) are dropped; the rest are deduplicated case-insensitively in order of
    first appearance.
 
-The default captioner is chosen on dev by :func:`compare_captioners` (run this module:
-``python -m vmhan_lib.features.caption_nodes``), which writes ``results/captioner_choice.json``.
+The default captioner is chosen on dev by
+:func:`vmhan_lib.analysis.captioner_choice.compare_captioners` (``python -m
+vmhan_lib.analysis.captioner_choice``), which writes ``results/captioner_choice.json``.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
-from sklearn.linear_model import RidgeClassifier
-from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
-from vmhan_lib.config import RESULTS_DIR, DataConfig
 from vmhan_lib.data.captions import CAPTIONERS, captions_path, load_captions
-from vmhan_lib.data.mnre import NEGATIVE_LABEL, load_mnre
-from vmhan_lib.features.cache import FeatureCache, files_sha256, key_digest
-from vmhan_lib.features.config import CaptionNodeConfig, TextEncoderConfig
-from vmhan_lib.features.text_encoder import SentenceEmbedder, cached_text_features
-from vmhan_lib.io import atomic_write_json, provenance
-from vmhan_lib.metrics import Scores, score
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.features.config import CaptionNodeConfig
+from vmhan_lib.features.text_encoder import SentenceEmbedder
+from vmhan_lib.io import files_sha256, key_digest
 
-PROBE_RIDGE_ALPHA = 100.0
-"""L2 strength of the linear probe of :func:`compare_captioners`."""
 CHUNKER_VERSION = "np-chunker-1"
 """Identity of :func:`extract_object_phrases`; part of every cache key of object phrases."""
 
@@ -220,7 +211,8 @@ class CaptionIndex:
         return self._rows[img_id]
 
 
-def _check_captioners(captioners: Sequence[str]) -> tuple[str, ...]:
+def check_captioners(captioners: Sequence[str]) -> tuple[str, ...]:
+    """``captioners`` as a tuple; raises ``ValueError`` unless it is a non-empty subset of :data:`CAPTIONERS`."""
     unknown = [c for c in captioners if c not in CAPTIONERS]
     if not captioners or unknown:
         raise ValueError(f"captioners must be a non-empty subset of {', '.join(CAPTIONERS)}; got {list(captioners)}")
@@ -231,7 +223,7 @@ def caption_texts(
     data_dir: str | Path, split: str, img_ids: Sequence[str], captioners: Sequence[str]
 ) -> tuple[list[list[str]], list[str]]:
     """Per image, its non-empty captions (one per captioner that has one), and the reason when none."""
-    tables = {name: load_captions(data_dir, name, split) for name in _check_captioners(captioners)}
+    tables = {name: load_captions(data_dir, name, split) for name in check_captioners(captioners)}
     texts: list[list[str]] = []
     reasons: list[str] = []
     for img_id in img_ids:
@@ -257,7 +249,7 @@ def build_caption_index(
     The cache key holds the embedder identity (weights sha256), the captioners, the sha256 of their
     caption files, the image set, the chunker version and its settings.
     """
-    captioners = _check_captioners(captioners)
+    captioners = check_captioners(captioners)
     unique_ids = list(dict.fromkeys(img_ids))
     embedder = SentenceEmbedder(config.embedder, config.max_caption_tokens, config.batch_size, config.device)
     key = {
@@ -306,107 +298,3 @@ def build_caption_index(
         object_phrases = [[] for _ in unique_ids]
         object_embeddings = [torch.zeros((0, embedder.dimension)) for _ in unique_ids]
     return CaptionIndex(unique_ids, images["image_embeddings"], reasons, object_phrases, object_embeddings)
-
-
-def _linear_probe_dev_scores(
-    train_x: np.ndarray, train_y: list[str], dev_x: np.ndarray, dev_y: list[str], seed: int
-) -> tuple[Scores, np.ndarray]:
-    scaler = StandardScaler().fit(train_x)
-    classifier = RidgeClassifier(alpha=PROBE_RIDGE_ALPHA, random_state=seed)
-    classifier.fit(scaler.transform(train_x), train_y)
-    predictions = classifier.predict(scaler.transform(dev_x))
-    return score(dev_y, list(predictions), negative=NEGATIVE_LABEL), predictions
-
-
-def _bootstrap_f1(gold: list[str], predicted: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
-    """2.5 and 97.5 percentiles (in %) of dev F1 over bootstrap resamples of the dev instances."""
-    generator = np.random.default_rng(seed)
-    gold_array = np.asarray(gold, dtype=object)
-    values = []
-    for _ in range(n_resamples):
-        rows = generator.integers(0, len(gold_array), len(gold_array))
-        values.append(100 * score(list(gold_array[rows]), list(predicted[rows]), negative=NEGATIVE_LABEL).f1)
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
-
-
-def compare_captioners(
-    data_config: DataConfig = DataConfig(),
-    text_config: TextEncoderConfig = TextEncoderConfig(),
-    caption_config: CaptionNodeConfig = CaptionNodeConfig(),
-    captioners: Sequence[str] = CAPTIONERS,
-    cache: FeatureCache | None = None,
-    seed: int = 13,
-    n_bootstrap: int = 1000,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Dev proxy for choosing the captioner of the image node.
-
-    For each captioner: a linear probe (ridge classifier, one-vs-rest least squares on standardised
-    features, alpha = :data:`PROBE_RIDGE_ALPHA`; closed form, so seconds per fit on 2 cores where a
-    logistic regression took minutes) trained on train on frozen ``[head; tail; image node]``
-    features, scored on dev (MNRE-2 val) with the MNRE F1;
-    a text-only ``[head; tail]`` model is the reference. Each F1 comes with a bootstrap 95 %
-    interval over dev instances. The captioner with the best dev F1 is chosen.
-
-    Returns:
-        A JSON-ready dict: per-captioner scores, the text-only reference and ``chosen``.
-    """
-    captioners = _check_captioners(captioners)
-    data_dir = data_config.path
-    feature_cache = cache or FeatureCache()
-    splits = {split: load_mnre(data_dir, split)[: data_config.max_instances] for split in ("train", "val")}
-    labels = {split: [instance.relation for instance in instances] for split, instances in splits.items()}
-    entity_features = {
-        split: cached_text_features(data_dir, split, instances, text_config, feature_cache, show_progress=show_progress)
-        .entities.flatten(1).numpy()
-        for split, instances in splits.items()
-    }
-
-    def evaluate(extra: dict[str, np.ndarray] | None) -> dict[str, Any]:
-        features = {s: entity_features[s] if extra is None else np.hstack([entity_features[s], extra[s]]) for s in splits}
-        scores, predictions = _linear_probe_dev_scores(features["train"], labels["train"], features["val"], labels["val"], seed)
-        low, high = _bootstrap_f1(labels["val"], predictions, n_bootstrap, seed)
-        return {**{k: round(v, 2) for k, v in scores.percent().items()}, "f1_95ci": [round(low, 2), round(high, 2)]}
-
-    results: dict[str, Any] = {"text_only": evaluate(None), "captioners": {}}
-    for captioner in tqdm(captioners, desc="captioners", disable=not show_progress):
-        image_features: dict[str, np.ndarray] = {}
-        n_missing = 0
-        for split, instances in splits.items():
-            index = build_caption_index(
-                data_dir, split, [i.img_id for i in instances], (captioner,), caption_config, feature_cache,
-                with_objects=False, show_progress=show_progress,
-            )
-            rows = [index.row(i.img_id) for i in instances]
-            image_features[split] = index.image_embeddings[rows].numpy()
-            n_missing += sum(bool(index.missing_reason[r]) for r in rows)
-        results["captioners"][captioner] = {**evaluate(image_features), "instances_without_caption": n_missing}
-    chosen = max(results["captioners"], key=lambda c: results["captioners"][c]["f1"])
-    results["chosen"] = chosen
-    results["proxy"] = (
-        f"dev (MNRE-2 val) F1 of a ridge classifier (StandardScaler, alpha={PROBE_RIDGE_ALPHA}) trained on train "
-        "frozen [head; tail; image-node] features; head/tail = all-MiniLM-L6-v2 start-marker states, "
-        "image node = mean-pooled normalised caption embedding; f1_95ci = bootstrap over dev instances"
-    )
-    return results
-
-
-def main() -> None:
-    """Run :func:`compare_captioners` on the configured data and write ``results/captioner_choice.json``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--max-instances", type=int, default=None)
-    parser.add_argument("--output", default=str(RESULTS_DIR / "captioner_choice.json"))
-    args = parser.parse_args()
-    data_config = DataConfig(data_dir=args.data_dir, max_instances=args.max_instances)
-    text_config, caption_config = TextEncoderConfig(), CaptionNodeConfig()
-    results = compare_captioners(data_config, text_config, caption_config)
-    config = {"data": asdict(data_config), "text": asdict(text_config), "captions": asdict(caption_config)}
-    atomic_write_json(args.output, {**results, "provenance": provenance(config)})
-    print(json.dumps({k: v for k, v in results.items() if k != "proxy"}, indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,6 @@
-"""Entity-marker text encoder (the paper's BERT text initialisation) and a sentence embedder.
+"""Entity-marker inputs and frozen text features (the paper's BERT text initialisation), and a sentence embedder.
+
+The trainable encoder over these inputs is :class:`vmhan_lib.model.text_encoder.EntityMarkerEncoder`.
 
 Marker scheme: typed *punctuation* markers, the "typed entity marker (punct)" of Zhou & Chen
 (2021) without entity types (MNRE gives none), head and tail told apart by their punctuation::
@@ -6,8 +8,8 @@ Marker scheme: typed *punctuation* markers, the "typed entity marker (punct)" of
     RT @AFP : # BREAKING  @ * UN * @  says ceasefire agreed to end clashes in  # ^ Libya ^ #  's Tripoli
 
 The representation of the pair is the encoder state of the two *start* markers (the ``@`` before
-the head and the ``#`` before the tail), which DESIGN.md section 6 measured (61.96 test F1
-text-only with all-MiniLM-L6-v2). Punctuation rather than new special tokens because every
+the head and the ``#`` before the tail), which our first probe measured (61.96 test F1
+text-only with all-MiniLM-L6-v2; docs/offline_adaptations.md). Punctuation rather than new special tokens because every
 marker is already in the WordPiece vocabulary with a pretrained embedding: frozen features (the
 cache path, no fine-tuning) are meaningful, fine-tuning starts from a trained input, and any
 BERT-like checkpoint works without resizing its embeddings. Markers are separate *words*
@@ -30,12 +32,12 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from vmhan_lib.data.mnre import Instance, split_path
-from vmhan_lib.features.cache import FeatureCache, files_sha256, key_digest
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.io import files_sha256, key_digest
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.features.weights import resolve_text_model
 
@@ -261,56 +263,8 @@ class EntityMarkerTokenizer:
         ])
 
 
-@dataclass
-class EncoderOutput:
-    """States of one batch: ``entities`` ``[B, 2, d]`` (head, tail start markers), ``phrases``
-    ``[B, M, d]`` (mean over each phrase span, zeros where absent) and ``phrase_mask`` ``[B, M]``."""
-
-    entities: torch.Tensor
-    phrases: torch.Tensor
-    phrase_mask: torch.Tensor
-
-
-class EntityMarkerEncoder(nn.Module):
-    """A BERT-like encoder read at the entity start markers; fine-tunable end to end.
-
-    ``forward`` returns ``[B, 2, d]`` (head, tail); :meth:`encode` also pools phrase spans.
-    """
-
-    def __init__(self, backbone: PreTrainedModel) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    @classmethod
-    def from_pretrained(cls, model: str) -> "EntityMarkerEncoder":
-        """Load a fresh (trainable) copy of ``model`` (see :func:`~vmhan_lib.features.weights.resolve_text_model`)."""
-        return cls(AutoModel.from_pretrained(resolve_text_model(model).source))
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.backbone.config.hidden_size)
-
-    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last hidden states ``[B, L, d]``."""
-        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, entity_positions: torch.Tensor
-    ) -> torch.Tensor:
-        hidden = self.states(input_ids, attention_mask)
-        return _gather_positions(hidden, entity_positions)
-
-    def encode(self, batch: TokenizedBatch) -> EncoderOutput:
-        """Entity states and mean-pooled phrase-span states of a :class:`TokenizedBatch`."""
-        hidden = self.states(batch.input_ids, batch.attention_mask)
-        return EncoderOutput(
-            entities=_gather_positions(hidden, batch.entity_positions),
-            phrases=span_means(hidden, batch.phrase_spans, batch.phrase_mask),
-            phrase_mask=batch.phrase_mask,
-        )
-
-
-def _gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The states ``[B, P, d]`` of ``hidden`` ``[B, L, d]`` at token ``positions`` ``[B, P]``."""
     index = positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
     return torch.gather(hidden, 1, index)
 
@@ -329,7 +283,7 @@ def load_frozen_backbone(model: str) -> tuple[PreTrainedTokenizerBase, PreTraine
     """Tokenizer, eval-mode model and cache identity of ``model``, loaded once per process.
 
     Shared by frozen-feature computations; for training take a fresh copy with
-    :meth:`EntityMarkerEncoder.from_pretrained`.
+    :meth:`vmhan_lib.model.text_encoder.EntityMarkerEncoder.from_pretrained`.
     """
     resolved = resolve_text_model(model)
     tokenizer = AutoTokenizer.from_pretrained(resolved.source)
@@ -375,22 +329,23 @@ def compute_frozen_text_features(
         raise ValueError(f"phrases must have one list per instance: {len(phrases)} != {len(instances)}")
     tokenizer, backbone, _ = load_frozen_backbone(config.model)
     backbone = backbone.to(config.device)
-    encoder = EntityMarkerEncoder(backbone)
+    width = int(backbone.config.hidden_size)
     marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
     encoded = [
         marker_tokenizer.encode_instance(instance, phrases[i] if phrases is not None else ())
         for i, instance in enumerate(tqdm(instances, desc="tokenise", disable=not show_progress))
     ]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
-    entities = torch.zeros((len(encoded), 2, encoder.hidden_size))
-    phrase_rows: list[torch.Tensor] = [torch.zeros((0, encoder.hidden_size))] * len(encoded)
+    entities = torch.zeros((len(encoded), 2, width))
+    phrase_rows: list[torch.Tensor] = [torch.zeros((0, width))] * len(encoded)
     for start in tqdm(range(0, len(order), config.batch_size), desc="encode entities", disable=not show_progress):
         rows = order[start:start + config.batch_size]
         batch = marker_tokenizer.collate([encoded[i] for i in rows]).to(config.device)
-        output = encoder.encode(batch)
-        entities[rows] = output.entities.float().cpu()
+        hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state  # [B, L, d]
+        entities[rows] = gather_positions(hidden, batch.entity_positions).float().cpu()
+        phrases = span_means(hidden, batch.phrase_spans, batch.phrase_mask)  # [B, M, d]
         for offset, row in enumerate(rows):
-            phrase_rows[row] = output.phrases[offset][output.phrase_mask[offset]].float().cpu()
+            phrase_rows[row] = phrases[offset][batch.phrase_mask[offset]].float().cpu()
     return FrozenTextFeatures(
         entities=entities,
         phrases=phrase_rows,

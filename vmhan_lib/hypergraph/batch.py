@@ -93,7 +93,7 @@ def _kept_rows(
     """Row indices and roles of the text and visual nodes of ``nodes`` that the config keeps."""
     text_rows = [0, 1]
     if config.use_text_llm:
-        text_rows += list(range(2, 2 + min(nodes.n_text_llm, config.max_text_llm)))
+        text_rows += list(range(2, 2 + nodes.n_text_llm))
     text_roles = [NodeRole.HEAD, NodeRole.TAIL] + [NodeRole.TEXT_LLM] * (len(text_rows) - 2)
 
     visual_rows: list[int] = []
@@ -103,12 +103,12 @@ def _kept_rows(
         if nodes.has_image:
             visual_rows.append(0)
             visual_roles.append(NodeRole.IMAGE)
-        objects = list(range(first_object, first_object + min(nodes.n_objects, config.max_objects)))
+        objects = list(range(first_object, first_object + nodes.n_objects))
         visual_rows += objects
         visual_roles += [NodeRole.OBJECT] * len(objects)
         if config.use_visual_llm:
             first_llm = first_object + nodes.n_objects
-            llm = list(range(first_llm, first_llm + min(nodes.n_visual_llm, config.max_visual_llm)))
+            llm = list(range(first_llm, first_llm + nodes.n_visual_llm))
             visual_rows += llm
             visual_roles += [NodeRole.VISUAL_LLM] * len(llm)
     return text_rows, text_roles, visual_rows, visual_roles

@@ -3,7 +3,7 @@
 Torch-free, so configs can be imported, compared and stored anywhere.
 
 Where the LLM-selected nodes belong (the paper's Eq. 1-3 list only v_h, v_t, v_I and the k
-objects; DESIGN.md section 3 puts "the text nodes chosen for the pair" in the textual edge):
+objects; docs/paper_choices.md puts "the text nodes chosen for the pair" in the textual edge):
 
 - text-LLM nodes (the m spans chosen by the text LLM) are textual nodes: they join the global and
   the textual hyperedge, not the inter-modal ones (which connect *one* entity with the image);
@@ -54,18 +54,16 @@ class HypergraphConfig:
         use_visual_llm: keep the visual-LLM nodes (default True; False = "w/o Visual LLM Enhancement").
         use_visual: keep any visual node at all (default True; False = text-only hypergraph,
             no image, object or visual-LLM node).
-        max_objects: k, objects kept per instance, the first k in the given (relevance) order (default 3).
-        max_text_llm: m, text-LLM nodes kept, the first m (default 3).
-        max_visual_llm: n, visual-LLM nodes kept, the first n (default 3).
+
+    Every node of the instance's features takes part: how many objects (k), text-LLM (m) and
+    visual-LLM (n) nodes an instance has is decided once, in
+    :class:`vmhan_lib.features.config.FeatureConfig`.
     """
 
     edge_types: tuple[str, ...] = EDGE_TYPES
     use_text_llm: bool = True
     use_visual_llm: bool = True
     use_visual: bool = True
-    max_objects: int = 3
-    max_text_llm: int = 3
-    max_visual_llm: int = 3
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.edge_types if name not in EDGE_TYPES]
@@ -75,9 +73,6 @@ class HypergraphConfig:
             raise ValueError(f"duplicate hyperedge types in {self.edge_types}")
         ordered = tuple(name for name in EDGE_TYPES if name in self.edge_types)
         object.__setattr__(self, "edge_types", ordered)
-        for name in ("max_objects", "max_text_llm", "max_visual_llm"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def without_edges(self, *names: str) -> "HypergraphConfig":
         """A copy with the hyperedge types ``names`` switched off."""

@@ -4,7 +4,7 @@ and the Table 1 / Table 2 variants.
 
 Typical use::
 
-    config = variant_config("VM-HAN (Ours)", model_preset("default"))
+    config = variant_config("VM-HAN (Ours)").sized(d_text=384, d_visual=384, num_relations=23)
     batch = collate_hypergraphs(instances, config.hypergraph, labels)
     model = build_model(config)
     output = model(batch)
@@ -12,14 +12,14 @@ Typical use::
 """
 
 from vmhan_lib.hypergraph.config import HypergraphConfig
-from vmhan_lib.model.config import ENCODERS, PRESETS, ModelConfig, model_preset
+from vmhan_lib.model.config import ENCODERS, ModelConfig
 from vmhan_lib.model.losses import kl_loss, reconstruction_loss, vmhan_loss
-from vmhan_lib.model.variants import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, variant_config
+from vmhan_lib.model.variants import FULL_MODEL, TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS, variant_config
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 from vmhan_lib.model.vmhan import VMHAN, ModelOutput, build_model
 
 __all__ = [
-    "ENCODERS", "FULL_MODEL", "PRESETS", "TABLE2_VARIANTS", "VARIANTS", "VMHAN", "HypergraphAttention",
-    "HypergraphConfig", "ModelConfig", "ModelOutput", "build_model", "kl_loss", "model_preset",
+    "ENCODERS", "FULL_MODEL", "TABLE1_VARIANTS", "TABLE2_VARIANTS", "VARIANTS", "VMHAN", "HypergraphAttention",
+    "HypergraphConfig", "ModelConfig", "ModelOutput", "build_model", "kl_loss",
     "reconstruction_loss", "variant_config", "vmhan_loss",
 ]

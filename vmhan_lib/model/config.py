@@ -7,7 +7,7 @@ lambda_KL of Eq. 12: the defaults below are our choice, meant to be tuned on dev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vmhan_lib.hypergraph.config import HypergraphConfig
@@ -17,7 +17,6 @@ ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "vgcn", "none")
 VARIATIONAL_ENCODERS: tuple[str, ...] = ("vhan", "vgcn", "none")
 """Encoders that carry a variance path (``none`` passes Eq. 4's (mu, sigma) through)."""
 DETERMINISTIC_ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "none")
-PRESETS: tuple[str, ...] = ("tiny", "default")
 
 
 @dataclass(frozen=True)
@@ -27,13 +26,15 @@ class ModelConfig:
     Attributes:
         variant: the Table 1 / Table 2 row this config realises (default ``"VM-HAN (Ours)"``); set
             by :data:`vmhan_lib.model.variants.VARIANTS`, informational otherwise.
-        d_text: width of the raw text-node features (default 384, all-MiniLM-L6-v2).
-        d_visual: width of the raw visual-node features (default 384, caption embeddings).
+        d_text: width of the raw text-node features; ``None`` (default) = the width of the features
+            the model is trained on (384 for all-MiniLM-L6-v2), see :meth:`sized`.
+        d_visual: width of the raw visual-node features; ``None`` (default) = from the features.
         hidden: common node width d after the per-modality projection (default 256).
         heads: attention heads of V-HAN / GAT; must divide ``hidden`` (default 4).
         num_layers: stacked encoder layers L (default 2).
         dropout: dropout on the classifier input, Eq. 9 (default 0.6, as the paper).
-        num_relations: relation classes including None (default 23, MNRE).
+        num_relations: relation classes including None; ``None`` (default) = from the data's
+            relation vocabulary (23 for MNRE).
         encoder: one of :data:`ENCODERS` (default ``"vhan"``).
         variational: Gaussian node representations (mu, sigma) of Eq. 4 (default True); False =
             deterministic node vectors, no sigma path, no reconstruction / KL loss.
@@ -47,13 +48,13 @@ class ModelConfig:
     """
 
     variant: str = "VM-HAN (Ours)"
-    d_text: int = 384
-    d_visual: int = 384
+    d_text: int | None = None
+    d_visual: int | None = None
     hidden: int = 256
     heads: int = 4
     num_layers: int = 2
     dropout: float = 0.6
-    num_relations: int = 23
+    num_relations: int | None = None
     encoder: str = "vhan"
     variational: bool = True
     sample_in_training: bool = True
@@ -75,29 +76,24 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if min(self.lambda_c, self.lambda_rec, self.lambda_kl) < 0:
             raise ValueError("loss weights must be >= 0")
-        if min(self.d_text, self.d_visual, self.hidden, self.num_layers, self.num_relations) < 1:
+        sizes = (self.d_text, self.d_visual, self.hidden, self.num_layers, self.num_relations)
+        if min(size for size in sizes if size is not None) < 1:
             raise ValueError("widths, num_layers and num_relations must be >= 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def is_sized(self) -> bool:
+        return None not in (self.d_text, self.d_visual, self.num_relations)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict` (also for its JSON round trip, where tuples became lists)."""
-        hypergraph = dict(values.get("hypergraph", {}))
-        if "edge_types" in hypergraph:
-            hypergraph["edge_types"] = tuple(hypergraph["edge_types"])
-        return cls(**{**values, "hypergraph": HypergraphConfig(**hypergraph)})
+    def sized(self, d_text: int, d_visual: int, num_relations: int) -> "ModelConfig":
+        """A copy with the input widths and the class count of the data it will see; a width set
+        by the user that disagrees with the data is an error, never silently replaced."""
+        given = {"d_text": d_text, "d_visual": d_visual, "num_relations": num_relations}
+        for name, actual in given.items():
+            chosen = getattr(self, name)
+            if chosen is not None and chosen != actual:
+                raise ValueError(f"model.{name} = {chosen} but the data give {actual}; leave it unset (None)")
+        return replace(self, **given)
 
     def with_hypergraph(self, **changes: Any) -> "ModelConfig":
         """A copy whose hypergraph config has ``changes`` applied."""
         return replace(self, hypergraph=replace(self.hypergraph, **changes))
-
-
-def model_preset(name: str = "default") -> ModelConfig:
-    """Named presets: ``tiny`` (small widths for tests), ``default`` (see :class:`ModelConfig`)."""
-    if name == "tiny":
-        return ModelConfig(d_text=12, d_visual=10, hidden=8, heads=2, num_layers=2, num_relations=4)
-    if name == "default":
-        return ModelConfig()
-    raise ValueError(f"unknown model preset {name!r}; allowed: {', '.join(PRESETS)}")

@@ -1,7 +1,7 @@
 """The rows of the paper's Table 2 (ablations) and Table 1's graph baselines, as config transforms.
 
 ``VARIANTS[name](base)`` returns ``base`` changed into the variant ``name`` (with ``variant=name``);
-``base`` is the full model (e.g. :func:`vmhan_lib.model.config.model_preset`). Names are exactly
+``base`` is the full model (e.g. the ``model`` field of a run configuration). Names are exactly
 the paper's row labels so result tables can be keyed by them. Each function's docstring states
 our reading of the ablation. Torch-free: build the model with :func:`vmhan_lib.model.build_model`.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from vmhan_lib.hypergraph.config import INTER_MODAL_EDGES, INTRA_MODAL_EDGES
-from vmhan_lib.model.config import ModelConfig, model_preset
+from vmhan_lib.model.config import ModelConfig
 
 FULL_MODEL = "VM-HAN (Ours)"
 VariantFn = Callable[[ModelConfig], ModelConfig]
@@ -148,10 +148,12 @@ VARIANTS: dict[str, VariantFn] = {
 
 TABLE2_VARIANTS: tuple[str, ...] = tuple(list(VARIANTS)[:14])
 """The 14 rows of the paper's Table 2, in its order."""
+TABLE1_VARIANTS: tuple[str, ...] = (FULL_MODEL, "Text-only", "GCN", "GAT", "HGNN")
+"""Our rows of the paper's Table 1 (the fine-tuned text encoder of stage 1 adds one more)."""
 
 
 def variant_config(name: str, base: ModelConfig | None = None) -> ModelConfig:
-    """The config of variant ``name`` built on ``base`` (default: the ``default`` preset)."""
+    """The config of variant ``name`` built on ``base`` (default: :class:`ModelConfig` defaults)."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(repr(n) for n in VARIANTS)}")
-    return VARIANTS[name](base if base is not None else model_preset("default"))
+    return VARIANTS[name](base if base is not None else ModelConfig())

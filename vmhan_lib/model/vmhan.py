@@ -143,5 +143,12 @@ class VMHAN(nn.Module):
 
 
 def build_model(config: ModelConfig) -> VMHAN:
-    """The model that ``config`` describes (see :data:`vmhan_lib.model.variants.VARIANTS` for named ones)."""
+    """The model that ``config`` describes (see :data:`vmhan_lib.model.variants.VARIANTS` for named ones).
+
+    Raises:
+        ValueError: the config is not sized to its data yet (see :meth:`ModelConfig.sized`).
+    """
+    if not config.is_sized:
+        raise ValueError("model config has no input widths / class count yet; call config.sized(d_text, d_visual, "
+                         "num_relations) with those of the features")
     return VMHAN(config)

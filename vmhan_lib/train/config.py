@@ -1,61 +1,55 @@
-"""Torch-free training configuration with one preset per profile.
+"""The one configuration tree of a run, and one preset per profile (torch-free).
+
+:class:`RunConfig` holds everything that makes a run: the data, the features (text encoder, caption
+nodes, node selector, the paper's k, m, n), the model (widths, encoder, Eq. 12 loss weights,
+hypergraph switches), stage-1 and stage-2 training, and the experiment (seeds, rows). Every run
+record stores its whole tree (``to_dict``); :func:`run_config` builds the tree of a profile with
+any field changed by its dotted name, from the command line (``--set train.epochs=20``) or a
+notebook's ``overrides`` dict (see :mod:`vmhan_lib.config_tree`).
 
 The paper's settings (section 5.1): AdamW, lr 2e-5, weight decay 0.01, dropout 0.6, batch 16.
-Our two-stage ``cpu`` profile (see :mod:`vmhan_lib.train.experiment`) fine-tunes the text encoder
-once with the settings DESIGN.md section 6 measured (lr 5e-5, batch 32, 4 epochs, linear warm-up
-and decay), then trains every hypergraph model on the frozen features of that encoder, where the
-hypergraph part gets its own, larger learning rate (a freshly initialised small network does not
-learn at 2e-5 within a few epochs).
+Our two-stage ``cpu`` profile (see :mod:`vmhan_lib.train.runner`) fine-tunes the text encoder
+once with the settings we measured before the first model (lr 5e-5, batch 32, 4 epochs, linear
+warm-up and decay; docs/offline_adaptations.md), then trains every hypergraph model on the frozen
+features of that encoder, where the hypergraph part gets its own, larger learning rate (a freshly
+initialised small network does not learn at 2e-5 within a few epochs).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from vmhan_lib.config_tree import ConfigError, apply_overrides, from_dict, to_dict
+from vmhan_lib.data.config import DataConfig
+from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.model.config import ModelConfig
+from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
+from vmhan_lib.paths import PROFILES, resolve_profile
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
+"""The run name of stage 1: the fine-tuned encoder with its linear head is itself a model."""
 
 
-@dataclass(frozen=True)
-class EncoderTrainConfig:
-    """Stage 1: fine-tune the entity-marker text encoder with a linear relation head.
-
-    Attributes:
-        epochs: passes over train (default 4); the checkpoint with the best dev F1 is kept.
-        batch_size: sentences per step (default 32).
-        lr: AdamW learning rate of the encoder and head (default 5e-5).
-        weight_decay: AdamW weight decay (default 0.01, as the paper).
-        warmup_ratio: share of steps with linear warm-up, then linear decay (default 0.1).
-        dropout: dropout on the head input (default 0.1).
-        max_grad_norm: gradient clipping (default 1.0).
-        eval_batch_size: sentences per forward pass at evaluation (default 64).
-    """
-
-    epochs: int = 4
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    dropout: float = 0.1
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, eval_batch_size=self.eval_batch_size)
+def _positive(**values: float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Stage 2: train a hypergraph model (or a baseline) on node features.
+    """How one model is trained by the fit loop (stage 2: a hypergraph model or baseline).
 
     Attributes:
         epochs: passes over train (default 10); the checkpoint with the best dev F1 is kept.
-        batch_size: hypergraphs per step (default 16, as the paper).
-        lr: AdamW learning rate of the hypergraph part and classifier (default 1e-3).
+        batch_size: instances per step (default 16, as the paper).
+        lr: AdamW learning rate (default 1e-3 for the freshly initialised hypergraph part).
         weight_decay: AdamW weight decay (default 0.01, as the paper).
         warmup_ratio: share of steps with linear warm-up, then linear decay (default 0.1).
         max_grad_norm: gradient clipping (default 1.0).
-        eval_batch_size: hypergraphs per forward pass at evaluation (default 256).
+        eval_batch_size: instances per forward pass at evaluation (default 256).
         device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
         cpu_threads: torch CPU threads while training (default 1): the hypergraph part works on
             small tensors, where thread synchronisation costs more than it saves (measured: 19 ms
@@ -77,27 +71,137 @@ class TrainConfig:
         _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, eval_batch_size=self.eval_batch_size)
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig(TrainConfig):
+    """Stage 1: fine-tune the entity-marker text encoder with a linear relation head.
+
+    The fields of :class:`TrainConfig` with stage-1 defaults (4 epochs, batch 32, lr 5e-5, eval
+    batch 64, torch's own thread count), plus:
+
+    Attributes:
+        dropout: dropout on the head input (default 0.1).
+    """
+
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 5e-5
+    eval_batch_size: int = 64
+    cpu_threads: int | None = None
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Which runs make the tables and figures of a profile.
+
+    Attributes:
+        variants: Table 1 / Table 2 rows to run (default: every row of both, Table 1 first).
+        seeds: seeds of every row but the headline (default 0, 1, 2).
+        headline_seeds: seeds of VM-HAN (Ours) (default 0-4).
+        encoder_seed: the seed of the shared stage-1 encoder (default 0).
+        visual_proportions: Fig. 5, shares of instances keeping their visual nodes (default 0-100 %
+            in steps of 25 %).
+    """
+
+    variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
+    seeds: tuple[int, ...] = (0, 1, 2)
+    headline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    encoder_seed: int = 0
+    visual_proportions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.variants if name not in VARIANTS]
+        if unknown or not self.variants:
+            raise ValueError(f"unknown or no variant(s) {unknown}; allowed: {', '.join(VARIANTS)}")
+        if not self.seeds or not self.headline_seeds:
+            raise ValueError("seeds and headline_seeds need at least one seed each")
+        if min((*self.seeds, *self.headline_seeds, self.encoder_seed)) < 0:
+            raise ValueError("seeds must be >= 0")
+        if any(not 0.0 <= p <= 1.0 for p in self.visual_proportions):
+            raise ValueError(f"visual_proportions must lie in [0, 1], got {self.visual_proportions}")
+
+    def seeds_of(self, variant: str) -> tuple[int, ...]:
+        return self.headline_seeds if variant == TABLE1_VARIANTS[0] else self.seeds
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole configuration of a run (see the module docstring).
+
+    Attributes:
+        profile: ``tiny``, ``cpu`` or ``full`` (decides the output folders).
+        data: which data.
+        features: how instances become node features (text encoder, captions, selector, k/m/n).
+        model: the full model that every variant modifies (widths, encoder, loss weights).
+        encoder_train: stage 1, the shared text encoder.
+        train: stage 2, every hypergraph model and baseline.
+        experiment: rows, seeds and Fig. 5 proportions.
+    """
+
+    profile: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder_train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; allowed: {', '.join(PROFILES)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        return from_dict(cls, values)
 
 
-def _positive(**values: float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+def preset(profile: str | None = None) -> RunConfig:
+    """The preset of a profile (``None``: ``$VMHAN_PROFILE``, else ``cpu``).
 
-
-def train_presets(profile: str) -> tuple[EncoderTrainConfig, TrainConfig]:
-    """Stage-1 and stage-2 settings of a profile (``tiny``, ``cpu``, ``full``)."""
-    if profile == "tiny":
-        return EncoderTrainConfig(epochs=1, batch_size=16), TrainConfig(epochs=2, batch_size=16)
-    if profile == "cpu":
-        # batch 32 and 8 epochs (not the paper's 16 and more): 56 runs must fit a 2-core machine
-        return EncoderTrainConfig(), TrainConfig(epochs=8, batch_size=32)
-    if profile == "full":
-        return (
-            EncoderTrainConfig(epochs=10, batch_size=16, lr=2e-5),
-            TrainConfig(epochs=30, batch_size=16),
+    - ``tiny``: the first 200 instances of each split, 1 + 2 epochs, batch 16, one seed;
+    - ``cpu``: all of MNRE-2; stage 1 4 epochs (batch 32, lr 5e-5), stage 2 8 epochs at batch 32
+      (not the paper's 16: 57 runs must fit a 2-core machine); 3 seeds, 5 for the headline;
+    - ``full``: the paper's batch 16 and lr 2e-5 for the encoder, 10 + 30 epochs.
+    """
+    name = resolve_profile(profile)
+    if name == "tiny":
+        return RunConfig(
+            profile=name, data=DataConfig(max_instances=200),
+            encoder_train=EncoderTrainConfig(epochs=1, batch_size=16), train=TrainConfig(epochs=2, batch_size=16),
+            experiment=ExperimentConfig(seeds=(0,), headline_seeds=(0,)),
         )
-    raise ValueError(f"unknown profile {profile!r}; allowed: tiny, cpu, full")
+    if name == "cpu":
+        return RunConfig(profile=name, train=TrainConfig(epochs=8, batch_size=32))
+    return RunConfig(
+        profile=name, encoder_train=EncoderTrainConfig(epochs=10, batch_size=16, lr=2e-5),
+        train=TrainConfig(epochs=30, batch_size=16),
+    )
+
+
+def run_config(profile: str | None = None, data_dir: str | None = None,
+               overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """The preset of ``profile`` with its data directory (``None``: ``$VMHAN_DATA``, else
+    ``data/mnre``) and ``overrides`` (dotted field -> value, typed or string) applied.
+
+    Raises:
+        ConfigError: an unknown profile or field, or a bad value (one line naming what is allowed).
+    """
+    try:
+        config = preset(profile)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if data_dir is not None and str(data_dir) != "":
+        config = replace(config, data=replace(config.data, data_dir=str(data_dir)))
+    return apply_overrides(config, dict(overrides or {}))

@@ -5,7 +5,9 @@
 - ``test_predictions.jsonl``: one line per test instance in file order with its index, gold and
   predicted relation, the class probabilities and (variational models) the predicted variance.
 
-Tables and figures are built from these files only.
+Tables and figures are built from these files only. :func:`write_run` is the one writer (the
+predictions first, then the record, each atomically: a record exists only beside its
+predictions), :func:`read_record` / :func:`read_predictions` / :func:`iter_records` the readers.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Prediction:
     variance: float | None = None
 
 
-def write_predictions(run_dir: Path, predictions: Sequence[Prediction]) -> Path:
+def _write_predictions(run_dir: Path, predictions: Sequence[Prediction]) -> Path:
     lines = []
     for p in predictions:
         row: dict[str, Any] = {
@@ -68,7 +70,9 @@ def read_predictions(run_dir: Path) -> list[Prediction]:
     return predictions
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
+def write_run(run_dir: Path, record: dict[str, Any], predictions: Sequence[Prediction]) -> Path:
+    """Write a run's test predictions, then its record (both atomically); returns the record file."""
+    _write_predictions(Path(run_dir), predictions)
     return atomic_write_json(Path(run_dir) / RECORD_FILE, record)
 
 

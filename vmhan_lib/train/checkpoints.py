@@ -1,0 +1,77 @@
+"""Trained models back from disk: the dev-selected checkpoint of a run, and the run config that made it.
+
+A stage-2 run's checkpoint folder holds ``best.pt`` = ``{"digest", "config", "model"}``, where
+``config`` is the run's configuration record (``run``: the whole :class:`RunConfig` tree,
+``model``: the variant's sized model config, ``features``: the features it was trained on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vmhan_lib.config_tree import from_dict
+from vmhan_lib.model.config import ModelConfig
+from vmhan_lib.model.vmhan import VMHAN, build_model
+from vmhan_lib.train.config import RunConfig
+from vmhan_lib.train.hypergraph_task import BEST_FILE
+from vmhan_lib.train.runner import Job, RunPaths, run_jobs
+
+
+class MissingCheckpointError(FileNotFoundError):
+    """No trained model for the requested (profile, variant, seed); the message says what to run."""
+
+
+def best_checkpoint_path(config: RunConfig, job: Job, paths: RunPaths | None = None) -> Path:
+    """Where the fit loop exports the dev-selected model of a job."""
+    return (paths or RunPaths.of(config)).checkpoint_dir(config.profile, job) / BEST_FILE
+
+
+def ensure_best_checkpoint(config: RunConfig, job: Job, train_if_missing: bool = False,
+                           paths: RunPaths | None = None, progress: bool = True) -> Path:
+    """The best checkpoint of ``job``; when missing and ``train_if_missing``, train it first with
+    :func:`~vmhan_lib.train.runner.run_jobs` (a committed record alone trains again aside).
+
+    Raises:
+        MissingCheckpointError: still missing (not allowed to train).
+    """
+    path = best_checkpoint_path(config, job, paths)
+    if not path.is_file() and train_if_missing:
+        run_jobs(config, [job], need_models=True, paths=paths, progress=progress)
+    if not path.is_file():
+        raise MissingCheckpointError(
+            f"no trained checkpoint for {job.name!r} seed {job.seed} in profile {config.profile!r} ({path}); "
+            f"train it with `python -m vmhan_lib train --profile {config.profile} --variants {job.variant!r}` "
+            "(a committed run record alone is not enough: pass train_if_missing=True to retrain it aside)")
+    return path
+
+
+def load_best_checkpoint(path: Path) -> dict[str, Any]:
+    """The stored ``{"digest", "config", "model"}`` of a best checkpoint.
+
+    Raises:
+        MissingCheckpointError: no such file, or one written before the configuration tree (its
+            config has no ``run``): delete it and train again.
+    """
+    if not Path(path).is_file():
+        raise MissingCheckpointError(f"no checkpoint at {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if "run" not in checkpoint.get("config", {}):
+        raise MissingCheckpointError(f"{path} was written by an older version of the workbook (no run configuration "
+                                     "stored); delete it and train again")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[VMHAN, ModelConfig]:
+    """The model stored in a loaded checkpoint, in evaluation mode, and its config."""
+    config = from_dict(ModelConfig, checkpoint["config"]["model"])
+    model = build_model(config)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), config
+
+
+def run_config_of(checkpoint: dict[str, Any]) -> RunConfig:
+    """The whole run configuration a checkpoint was trained with."""
+    return RunConfig.from_dict(checkpoint["config"]["run"])

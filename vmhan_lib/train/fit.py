@@ -1,0 +1,254 @@
+"""The one fit loop: every model of the workbook is trained by :func:`fit`.
+
+One run: seed everything, build the model, train with AdamW and linear warm-up/decay, evaluate on
+dev after every epoch, keep the state with the best dev F1, export it, score test once with it,
+and write the run record and the test predictions (:mod:`vmhan_lib.train.records`). After every
+epoch the full training state (model, optimiser, scheduler, RNG, dev curve, best state) is saved
+atomically, so an interrupted run continues where it stopped.
+
+What differs between models is a :class:`FitTask`: how the model is built, how an epoch is cut
+into batches, the loss of a batch, the class probabilities of a split, and what is exported from
+the best state (:mod:`vmhan_lib.train.hypergraph_task` for the hypergraph models and baselines,
+:mod:`vmhan_lib.train.encoder_task` for the stage-1 text encoder).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vmhan_lib.data.mnre import RelationVocab
+from vmhan_lib.io import atomic_torch_save, key_digest, provenance
+from vmhan_lib.metrics import score
+from vmhan_lib.train.config import TrainConfig
+from vmhan_lib.train.records import Prediction, write_run
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class SplitPredictions:
+    """What a model says about a split: probabilities ``[n, R]`` and, for variational models, the
+    mean predicted variance of the head and tail nodes ``[n]``."""
+
+    probabilities: torch.Tensor
+    variances: torch.Tensor | None = None
+
+
+class FitTask(Protocol):
+    """What the fit loop needs of one kind of model.
+
+    ``labels[split]`` and ``indices[split]`` are the relation ids and file indices of the
+    instances of ``train``, ``val`` and ``test``, in the order :meth:`predict` returns them.
+    """
+
+    labels: dict[str, list[int]]
+    indices: dict[str, list[int]]
+
+    def build_model(self) -> torch.nn.Module:
+        """A fresh model (called right after seeding, so its initialisation follows the seed)."""
+
+    def train_batches(self, epoch_seed: int) -> Sequence[Any]:
+        """The batches of one epoch over train, shuffled with ``torch.Generator().manual_seed(epoch_seed)``."""
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch, ``"total"`` included (the one that is minimised)."""
+
+    def predict(self, model: torch.nn.Module, split: str) -> SplitPredictions:
+        """Evaluation-mode predictions for every instance of ``split``."""
+
+    def export(self, model: torch.nn.Module, checkpoint_dir: Path, digest: str,
+               config: dict[str, Any]) -> dict[str, Any]:
+        """Save the best model (already loaded into ``model``); returns fields for the run record."""
+
+
+class LazyBatches:
+    """An epoch's batches, collated one at a time as the loop asks (a whole epoch collated at once
+    would hold every padded batch in memory): ``collate(chosen)`` for each index tensor in turn."""
+
+    def __init__(self, chosen: Sequence[torch.Tensor], collate: Callable[[torch.Tensor], Any]) -> None:
+        self.chosen, self.collate = list(chosen), collate
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self.collate(indices) for indices in self.chosen)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the GPU when one is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no GPU is visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def linear_warmup_decay(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly over the warm-up steps, then falling linearly to 0."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+    losses: dict[str, torch.Tensor], max_grad_norm: float,
+) -> dict[str, float]:
+    """One optimiser step on the loss terms of a batch (minimise ``"total"``, clipped gradients)."""
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return {name: value.item() for name, value in losses.items()}
+
+
+def _restore(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
+             ) -> tuple[list[dict[str, Any]], float, dict[str, torch.Tensor]]:
+    """Resume from ``path`` when it holds a run of the same configuration (``digest``); returns the
+    dev curve so far, the best dev F1 and the best state (empty curve: a fresh start)."""
+    if path.is_file():
+        state = torch.load(path, map_location=device, weights_only=False)
+        if state["digest"] == digest:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            return state["curve"], state["best_f1"], state["best_state"]
+    return [], -1.0, copy.deepcopy(model.state_dict())
+
+
+def scores_of(vocab: RelationVocab, labels: Sequence[int], probabilities: torch.Tensor) -> dict[str, Any]:
+    """The MNRE scores of argmax predictions against gold relation ids."""
+    predicted = probabilities.argmax(-1).tolist()
+    return score([vocab.labels[i] for i in labels], [vocab.labels[i] for i in predicted]).as_dict()
+
+
+def fit(
+    *,
+    name: str,
+    task: FitTask,
+    train_config: TrainConfig,
+    vocab: RelationVocab,
+    seed: int,
+    run_dir: Path,
+    checkpoint_dir: Path,
+    config_record: dict[str, Any],
+    identity: dict[str, Any] | None = None,
+    extra_record: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``task``'s model, select on dev F1, export the best state, test once, write the record.
+
+    Args:
+        name: the run's name (a Table 1 / Table 2 row, or a Fig. 5 run), shown and recorded.
+        checkpoint_dir: the resumable training state and the exported best model (not results).
+        config_record: the whole configuration of the run, stored in the record.
+        identity: what makes the result (default: ``config_record``); its digest keys the
+            resumable state and the exported model, so a changed configuration never resumes an
+            old state.
+        extra_record: more fields for the record (e.g. the feature build reports).
+    Returns:
+        The run record (as written).
+    """
+    threads = torch.get_num_threads()
+    if train_config.cpu_threads is not None:
+        torch.set_num_threads(train_config.cpu_threads)
+    try:
+        return _fit(name, task, train_config, vocab, seed, run_dir, checkpoint_dir, config_record,
+                    key_digest(config_record if identity is None else identity), extra_record or {}, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVocab, seed: int, run_dir: Path,
+         checkpoint_dir: Path, config_record: dict[str, Any], digest: str, extra_record: dict[str, Any],
+         progress: bool) -> dict[str, Any]:
+    device = resolve_device(train_config.device)
+    seed_everything(seed)
+    model = task.build_model().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
+    scheduler = linear_warmup_decay(optimizer, steps_per_epoch * train_config.epochs, train_config.warmup_ratio)
+    state_path = checkpoint_dir / STATE_FILE
+    curve, best_f1, best_state = _restore(state_path, digest, model, optimizer, scheduler, device)
+    for epoch in range(len(curve), train_config.epochs):
+        model.train()
+        started = time.perf_counter()
+        totals: dict[str, float] = {}
+        batches = task.train_batches(seed * 1_000 + epoch)
+        bar = tqdm(batches, desc=f"{name} s{seed} epoch {epoch + 1}", disable=not progress, leave=False)
+        for step, batch in enumerate(bar):
+            losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
+            for term, value in losses.items():
+                totals[term] = totals.get(term, 0.0) + value
+            bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")
+        dev_scores = scores_of(vocab, task.labels["val"], task.predict(model, "val").probabilities)
+        curve.append({
+            "epoch": epoch + 1,
+            "train_loss": {term: total / steps_per_epoch for term, total in totals.items()},
+            "dev": dev_scores,
+            "wall_s": time.perf_counter() - started,
+        })
+        if dev_scores["f1"] > best_f1:
+            best_f1, best_state = dev_scores["f1"], copy.deepcopy(model.state_dict())
+        atomic_torch_save({
+            "digest": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "curve": curve, "best_f1": best_f1, "best_state": best_state,
+        }, state_path)
+    model.load_state_dict(best_state)
+    exported = task.export(model, checkpoint_dir, digest, config_record)
+    best_epoch = max(curve, key=lambda row: row["dev"]["f1"])
+    test = task.predict(model, "test")
+    labels, variances = task.labels["test"], test.variances
+    predictions = [
+        Prediction(
+            index=task.indices["test"][i], gold=vocab.labels[labels[i]],
+            predicted=vocab.labels[int(test.probabilities[i].argmax())],
+            probabilities=tuple(test.probabilities[i].tolist()),
+            variance=None if variances is None else float(variances[i]),
+        )
+        for i in range(len(labels))
+    ]
+    record = {
+        "run_id": run_dir.name,
+        "variant": name,
+        "seed": seed,
+        "device": str(device),
+        **provenance(config_record),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": curve,
+        "best_epoch": best_epoch["epoch"],
+        "dev": best_epoch["dev"],
+        "test": scores_of(vocab, labels, test.probabilities),
+        "train_wall_s": sum(row["wall_s"] for row in curve),
+        **exported,
+        **extra_record,
+        "complete": True,
+    }
+    write_run(run_dir, record, predictions)
+    return record

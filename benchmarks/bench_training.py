@@ -2,27 +2,35 @@
 
 Stage 2 (every Table 1 model: VM-HAN, the text-only model, GCN, GAT, HGNN) on the cached node
 features of the profile's train split, with the profile's stage-2 settings (batch size, threads,
-AdamW, linear warm-up/decay), through the same :func:`vmhan_lib.train.loop.train_step` the
-experiments use:
+AdamW, linear warm-up/decay), through the code the experiments run: the inputs of
+:func:`vmhan_lib.train.runner.prepare_inputs`, a :class:`~vmhan_lib.train.hypergraph_task.HypergraphTask`
+and :func:`vmhan_lib.train.fit.train_step` on the task's loss (Eq. 12):
 
 - training throughput (instances/s) and time per epoch: one full epoch over the train split in
-  the experiments' order (collation included; dev evaluation excluded);
-- inference latency per instance: batch of 1, median over ``--latency-instances`` test
-  instances; and the batched rate at the evaluation batch size over the whole test split;
-- memory of one training step: bytes autograd saves for backward plus parameters, gradients and
-  AdamW state (exact tensor bytes), and on a GPU the allocator's peak for the epoch.
+  the experiments' order (the task's batches of seed 0, epoch 0; collation included; dev
+  evaluation excluded);
+- inference latency per instance: batch of 1 (:func:`~vmhan_lib.train.hypergraph_task.predict_nodes`),
+  median over ``--latency-instances`` test instances; and the batched rate of the task's
+  evaluation (``predict`` at the evaluation batch size) over the whole test split;
+- memory of one training step (the first batch of the timed epoch): bytes autograd saves for
+  backward plus parameters, gradients and AdamW state (exact tensor bytes), and on a GPU the
+  allocator's peak for the epoch.
 
 Stage 1 (the entity-marker text encoder with its linear head), with the profile's stage-1 settings
-on real tokenised train sentences in length-bucketed batches: ``--encoder-steps`` optimiser steps
-(after one warm-up step) give instances/s and the extrapolated epoch time, printed beside the
-epoch times the committed fine-tuning record measured; inference latency per sentence at batch 1.
+through an :class:`~vmhan_lib.train.encoder_task.EncoderTask` on real tokenised train sentences in
+its length-bucketed batches: ``--encoder-steps`` optimiser steps of ``train_step`` on the task's
+loss (after one warm-up step) give instances/s and the extrapolated epoch time, printed beside
+the epoch times the committed fine-tuning record measured; inference latency per sentence at
+batch 1.
 
-The GPU is used when present (``--device auto``); timings then synchronise the device. Prints the
-figures and writes them with the configuration, machine load and provenance to
-``results/benchmarks/training[_<device>].json``.
+The run configuration is the profile's (``--profile``, ``--set NAME=VALUE`` as for
+``python -m vmhan_lib``). The GPU is used when present (``train.device`` / ``encoder_train.device``
+``auto``, or ``--device``); timings then synchronise the device. Prints the figures and writes them
+with the configuration, machine load and provenance to ``results/benchmarks/training[_<device>].json``
+(``results/tiny/benchmarks/`` for the ``tiny`` profile, so it never touches the committed files).
 
-Run: ``.venv/bin/python benchmarks/bench_training.py [--profile cpu] [--device auto]``. On a fresh
-clone the profile's encoder and features are built first (cached after; see the README).
+Run: ``.venv/bin/python benchmarks/bench_training.py [--profile cpu] [--device auto] [--set NAME=VALUE]``.
+On a fresh clone the profile's encoder and features are built first (cached after; see the README).
 """
 
 from __future__ import annotations

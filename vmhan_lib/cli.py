@@ -24,12 +24,28 @@ SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set
 USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
 
 
-def _run_options(parser: argparse.ArgumentParser, data_dir: bool = True) -> None:
-    parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
-    if data_dir:
-        parser.add_argument("--data-dir", default=None, help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
-    parser.add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE", default=None,
-                        help=SET_HELP)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("print the run configuration of a profile (JSON), with --set applied",
+               "Print the whole run configuration tree of a profile as JSON, after --set; --fields lists every "
+               "settable dotted field instead. Writes nothing."),
+    "stats": ("MNRE statistics to the profile's results/ and figures/",
+              "Compute the statistics of every MNRE split; writes data_statistics.json and two figures under the "
+              "profile's results/ and figures/ folders (committed files for cpu, results/tiny/ for tiny)."),
+    "download": ("fetch the MNRE files from their public sources, verify sha256",
+                 "Fetch every MNRE file of the manifest into the data directory and verify its sha256; files that "
+                 "already match are kept (resumable)."),
+    "train": ("run the Table 1 / Table 2 experiments of a profile (resumable)",
+              "Train (or reuse, when complete) every run of the chosen rows; writes run records under results/runs/ "
+              "(results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, then the tables as "
+              "`tables` does.\n\nvariants: " + "; ".join(VARIANTS)),
+    "tables": ("build Tables 1 and 2 from the run records of a profile",
+               "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
+               "table2_ablations.{csv,md} under the profile's results folder; --readme also renders them into "
+               "README.md."),
+    "reproduce": ("run every notebook with papermill, in order",
+                  "Execute the numbered notebooks in order with papermill, passing the profile, data directory and "
+                  "--set fields; executed copies go to results/executed/<profile>/."),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,41 +53,24 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    config = sub.add_parser("config", help="print the run configuration of a profile (JSON), with --set applied",
-                            description="Print the whole run configuration tree of a profile as JSON, after "
-                                        "--set; --fields lists every settable dotted field instead.")
-    _run_options(config)
-    config.add_argument("--fields", action="store_true", help="list every settable field name")
-    stats = sub.add_parser("stats", help="MNRE statistics to the profile's results/ and figures/",
-                           description="Compute the statistics of every MNRE split; writes data_statistics.json "
-                                       "and two figures under the profile's results/ and figures/ folders "
-                                       "(committed files for the cpu profile, results/tiny/ for tiny).")
-    _run_options(stats)
-    down = sub.add_parser("download", help="fetch the MNRE files from their public sources, verify sha256",
-                          description="Fetch every MNRE file of the manifest into the data directory and verify "
-                                      "its sha256; files that already match are kept (resumable).")
-    down.add_argument("--data-dir", default=None, help="target MNRE directory (default: $VMHAN_DATA, else data/mnre)")
-    train = sub.add_parser(
-        "train", help="run the Table 1 / Table 2 experiments of a profile (resumable)",
-        description="Train (or reuse, when complete) every run of the chosen rows; writes run records under "
-                    "results/runs/ (results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, "
-                    "then prints Tables 1 and 2.\n\nvariants: " + "; ".join(VARIANTS),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    _run_options(train)
-    train.add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                       help="rows to run (default: experiment.variants, every row of both tables)")
-    tables = sub.add_parser("tables", help="build Tables 1 and 2 from the run records of a profile",
-                            description="Build Tables 1 and 2 from the profile's run records; writes "
-                                        "table1_main_results.{csv,md} and table2_ablations.{csv,md} under the "
-                                        "profile's results folder; --readme also renders them into README.md.")
-    _run_options(tables, data_dir=False)
-    tables.add_argument("--readme", action="store_true", help="also render the tables into README.md (cpu profile)")
-    repro = sub.add_parser("reproduce", help="run every notebook with papermill, in order",
-                           description="Execute the numbered notebooks in order with papermill, passing the "
-                                       "profile, data directory and --set fields; executed copies go to "
-                                       "results/executed/<profile>/.")
-    _run_options(repro)
-    repro.add_argument("--from", dest="start_from", type=int, default=None, help="resume from notebook NN")
+    commands = {name: sub.add_parser(name, help=short, description=long,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                for name, (short, long) in SUBCOMMANDS.items()}
+    for name in ("config", "stats", "train", "tables", "reproduce"):
+        commands[name].add_argument("--profile", choices=PROFILES, default=None,
+                                    help="default: $VMHAN_PROFILE, else cpu")
+        commands[name].add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE",
+                                    default=None, help=SET_HELP)
+    for name in ("config", "stats", "download", "train", "reproduce"):
+        commands[name].add_argument("--data-dir", default=None,
+                                    help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
+    commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
+    commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                                   help="rows to run (default: experiment.variants, every row of both tables)")
+    commands["tables"].add_argument("--readme", action="store_true",
+                                    help="also render the tables into README.md (cpu profile)")
+    commands["reproduce"].add_argument("--from", dest="start_from", type=int, default=None,
+                                       help="resume from notebook NN")
     return parser
 
 

@@ -81,21 +81,14 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
             if isinstance(value, str) and value.strip().lower() in (*_TRUE_WORDS, *_FALSE_WORDS):
                 return value.strip().lower() in _TRUE_WORDS
             continue
-        if member is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
+        if member in (int, float):
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) or (member is float and isinstance(value, float)):
+                return member(value)
             if isinstance(value, str):
                 try:
-                    return int(value.strip())
-                except ValueError:
-                    continue
-            continue
-        if member is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):
-                try:
-                    return float(value.strip())
+                    return member(value.strip())
                 except ValueError:
                     continue
             continue

@@ -1,4 +1,4 @@
-"""MNRE evaluation, exactly as every MNRE peer computes it (DESIGN.md section 4).
+"""MNRE evaluation, exactly as every MNRE peer computes it (docs/paper_choices.md#metrics).
 
 - accuracy = correct / all instances (``None`` included);
 - precision = correct non-None predictions / non-None predictions;

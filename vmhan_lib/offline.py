@@ -1,7 +1,7 @@
 """Offline defaults for the libraries that would otherwise reach for the network.
 
 Without them transformers retries the hub for ~46 s before failing, and ultralytics tries to
-download fonts and weights and writes its settings to the user's home (DESIGN.md section 5).
+download fonts and weights and writes its settings to the user's home (docs/offline_adaptations.md#offline-variables).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""build_instance_nodes on real instances: shapes, missing captions, selectors, and the cache."""
+"""build_split on real instances: shapes, missing captions, selectors, and the cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data import Instance, load_captions, load_mnre
-from vmhan_lib.features.build import IMAGE_NODE_NAME, build_instance_nodes, build_split
+from vmhan_lib.features.build import IMAGE_NODE_NAME, build_split
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig
 
@@ -26,7 +26,7 @@ def _stages(file_names: list[str]) -> list[str]:
 
 def test_shapes_of_real_instances(mnre_dir: Path, cache: FeatureCache) -> None:
     data = DataConfig(data_dir=str(mnre_dir), max_instances=N)
-    nodes = build_instance_nodes(data, "test", QUIET, cache=cache)
+    nodes = build_split(data, "test", QUIET, cache=cache).nodes
     instances = load_mnre(mnre_dir, "test")[:N]
     assert len(nodes) == N
     for node, instance in zip(nodes, instances):

@@ -2,7 +2,7 @@
 
 Files ``captions/{captioner}_{split}.txt`` hold one Python-literal dict per line,
 ``{'img_id': '...jpg', 'text': '...'}``. They are the only visual signal that covers all 9,201
-images here, so the caption-based visual nodes (DESIGN.md section 2) are built from them.
+images here, so the caption-based visual nodes (docs/offline_adaptations.md#visual-nodes-from-captions) are built from them.
 Texts are whitespace-stripped (LLaVA-NeXT's start with a newline); BLIP leaves 35 images empty,
 which stay as empty strings. Each split also carries one placeholder line for ``inf.png``,
 which no instance refers to.

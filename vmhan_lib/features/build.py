@@ -253,14 +253,3 @@ def _compute_nodes(
     report = BuildReport(split=split, n_instances=len(instances), without_image=dict(without_image),
                          n_truncated=text.n_truncated, text_nodes_not_found=not_found)
     return nodes, report
-
-
-def build_instance_nodes(
-    data_config: DataConfig,
-    split: str,
-    feature_config: FeatureConfig = FeatureConfig(),
-    selector: NodeSelector | None = None,
-    cache: FeatureCache | None = None,
-) -> list[InstanceNodes]:
-    """The :class:`InstanceNodes` of every instance of ``split`` in file order (see :func:`build_split`)."""
-    return build_split(data_config, split, feature_config, selector, cache).nodes

@@ -1,7 +1,7 @@
 """Caption-based visual nodes: the image node and the k objects most relevant to (h, t).
 
-The MNRE images are not reachable here; VLM captions of all 9,201 images are (DESIGN.md section
-2). So:
+The MNRE images are not reachable here; VLM captions of all 9,201 images are
+(docs/offline_adaptations.md#visual-nodes-from-captions). So:
 
 - **image node** v_I = sentence embedding of the image's caption (mean-pooled all-MiniLM-L6-v2,
   L2-normalised, as sentence-transformers computes it). With several captioners it is the

@@ -9,7 +9,7 @@ Marker scheme: typed *punctuation* markers, the "typed entity marker (punct)" of
 
 The representation of the pair is the encoder state of the two *start* markers (the ``@`` before
 the head and the ``#`` before the tail), which our first probe measured (61.96 test F1
-text-only with all-MiniLM-L6-v2; docs/offline_adaptations.md). Punctuation rather than new special tokens because every
+text-only with all-MiniLM-L6-v2; docs/offline_adaptations.md#measured-probes). Punctuation rather than new special tokens because every
 marker is already in the WordPiece vocabulary with a pretrained embedding: frozen features (the
 cache path, no fine-tuning) are meaningful, fine-tuning starts from a trained input, and any
 BERT-like checkpoint works without resizing its embeddings. Markers are separate *words*

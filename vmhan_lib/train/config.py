@@ -10,7 +10,7 @@ notebook's ``overrides`` dict (see :mod:`vmhan_lib.config_tree`).
 The paper's settings (section 5.1): AdamW, lr 2e-5, weight decay 0.01, dropout 0.6, batch 16.
 Our two-stage ``cpu`` profile (see :mod:`vmhan_lib.train.runner`) fine-tunes the text encoder
 once with the settings we measured before the first model (lr 5e-5, batch 32, 4 epochs, linear
-warm-up and decay; docs/offline_adaptations.md), then trains every hypergraph model on the frozen
+warm-up and decay; docs/offline_adaptations.md#measured-probes), then trains every hypergraph model on the frozen
 features of that encoder, where the hypergraph part gets its own, larger learning rate (a freshly
 initialised small network does not learn at 2e-5 within a few epochs).
 """

@@ -6,7 +6,7 @@ the paper with whitespace normalised). A prompt sent to a model is built in thre
 
 1. the verbatim prompt with the count (m, n or k) and the entity pair (h,t) filled in,
 2. the context the paper's models saw: the sentence (text nodes), a description of the image
-   (visual nodes; here a VLM caption stands in for the image, DESIGN.md section 2), or the
+   (visual nodes; here a VLM caption stands in for the image, docs/offline_adaptations.md#llm-node-selection), or the
    candidate objects (object selection),
 3. an instruction for the answer format, appended separately so that the paper's words are
    never edited.

@@ -1,11 +1,15 @@
 """Cost of the hypergraph part of VM-HAN on CPU, next to a 6-layer 384-wide BERT text encoder.
 
-Measures, for the full variant ("VM-HAN (Ours)", default ModelConfig) on realistic hypergraphs
-(d_text = d_visual = 384; 2 + m text nodes, m in 0..3; image + 3 objects + n visual-LLM nodes,
-n in 0..3) and batches of 16 and 256 hypergraphs:
+Measures, for the full variant ("VM-HAN (Ours)", default ModelConfig sized to d_text = d_visual
+= 384 and the 23 MNRE relations) on realistic hypergraphs (2 + m text nodes, m in 0..3; image + 3
+objects + n visual-LLM nodes, n in 0..3) and batches of 16 and 256 hypergraphs, through the code
+the experiments run (a :class:`~vmhan_lib.train.hypergraph_task.HypergraphTask` over them as its
+train split):
 
-- collation time (list of InstanceNodes -> HypergraphBatch, done once per batch in the loader);
-- forward + loss (Eq. 12) + backward time, median of repeated runs after a warm-up;
+- collation time (the task's batch of an epoch: list of InstanceNodes -> HypergraphBatch, done
+  once per batch by the fit loop);
+- forward + loss (Eq. 12, the task's ``loss``) + backward time, median of repeated runs after a
+  warm-up (no optimiser step, as for the encoder below);
 - memory: bytes of the tensors autograd saves for backward (exact), and the rise of the process's
   peak resident memory over its level just before the first step (``ru_maxrss``; each measurement
   runs in a fresh process).
@@ -35,17 +39,25 @@ from typing import Any
 import torch
 
 from measure import rss_bytes, saved_tensor_bytes
-from vmhan_lib.paths import RESULTS_DIR
+from vmhan_lib.config_tree import to_dict
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.io import atomic_write_json, provenance
-from vmhan_lib.model import ModelConfig, build_model, model_preset, variant_config, vmhan_loss
+from vmhan_lib.model import ModelConfig, variant_config
+from vmhan_lib.paths import RESULTS_DIR
+from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 
 OUTPUT = RESULTS_DIR / "benchmarks" / "hypergraph.json"
 HYPERGRAPH_BATCH_SIZES = (16, 256)
 ENCODER_BATCH, ENCODER_TOKENS = 16, 128
 ENCODER_SHAPE = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536}
 MAX_TEXT_LLM, N_OBJECTS, MAX_VISUAL_LLM = 3, 3, 3
+D_TEXT = D_VISUAL = 384  # all-MiniLM-L6-v2 and the caption embedder
+NUM_RELATIONS = 23  # MNRE, None included
+
+
+def model_config() -> ModelConfig:
+    """The full model with the default widths, sized to the benchmark's node features."""
+    return variant_config("VM-HAN (Ours)").sized(D_TEXT, D_VISUAL, NUM_RELATIONS)
 
 
 def realistic_instances(count: int, config: ModelConfig, seed: int = 0) -> list[InstanceNodes]:
@@ -88,17 +100,20 @@ def _time_steps(step: Callable[[], torch.Tensor], warmup: int, repeats: int) -> 
 def bench_hypergraph(batch_size: int, repeats: int) -> dict[str, Any]:
     """Full VM-HAN on ``batch_size`` hypergraphs: collate, then forward + loss + backward."""
     torch.manual_seed(0)
-    config = variant_config("VM-HAN (Ours)", model_preset("default"))
+    config = model_config()
     instances = realistic_instances(batch_size, config)
-    labels = torch.randint(0, config.num_relations, (batch_size,))
+    labels = torch.randint(0, config.num_relations, (batch_size,)).tolist()
+    split = SplitNodes(nodes=instances, labels=labels, indices=list(range(batch_size)))
+    task = HypergraphTask(config, {"train": split}, batch_size, batch_size, torch.device("cpu"))
+    batches = task.train_batches(0)  # one batch: every instance
     start = time.perf_counter()
-    batch = collate_hypergraphs(instances, config.hypergraph, labels)
+    batch = next(iter(batches))
     collate_s = time.perf_counter() - start
-    model = build_model(config).train()
+    model = task.build_model().train()
 
     def step() -> torch.Tensor:
         model.zero_grad(set_to_none=True)
-        return vmhan_loss(model(batch), batch.labels, config)["total"]
+        return task.loss(model, batch)["total"]
 
     timing = _time_steps(step, warmup=2, repeats=repeats)
     return {
@@ -196,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_after": load_after,
         },
         "provenance": provenance({
-            "model": variant_config("VM-HAN (Ours)", model_preset("default")).to_dict(),
+            "model": to_dict(model_config()),
             "hypergraph_batch_sizes": list(HYPERGRAPH_BATCH_SIZES),
             "nodes": {"max_text_llm": MAX_TEXT_LLM, "objects": N_OBJECTS, "max_visual_llm": MAX_VISUAL_LLM},
             "encoder": {"batch": ENCODER_BATCH, "tokens": ENCODER_TOKENS, **ENCODER_SHAPE},

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
-from matplotlib.container import BarContainer
 
+from tests.figure_reading import bars, labels, legend_labels
 from vmhan_lib import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,19 +35,6 @@ STATS = {"splits": {
 def _close_figures():
     yield
     plt.close("all")
-
-
-def bars(ax: plt.Axes) -> list[BarContainer]:
-    """The bar groups of ``ax`` in drawing order (one per hue level / call to ``bar``)."""
-    return [c for c in ax.containers if isinstance(c, BarContainer)]
-
-
-def labels(texts) -> list[str]:
-    return [t.get_text() for t in texts]
-
-
-def legend_labels(ax: plt.Axes) -> list[str]:
-    return labels(ax.get_legend().get_texts())
 
 
 def data_lines(ax: plt.Axes) -> list:

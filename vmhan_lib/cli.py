@@ -91,13 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from vmhan_lib.train.config import run_config
+    from vmhan_lib.config import run_config
 
     return run_config(args.profile, getattr(args, "data_dir", None), parse_assignments(args.assignments))
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    from vmhan_lib.train.config import RunConfig
+    from vmhan_lib.config import RunConfig
 
     config = _config(args)
     if args.fields:
@@ -151,7 +151,7 @@ def _tables(args: argparse.Namespace) -> int:
     from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, to_markdown, write_tables
     from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
-    from vmhan_lib.train.config import ENCODER_VARIANT
+    from vmhan_lib.config import ENCODER_VARIANT
 
     config = _config(args)
     runs = runs_dir(config.profile)

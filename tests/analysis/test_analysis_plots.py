@@ -11,9 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PathCollection, QuadMesh
 from matplotlib.container import BarContainer
+from matplotlib.collections import PathCollection, QuadMesh
 
+from tests.figure_reading import bars, labels, legend_labels
 from vmhan_lib.analysis import analysis_plots
 
 
@@ -21,19 +22,6 @@ from vmhan_lib.analysis import analysis_plots
 def _close_figures():
     yield
     plt.close("all")
-
-
-def bars(ax: plt.Axes) -> list[BarContainer]:
-    """The bar groups of ``ax`` in drawing order (one per hue level / call to ``bar``)."""
-    return [c for c in ax.containers if isinstance(c, BarContainer)]
-
-
-def labels(texts) -> list[str]:
-    return [t.get_text() for t in texts]
-
-
-def legend_labels(ax: plt.Axes) -> list[str]:
-    return labels(ax.get_legend().get_texts())
 
 
 def points(collection) -> list[tuple[float, float]]:

@@ -9,7 +9,7 @@ import torch
 
 from vmhan_lib.data import load_mnre
 from vmhan_lib.features.text_encoder import (
-    EntityMarkerEncoder, EntityMarkerTokenizer, compute_frozen_text_features, load_frozen_backbone, span_means,
+    EntityMarkerTokenizer, compute_frozen_text_features, load_frozen_backbone, span_means,
 )
 from vmhan_lib.features.config import TextEncoderConfig
 
@@ -76,22 +76,6 @@ def test_phrase_spans(marker_tokenizer: EntityMarkerTokenizer, mnre_dir: Path) -
     assert tokens[slice(*spans[1])] == ["un", "*", "@", "says"]  # a span across a marker keeps it
     assert tokens[slice(*spans[2])] == ["tripoli"]
     assert spans[3] is None
-
-
-def test_encoder_reads_start_markers_and_is_trainable(marker_tokenizer: EntityMarkerTokenizer, mnre_dir: Path) -> None:
-    instances = load_mnre(mnre_dir, "val")[:3]
-    batch = marker_tokenizer(instances, [["ceasefire agreed"], [], ["nowhere"]])
-    encoder = EntityMarkerEncoder.from_pretrained("all-MiniLM-L6-v2")
-    entities = encoder(batch.input_ids, batch.attention_mask, batch.entity_positions)
-    assert entities.shape == (3, 2, 384)
-    hidden = encoder.states(batch.input_ids, batch.attention_mask)
-    assert torch.allclose(entities[1, 1], hidden[1, batch.entity_positions[1, 1]])
-    output = encoder.encode(batch)
-    assert output.phrases.shape == (3, 1, 384) and output.phrase_mask.tolist() == [[True], [False], [False]]
-    start, end = batch.phrase_spans[0, 0].tolist()
-    assert torch.allclose(output.phrases[0, 0], hidden[0, start:end].mean(0), atol=1e-5)
-    entities.sum().backward()
-    assert encoder.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
 def test_span_means_matches_loop() -> None:

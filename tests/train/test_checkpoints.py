@@ -15,7 +15,7 @@ from vmhan_lib.train.checkpoints import (
     MissingCheckpointError, best_checkpoint_path, ensure_best_checkpoint, load_best_checkpoint, model_from_checkpoint,
     run_config_of,
 )
-from vmhan_lib.train.config import preset
+from vmhan_lib.config import preset
 from vmhan_lib.train.runner import Job, RunPaths
 
 

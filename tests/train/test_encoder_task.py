@@ -12,7 +12,7 @@ from tests.conftest import write_tiny_mnre
 from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
-from vmhan_lib.train.config import EncoderTrainConfig
+from vmhan_lib.config import EncoderTrainConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, length_bucketed_batches
 from vmhan_lib.train.fit import fit
 from vmhan_lib.train.records import RerunMismatchWarning, read_predictions, read_record, write_run

@@ -14,7 +14,7 @@ from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.metrics import score
 from vmhan_lib.model.losses import vmhan_loss
 from vmhan_lib.model.vmhan import build_model
-from vmhan_lib.train.config import TrainConfig
+from vmhan_lib.config import TrainConfig
 from vmhan_lib.train.fit import fit, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 from vmhan_lib.train.records import read_predictions

@@ -14,7 +14,7 @@ from tests.factories import TINY, random_split
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
-from vmhan_lib.train.config import RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.config import RunConfig, TrainConfig, preset, run_config
 from vmhan_lib.train.records import Prediction, RerunMismatchWarning, read_predictions, read_record, run_id, write_run
 from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, proportion_jobs, run_jobs, table_jobs
 

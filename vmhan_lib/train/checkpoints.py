@@ -15,7 +15,7 @@ import torch
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
-from vmhan_lib.train.config import RunConfig
+from vmhan_lib.config import RunConfig
 from vmhan_lib.train.hypergraph_task import BEST_FILE
 from vmhan_lib.train.runner import Job, RunPaths, run_jobs
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.io import atomic_torch_save, key_digest, provenance
 from vmhan_lib.metrics import score
-from vmhan_lib.train.config import TrainConfig
+from vmhan_lib.config import TrainConfig
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"

@@ -36,7 +36,7 @@ from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
-from vmhan_lib.train.config import ENCODER_VARIANT, RunConfig
+from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready
 from vmhan_lib.train.fit import fit, resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, HypergraphTask, SplitNodes

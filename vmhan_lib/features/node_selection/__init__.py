@@ -32,46 +32,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM
-from vmhan_lib.features.node_selection.answer_cache import CACHE_FILE_NAME, DEFAULT_LLM_CACHE_DIR, AnswerCache
-from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector, content_chunks
+from vmhan_lib.features.node_selection.answer_cache import AnswerCache
+from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
 from vmhan_lib.features.node_selection.llm import ChatBackend, LLMNodeSelector
 from vmhan_lib.features.node_selection.openai_chat import OpenAIChatBackend
-from vmhan_lib.features.node_selection.parsing import (
-    clean_phrases,
-    find_token_span,
-    match_candidates,
-    match_text_spans,
-    parse_answer_items,
-)
-from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
-from vmhan_lib.features.node_selection.protocol import BackendError, NodeSelector, SelectionStats
+from vmhan_lib.features.node_selection.protocol import NodeSelector, SelectionStats
 from vmhan_lib.features.node_selection.transformers_chat import TransformersChatBackend
 from vmhan_lib.features.text_encoder import SentenceEmbedder
 
-__all__ = [
-    "CACHE_FILE_NAME",
-    "DEFAULT_LLM_CACHE_DIR",
-    "AnswerCache",
-    "BackendError",
-    "ChatBackend",
-    "EmbeddingRankSelector",
-    "LLMNodeSelector",
-    "NodePrompt",
-    "NodeSelector",
-    "OpenAIChatBackend",
-    "SelectionStats",
-    "TransformersChatBackend",
-    "clean_phrases",
-    "content_chunks",
-    "find_token_span",
-    "make_node_selector",
-    "match_candidates",
-    "match_text_spans",
-    "object_prompt",
-    "parse_answer_items",
-    "text_node_prompt",
-    "visual_node_prompt",
-]
+__all__ = ["AnswerCache", "EmbeddingRankSelector", "LLMNodeSelector", "NodeSelector", "SelectionStats", "TransformersChatBackend",
+           "make_node_selector"]
+
 
 def make_node_selector(kind: str = "embedding", *, model: str | None = None, gguf_file: str | None = None,
                        base_url: str | None = None, api_key: str | None = None,

@@ -10,7 +10,7 @@ import pytest
 from vmhan_lib.config_tree import ConfigError, field_names
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES
-from vmhan_lib.train.config import RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.config import RunConfig, TrainConfig, preset, run_config
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -34,9 +34,9 @@ from pathlib import Path
 from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
 from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
-from vmhan_lib.features.node_selection.llm import ChatBackend, LLMNodeSelector
+from vmhan_lib.features.node_selection.llm import LLMNodeSelector
 from vmhan_lib.features.node_selection.openai_chat import OpenAIChatBackend
-from vmhan_lib.features.node_selection.protocol import NodeSelector, SelectionStats
+from vmhan_lib.features.node_selection.protocol import ChatBackend, NodeSelector, SelectionStats
 from vmhan_lib.features.node_selection.transformers_chat import TransformersChatBackend
 from vmhan_lib.features.text_encoder import SentenceEmbedder
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from vmhan_lib.features.node_selection.protocol import ChatBackend
 from vmhan_lib.paths import REPO_ROOT
-
-if TYPE_CHECKING:
-    from vmhan_lib.features.node_selection.llm import ChatBackend
 
 DEFAULT_LLM_CACHE_DIR = REPO_ROOT / ".cache" / "llm"
 CACHE_FILE_NAME = "answers.jsonl"

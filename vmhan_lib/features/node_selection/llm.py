@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
@@ -24,23 +24,11 @@ from vmhan_lib.features.node_selection.parsing import (
     parse_answer_items,
 )
 from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
-from vmhan_lib.features.node_selection.protocol import BackendError, NodeSelector, SelectionStats
+from vmhan_lib.features.node_selection.protocol import BackendError, ChatBackend, NodeSelector, SelectionStats
 
 logger = logging.getLogger(__name__)
 
 LOGGED_FALLBACKS = 10
-
-
-class ChatBackend(Protocol):
-    """A chat model answering one user message. ``name``, ``model`` and ``settings`` key the cache."""
-
-    name: str
-    model: str
-    settings: dict[str, Any]
-
-    def complete(self, prompt: str) -> str:
-        """The model's answer to ``prompt``; raises :class:`BackendError` when there is none."""
-        ...
 
 
 class LLMNodeSelector:

@@ -101,3 +101,15 @@ class SelectionStats:
             f"({self.cache_hits}/{self.cache_lookups}), {self.total_fallbacks} fallbacks to the embedding "
             f"ranker {dict(self.fallbacks)}, {self.backend_errors} backend errors"
         )
+
+
+class ChatBackend(Protocol):
+    """A chat model answering one user message. ``name``, ``model`` and ``settings`` key the cache."""
+
+    name: str
+    model: str
+    settings: dict[str, Any]
+
+    def complete(self, prompt: str) -> str:
+        """The model's answer to ``prompt``; raises :class:`BackendError` when there is none."""
+        ...

@@ -36,7 +36,6 @@ On a fresh clone the profile's encoder and features are built first (cached afte
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import resource
 import statistics
@@ -48,13 +47,13 @@ import torch
 
 from measure import saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
 from vmhan_lib.config_tree import ConfigError, parse_assignments
-from vmhan_lib.data.mnre import SPLITS, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.model.variants import TABLE1_VARIANTS, variant_config
 from vmhan_lib.paths import PROFILES, output_dirs
 from vmhan_lib.config import DEVICES, RunConfig, run_config
 from vmhan_lib.train.encoder_task import EncoderTask
-from vmhan_lib.train.fit import linear_warmup_decay, resolve_device, seed_everything, train_step
+from vmhan_lib.train.fit import resolve_device, start_training, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, predict_nodes
 from vmhan_lib.train.records import read_record
 from vmhan_lib.train.runner import PreparedInputs, RunPaths, prepare_inputs
@@ -63,24 +62,14 @@ BENCH_SEED = 0
 """The seed of the benchmarked runs (the experiments' first seed): model initialisation and batch order."""
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, instances: int, batch_size: int, epochs: int,
-               warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """The fit loop's schedule: linear warm-up/decay over every step of every epoch."""
-    return linear_warmup_decay(optimizer, math.ceil(instances / batch_size) * epochs, warmup_ratio)
-
-
 def bench_stage2(config: RunConfig, inputs: PreparedInputs, variant: str, device: torch.device,
                  latency_instances: int) -> dict[str, Any]:
     """One training epoch, the memory of one step, and inference latency of one stage-2 model."""
     train_config = config.train
     model_config = variant_config(variant, inputs.model)
     task = HypergraphTask(model_config, inputs.data, train_config.batch_size, train_config.eval_batch_size, device)
-    seed_everything(BENCH_SEED)
-    model = task.build_model().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    model, optimizer, scheduler = start_training(task, train_config, BENCH_SEED, device)
     train_instances = len(task.labels["train"])
-    scheduler = _scheduler(optimizer, train_instances, train_config.batch_size, train_config.epochs,
-                           train_config.warmup_ratio)
     batches = task.train_batches(BENCH_SEED * 1_000)  # the fit loop's first epoch of seed 0
 
     def epoch() -> None:
@@ -119,22 +108,17 @@ def bench_stage2(config: RunConfig, inputs: PreparedInputs, variant: str, device
     }
 
 
-def bench_stage1(config: RunConfig, text_model: str, device: torch.device, steps: int,
+def bench_stage1(config: RunConfig, vocab: RelationVocab, text_model: str, device: torch.device, steps: int,
                  latency_instances: int) -> dict[str, Any]:
     """Stage-1 optimiser steps on real train sentences and batch-1 inference latency of ``text_model``
     (the fine-tuned encoder directory), with the profile's stage-1 settings."""
     train_config = config.encoder_train
     seed = config.experiment.encoder_seed
-    vocab = load_relation_vocab(config.data.path)
     splits = {s: load_mnre(config.data.path, s, vocab)[: config.data.max_instances] for s in ("train", "test")}
     task = EncoderTask(splits, vocab, replace(config.features.text, model=text_model), train_config.batch_size,
                        train_config.eval_batch_size, train_config.dropout, device)
-    seed_everything(seed)
-    model = task.build_model().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    model, optimizer, scheduler = start_training(task, train_config, seed, device)
     train_instances = len(task.labels["train"])
-    scheduler = _scheduler(optimizer, train_instances, train_config.batch_size, train_config.epochs,
-                           train_config.warmup_ratio)
     chosen: list[torch.Tensor] = []  # the fit loop's batches, epoch after epoch, until steps + 1
     for epoch in range(steps + 1):
         epoch_batches = task.train_batches(seed * 1_000 + epoch)
@@ -250,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     stage1_threads = _threads(config.encoder_train.cpu_threads, torch_threads)
     fine_tuned = inputs.features["text"]["model"]  # stage 1's encoder directory
-    stage1 = bench_stage1(config, fine_tuned, encoder_device, args.encoder_steps, args.latency_instances)
+    stage1 = bench_stage1(config, inputs.vocab, fine_tuned, encoder_device, args.encoder_steps, args.latency_instances)
     torch.set_num_threads(torch_threads)
     print(
         f"stage 1 text encoder ({stage1['parameters'] / 1e6:.1f} M parameters, batch {stage1['batch_size']}): "

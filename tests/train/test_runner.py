@@ -63,10 +63,9 @@ def fake_inputs(monkeypatch: pytest.MonkeyPatch) -> dict:
 
     def prepare(config, paths, progress=True):
         loads["n"] += 1
-        return PreparedInputs(data, {"text": {"model": "encoder"}}, {"test": {"n_instances": 32}}, TINY)
+        return PreparedInputs(data, {"text": {"model": "encoder"}}, {"test": {"n_instances": 32}}, TINY, VOCAB)
 
     monkeypatch.setattr(runner, "prepare_inputs", prepare)
-    monkeypatch.setattr(runner, "load_relation_vocab", lambda path: VOCAB)
     return {"data": data, "loads": loads}
 
 

@@ -43,9 +43,14 @@ def length_bucketed_batches(lengths: Sequence[int], batch_size: int, generator: 
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
+def exported_encoder_dir(checkpoint_dir: Path) -> Path:
+    """Where :meth:`EncoderTask.export` writes the encoder of a checkpoint folder."""
+    return checkpoint_dir / ENCODER_DIR
+
+
 def encoder_ready(checkpoint_dir: Path) -> bool:
     """Whether ``checkpoint_dir`` holds an exported encoder."""
-    return (checkpoint_dir / ENCODER_DIR / "config.json").is_file()
+    return (exported_encoder_dir(checkpoint_dir) / "config.json").is_file()
 
 
 class EncoderTask:
@@ -99,7 +104,7 @@ class EncoderTask:
 
     def export(self, model: EncoderClassifier, checkpoint_dir: Path, digest: str, config: dict[str, Any]) -> dict[str, Any]:
         """Write the backbone and tokenizer as a model directory, atomically (temp dir, then rename)."""
-        target = checkpoint_dir / ENCODER_DIR
+        target = exported_encoder_dir(checkpoint_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         model.encoder.backbone.save_pretrained(staging)

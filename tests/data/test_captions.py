@@ -34,6 +34,13 @@ def test_malformed_caption_line_names_file_and_line(tiny_mnre: Path) -> None:
         load_captions(tiny_mnre, "qwen", "val")
 
 
+def test_non_utf8_caption_byte_names_file_and_line(tiny_mnre: Path) -> None:
+    path = tiny_mnre / "captions" / "qwen_val.txt"
+    path.write_bytes(path.read_bytes() + b"{'img_id': 'x.jpg', 'text': 'caf\xe9'}\n")
+    with pytest.raises(DataFormatError, match=r"qwen_val.txt:3: not UTF-8"):
+        load_captions(tiny_mnre, "qwen", "val")
+
+
 @pytest.mark.real_data
 def test_real_captions_cover_every_image(mnre_dir: Path) -> None:
     for split in ("train", "val", "test"):

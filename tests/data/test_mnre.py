@@ -79,6 +79,29 @@ def test_missing_split_names_directory_searched(tmp_path: Path) -> None:
     assert str((root / "text").resolve()) in str(info.value)
 
 
+def test_non_utf8_byte_names_file_line_and_column(tiny_mnre: Path) -> None:
+    path = tiny_mnre / "text" / "mnre_train.txt"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][:5] + b"\xff" + lines[1][5:]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DataFormatError, match=r"mnre_train.txt:2: not UTF-8 \(byte 0xff at column 6\)"):
+        load_mnre(tiny_mnre, "train")
+
+
+def test_empty_split_file_is_an_error_not_an_empty_list(tiny_mnre: Path) -> None:
+    (tiny_mnre / "text" / "mnre_val.txt").write_text("\n  \n")
+    with pytest.raises(DataFormatError, match=r"mnre_val.txt: the val split holds no instance"):
+        load_mnre(tiny_mnre, "val")
+
+
+@pytest.mark.parametrize("load", [lambda d: load_mnre(d, "train"), load_relation_vocab])
+def test_missing_data_directory_is_said_as_such(tmp_path: Path, load) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataFormatError, match="MNRE data directory not found: ") as info:
+        load(missing)
+    assert str(missing.resolve()) in str(info.value) and "VMHAN_DATA" in str(info.value)
+
+
 def test_unknown_split_lists_allowed(tiny_mnre: Path) -> None:
     with pytest.raises(ValueError, match="allowed: train, val, test"):
         load_mnre(tiny_mnre, "dev")

@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 from typing import Sequence
 
-from vmhan_lib.data.mnre import SPLITS, DataFormatError, Instance
+from vmhan_lib.data.mnre import SPLITS, DataFormatError, Instance, read_lines, require_data_dir
 
 CAPTIONERS: tuple[str, ...] = ("blip", "instructblip", "llavanext", "qwen", "cogvlm", "minicpm")
 
@@ -24,7 +24,7 @@ def captions_path(data_dir: str | Path, captioner: str, split: str) -> Path:
         raise ValueError(f"unknown captioner {captioner!r}; allowed: {', '.join(CAPTIONERS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    path = Path(data_dir) / "captions" / f"{captioner}_{split}.txt"
+    path = require_data_dir(data_dir) / "captions" / f"{captioner}_{split}.txt"
     if not path.is_file():
         raise DataFormatError(f"captions of {captioner} for {split} not found: {path.resolve()}")
     return path
@@ -34,18 +34,15 @@ def load_captions(data_dir: str | Path, captioner: str, split: str) -> dict[str,
     """``img_id -> caption`` for one captioner and split, in file order."""
     path = captions_path(data_dir, captioner, split)
     captions: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                raw = ast.literal_eval(line)
-            except (ValueError, SyntaxError) as err:
-                raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
-            if not isinstance(raw, dict) or not isinstance(raw.get("img_id"), str) or "text" not in raw:
-                raise DataFormatError(f"{where}: expected {{'img_id': str, 'text': str}}")
-            captions[raw["img_id"]] = str(raw["text"] or "").strip()
+    for line_no, line in read_lines(path):
+        where = f"{path}:{line_no}"
+        try:
+            raw = ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
+            raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
+        if not isinstance(raw, dict) or not isinstance(raw.get("img_id"), str) or "text" not in raw:
+            raise DataFormatError(f"{where}: expected {{'img_id': str, 'text': str}}")
+        captions[raw["img_id"]] = str(raw["text"] or "").strip()
     return captions
 
 

@@ -19,7 +19,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 NEGATIVE_LABEL = "None"
@@ -34,6 +34,31 @@ SPLIT_FILE_NAMES: dict[str, tuple[str, ...]] = {
 
 class DataFormatError(ValueError):
     """A data file is missing or malformed; the message names the file (and line)."""
+
+
+def require_data_dir(data_dir: str | Path) -> Path:
+    """``data_dir`` when it is a directory, else a :class:`DataFormatError` that says the data
+    directory itself is missing (not some file in it) and where the directory comes from."""
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise DataFormatError(
+            f"MNRE data directory not found: {path.resolve()} (it is the data_dir parameter, else $VMHAN_DATA, "
+            "else data/mnre in the repository: point one of them at a copy, or run `python -m vmhan_lib download`)")
+    return path
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every non-blank line of a UTF-8 file; a byte that is not UTF-8
+    is a :class:`DataFormatError` naming the file, line and column."""
+    with Path(path).open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(
+                    f"{path}:{line_no}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from err
+            if line.strip():
+                yield line_no, line
 
 
 @dataclass(frozen=True)
@@ -106,13 +131,13 @@ class RelationVocab:
 
 def load_relation_vocab(data_dir: str | Path) -> RelationVocab:
     """Read ``text/ours_rel2id.json`` (label -> id) into a :class:`RelationVocab`."""
-    path = Path(data_dir) / "text" / REL2ID_FILE
+    path = require_data_dir(data_dir) / "text" / REL2ID_FILE
     if not path.is_file():
         raise DataFormatError(f"relation vocabulary not found: {path}")
     try:
         rel2id = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataFormatError(f"{path}: not valid JSON ({err})") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: not valid UTF-8 JSON ({err})") from err
     ids = sorted(rel2id.values())
     if ids != list(range(len(ids))):
         raise DataFormatError(f"{path}: ids must be 0..{len(ids) - 1} without gaps, got {ids}")
@@ -123,7 +148,7 @@ def split_path(data_dir: str | Path, split: str) -> Path:
     """The file of ``split`` under ``data_dir/text``, accepting the upstream ``mnre_val .txt``."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    text_dir = Path(data_dir) / "text"
+    text_dir = require_data_dir(data_dir) / "text"
     for name in SPLIT_FILE_NAMES[split]:
         if (text_dir / name).is_file():
             return text_dir / name
@@ -185,16 +210,15 @@ def load_mnre(data_dir: str | Path, split: str, vocab: RelationVocab | None = No
         vocab: label vocabulary to validate against; read from ``data_dir`` when omitted.
 
     Raises:
-        DataFormatError: the split file is missing, or a line is malformed (message has file:line).
+        DataFormatError: the data directory or split file is missing, the file holds no instance,
+            or a line is malformed or not UTF-8 (the message has file:line).
     """
     path = split_path(data_dir, split)
     labels = frozenset((vocab or load_relation_vocab(data_dir)).labels)
-    instances: list[Instance] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            instances.append(parse_line(line, len(instances), labels, f"{path}:{line_no}"))
+    instances = [parse_line(line, position, labels, f"{path}:{line_no}")
+                 for position, (line_no, line) in enumerate(read_lines(path))]
+    if not instances:
+        raise DataFormatError(f"{path}: the {split} split holds no instance (empty file)")
     return instances
 
 

@@ -34,10 +34,38 @@ def test_config_prints_the_tree_with_overrides(capsys) -> None:
     (["config", "--set", "train.epochs"], "expected name=value"),
     (["config", "--set", "model.encoder=lstm"], "allowed: vhan, hgnn, gcn, gat, vgcn, none"),
     (["train", "--profile", "tiny", "--variants", "VM-HAN"], "unknown variant(s) ['VM-HAN']; allowed: VM-HAN (Ours);"),
+    (["stats", "--profile", "tiny", "--data-dir", "/nonexistent/mnre"],
+     "MNRE data directory not found: /nonexistent/mnre (it is the data_dir parameter, else $VMHAN_DATA"),
+    (["train", "--profile", "tiny", "--data-dir", "/nonexistent/mnre"], "MNRE data directory not found"),
+    (["config", "--set", "experiment.stale_runs=ignore"], "allowed: refuse, retrain"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, argv, message) -> None:
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == "" and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_damaged_data_is_one_line_naming_file_and_line(capsys, tmp_path: Path) -> None:
+    from tests.conftest import write_tiny_mnre
+
+    root = write_tiny_mnre(tmp_path / "mnre")
+    split = root / "text" / "mnre_test.txt"
+    split.write_bytes(split.read_bytes() + b"\xff\n")
+    code, _, err = _run(capsys, "stats", "--profile", "tiny", "--data-dir", str(root))
+    assert code == 2 and f"{split}:3: not UTF-8 (byte 0xff at column 1)" in err and err.count("\n") == 1
+    split.write_text("")
+    code, _, err = _run(capsys, "stats", "--profile", "tiny", "--data-dir", str(root))
+    assert code == 2 and f"{split}: the test split holds no instance (empty file)" in err
+
+
+def test_retrain_stale_flag_sets_the_policy(capsys, monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr("vmhan_lib.train.runner.run_jobs",
+                        lambda config, jobs, **kwargs: seen.setdefault("policy", config.experiment.stale_runs) and [])
+    monkeypatch.setattr("vmhan_lib.analysis.tables.write_tables", lambda *args: {})
+    assert _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--retrain-stale")[0] == 0
+    assert seen["policy"] == "retrain"
+    seen.clear()
+    assert _run(capsys, "train", "--profile", "tiny", "--variants", "GCN")[0] == 0 and seen["policy"] == "refuse"
 
 
 def test_debug_shows_the_traceback() -> None:

@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
     commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
                                    help="rows to run (default: experiment.variants, every row of both tables)")
+    for name in ("train", "reproduce"):
+        commands[name].add_argument("--retrain-stale", action="store_true",
+                                    help="train again the finished runs made from other data or settings (their "
+                                         "records are replaced); default: stop and name what differs")
     commands["tables"].add_argument("--readme", action="store_true",
                                     help="also render the tables into README.md (cpu profile)")
     commands["reproduce"].add_argument("--from", dest="start_from", type=int, default=None,
@@ -90,10 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _assignments(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--set`` fields, plus those of the flags that stand for one."""
+    assignments = parse_assignments(args.assignments)
+    if getattr(args, "retrain_stale", False):
+        assignments["experiment.stale_runs"] = "retrain"
+    return assignments
+
+
 def _config(args: argparse.Namespace):
     from vmhan_lib.config import run_config
 
-    return run_config(args.profile, getattr(args, "data_dir", None), parse_assignments(args.assignments))
+    return run_config(args.profile, getattr(args, "data_dir", None), _assignments(args))
 
 
 def _show_config(args: argparse.Namespace) -> int:
@@ -171,7 +183,7 @@ def _tables(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from vmhan_lib.workbook import NotebookFailed, reproduce
 
-    overrides = parse_assignments(args.assignments)
+    overrides = _assignments(args)
     config = _config(args)  # a bad --set fails here, before any notebook runs
     try:
         reproduce(config.profile, args.data_dir, args.start_from, overrides=overrides)

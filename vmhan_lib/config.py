@@ -99,6 +99,9 @@ class EncoderTrainConfig(TrainConfig):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
+STALE_RUN_POLICIES: tuple[str, ...] = ("refuse", "retrain")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Which runs make the tables and figures of a profile.
@@ -110,6 +113,9 @@ class ExperimentConfig:
         encoder_seed: the seed of the shared stage-1 encoder (default 0).
         visual_proportions: Fig. 5, shares of instances keeping their visual nodes (default 0-100 %
             in steps of 25 %).
+        stale_runs: what to do with a finished run whose identity (configuration, data files,
+            feature key) differs from the current one: ``refuse`` (default: stop and name what
+            differs) or ``retrain`` (train it again, replacing its record; ``--retrain-stale``).
     """
 
     variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
@@ -117,8 +123,11 @@ class ExperimentConfig:
     headline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     encoder_seed: int = 0
     visual_proportions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    stale_runs: str = "refuse"
 
     def __post_init__(self) -> None:
+        if self.stale_runs not in STALE_RUN_POLICIES:
+            raise ValueError(f"unknown stale_runs {self.stale_runs!r}; allowed: {', '.join(STALE_RUN_POLICIES)}")
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown or not self.variants:
             raise ValueError(f"unknown or no variant(s) {unknown}; allowed: {', '.join(VARIANTS)}")

@@ -15,8 +15,10 @@ from vmhan_lib.train.checkpoints import (
     MissingCheckpointError, best_checkpoint_path, ensure_best_checkpoint, load_best_checkpoint, model_from_checkpoint,
     run_config_of,
 )
-from vmhan_lib.config import preset
-from vmhan_lib.train.runner import Job, RunPaths
+from tests.conftest import write_tiny_mnre
+from vmhan_lib.config import preset, run_config
+from vmhan_lib.io import key_digest
+from vmhan_lib.train.runner import Job, RunPaths, job_identity
 
 
 def test_best_checkpoint_round_trip(tmp_path: Path) -> None:
@@ -37,14 +39,17 @@ def test_best_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config, paths, job = preset("tiny"), RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("VM-HAN (Ours)", 0)
+    config = run_config("tiny", str(write_tiny_mnre(tmp_path / "mnre")),
+                        {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
+    paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("VM-HAN (Ours)", 0)
     path = best_checkpoint_path(config, job, paths)
     calls: list[tuple[list[Job], bool]] = []
+    path.parent.mkdir(parents=True)
+    torch.save({"digest": "made from other inputs"}, path)
 
     def fake_run_jobs(run_config, jobs, need_models=False, paths=None, progress=True):
         calls.append((list(jobs), need_models))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"checkpoint")
+        torch.save({"digest": key_digest(job_identity(run_config, jobs[0]))}, path)
 
     monkeypatch.setattr(checkpoints, "run_jobs", fake_run_jobs)
     with pytest.raises(MissingCheckpointError, match="no trained checkpoint for 'VM-HAN \\(Ours\\)' seed 0.*"

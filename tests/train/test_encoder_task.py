@@ -13,6 +13,7 @@ from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
 from vmhan_lib.config import EncoderTrainConfig
+from vmhan_lib.io import key_digest
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, length_bucketed_batches
 from vmhan_lib.train.fit import fit
 from vmhan_lib.train.records import RerunMismatchWarning, read_predictions, read_record, write_run
@@ -30,16 +31,22 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
         task = EncoderTask(splits, vocab, TextEncoderConfig(max_length=32), config.batch_size,
                            config.eval_batch_size, config.dropout, torch.device("cpu"))
         return fit(name="Text-only (fine-tuned encoder)", task=task, train_config=config, vocab=vocab, seed=0,
-                   run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record={"seed": 0}, progress=False)
+                   run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record={"seed": 0}, identity=identity,
+                   extra_record={"identity": identity}, progress=False)
+
+    identity = {"seed": 0}
+    digest = key_digest(identity)
 
     def ensure() -> dict:
-        return ensure_run(tmp_path / "run", checkpoint_dir, encoder_ready(checkpoint_dir), True, train, "stage 2")
+        return ensure_run(tmp_path / "run", checkpoint_dir, identity, encoder_ready(checkpoint_dir, digest), True,
+                          train, "stage 2")
 
     record = ensure()
     assert record["complete"] and [row["epoch"] for row in record["epochs"]] == [1, 2]
     assert [p.index for p in read_predictions(tmp_path / "run")] == [0, 1]
     encoder_dir = Path(record["encoder_dir"])
-    assert encoder_ready(checkpoint_dir) and encoder_dir == checkpoint_dir / "encoder"
+    assert encoder_ready(checkpoint_dir, digest) and encoder_dir == checkpoint_dir / "encoder"
+    assert not encoder_ready(checkpoint_dir, key_digest({"seed": 1}))  # exported by another run
     reloaded = EntityMarkerEncoder.from_pretrained(str(encoder_dir))
     original = EntityMarkerEncoder.from_pretrained("all-MiniLM-L6-v2")
     changed = any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), original.state_dict().values()))
@@ -58,7 +65,7 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
     committed_bytes = (tmp_path / "run" / "record.json").read_bytes()
     with pytest.warns(RerunMismatchWarning, match=f"committed record {100 * tampered_f1:.2f}"):
         kept = ensure()
-    assert encoder_ready(checkpoint_dir)
+    assert encoder_ready(checkpoint_dir, digest)
     assert (tmp_path / "run" / "record.json").read_bytes() == committed_bytes and kept["test"]["f1"] == tampered_f1
     assert read_record(checkpoint_dir / "rerun")["test"] == record["test"]  # same seed, same machine
 

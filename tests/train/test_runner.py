@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -37,16 +38,17 @@ def _paths(tmp_path: Path) -> RunPaths:
     return RunPaths(tmp_path / "runs", tmp_path / "ckpt")
 
 
-def _commit(run_dir: Path, variant: str, test: dict | None = None) -> None:
-    write_run(run_dir, {"variant": variant, "seed": 0, "test": test or {}, "complete": True},
-              [Prediction(0, "None", "None", (1.0,))])
+def _commit(run_dir: Path, config: RunConfig, job: Job, test: dict | None = None) -> None:
+    """A finished record of ``job`` as ``config`` makes it (its identity included)."""
+    write_run(run_dir, {"variant": job.name, "seed": job.seed, "test": test or {}, "complete": True,
+                        "identity": runner.job_identity(config, job)}, [Prediction(0, "None", "None", (1.0,))])
 
 
 def test_complete_records_are_read_without_loading_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = run_config("tiny", overrides={"experiment.variants": "VM-HAN (Ours),repl. GCN"})
     paths = _paths(tmp_path)
-    for variant in config.experiment.variants:
-        _commit(paths.runs / run_id("tiny", variant, 0), variant)
+    for job in table_jobs(config):
+        _commit(paths.run_dir("tiny", job), config, job)
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("prepare_inputs called although every run is complete")
@@ -74,7 +76,7 @@ def test_a_needed_model_of_a_committed_run_is_retrained_aside_and_compared(tmp_p
     paths, job = _paths(tmp_path), Job("VM-HAN (Ours)", 0)
     committed = paths.run_dir("tiny", job)
     wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
-    _commit(committed, "VM-HAN (Ours)", wrong)
+    _commit(committed, config, job, wrong)
     assert run_jobs(config, [job], paths=paths, progress=False)[0]["test"] == wrong  # not needed: not trained
     assert fake_inputs["loads"]["n"] == 0
 
@@ -87,7 +89,7 @@ def test_a_needed_model_of_a_committed_run_is_retrained_aside_and_compared(tmp_p
     assert rerun["build"] == {"test": {"n_instances": 32}} and RunConfig.from_dict(rerun["config"]["run"]) == config
     assert rerun["config"]["model"]["variant"] == "VM-HAN (Ours)"
 
-    _commit(committed, "VM-HAN (Ours)", rerun["test"])
+    _commit(committed, config, job, rerun["test"])
     (checkpoint_dir / "best.pt").unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RerunMismatchWarning)  # same seed, same machine: same scores
@@ -113,3 +115,32 @@ def test_fig5_runs_train_once_then_are_reused_without_loading(tmp_path: Path, fa
     without = [p.probabilities for p in read_predictions(run_dir)]
     with_visual = [p.probabilities for p in read_predictions(tmp_path / "visual_proportion" / "tiny__vm-han-ours-visual-100__seed0")]
     assert without != with_visual  # without visual nodes the model sees other inputs
+
+
+def test_a_finished_run_from_other_data_or_settings_is_refused_then_retrained(tmp_path: Path, fake_inputs) -> None:
+    from tests.conftest import write_tiny_mnre
+
+    full, damaged = write_tiny_mnre(tmp_path / "full"), write_tiny_mnre(tmp_path / "damaged")
+    captions = damaged / "captions" / "qwen_test.txt"
+    captions.write_text(captions.read_text().splitlines(keepends=True)[-1])  # caption lines removed
+    settings = {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
+                "train.epochs": 1, "train.lr": 1e-2, "train.device": "cpu"}
+    paths, job = _paths(tmp_path), Job("GCN", 0)
+    run_jobs(run_config("tiny", str(damaged), settings), [job], paths=paths, progress=False)
+    assert fake_inputs["loads"]["n"] == 1
+
+    on_full = run_config("tiny", str(full), settings)
+    with pytest.raises(runner.StaleRunsError, match=r"tiny__gcn__seed0 \(data file captions/qwen_test.txt changed\)"
+                                                    r".*--retrain-stale"):
+        run_jobs(on_full, [job], paths=paths, progress=False)
+    with pytest.raises(runner.StaleRunsError, match=r"train.lr: 0.01 -> 0.02"):
+        run_jobs(run_config("tiny", str(damaged), {**settings, "train.lr": 2e-2}), [job], paths=paths, progress=False)
+    assert fake_inputs["loads"]["n"] == 1  # refused before anything was loaded
+
+    run_jobs(run_config("tiny", str(full), {**settings, "experiment.stale_runs": "retrain"}), [job], paths=paths,
+             progress=False)
+    assert fake_inputs["loads"]["n"] == 2
+    stored = read_record(paths.run_dir("tiny", job))
+    assert stored["identity"] == json.loads(json.dumps(runner.job_identity(on_full, job)))
+    assert run_jobs(on_full, [job], paths=paths, progress=False)[0] == stored  # now current: reused
+    assert fake_inputs["loads"]["n"] == 2

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.data.captions import captions_path, load_captions
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import Instance, load_mnre, split_path
-from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.features.cache import FEATURES_CODE_VERSION, FeatureCache
 from vmhan_lib.io import files_sha256, key_digest
 from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, build_caption_index, rank_objects
 from vmhan_lib.features.config import FeatureConfig
@@ -141,6 +141,27 @@ def _cached_selections(
 
     payload = cache.load_or_compute("selections", split, key, compute)
     return payload["text"], payload["visual"]
+
+
+FEATURE_SETTINGS_WITHOUT_EFFECT = ("cache_dir", "use_cache", "show_progress", "batch_size", "device")
+"""Feature settings that say where or how fast features are computed, not what they hold."""
+
+
+def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
+    """Everything that shapes the node features of a run, known before any is built: the feature
+    settings (less :data:`FEATURE_SETTINGS_WITHOUT_EFFECT`), the versions of the code that
+    computes them, and ``text_encoder``, the identity of the encoder whose states they hold (for
+    stage 2, the digest of the stage-1 run that fine-tuned it). The data files are the run's data
+    fingerprint, kept beside it. Run identities store this key (:mod:`vmhan_lib.train.runner`)."""
+
+    def settings(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: settings(v) for k, v in value.items() if k not in FEATURE_SETTINGS_WITHOUT_EFFECT}
+        return value
+
+    return {"settings": settings(asdict(features)), "text_encoder": text_encoder,
+            "code": {"features": FEATURES_CODE_VERSION, "selections": SELECTION_CODE_VERSION,
+                     "chunker": CHUNKER_VERSION, "markers": MARKER_SCHEME}}
 
 
 def build_split(

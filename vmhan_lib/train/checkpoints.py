@@ -16,8 +16,9 @@ from vmhan_lib.config_tree import from_dict
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig
-from vmhan_lib.train.hypergraph_task import BEST_FILE
-from vmhan_lib.train.runner import Job, RunPaths, run_jobs
+from vmhan_lib.io import key_digest
+from vmhan_lib.train.hypergraph_task import BEST_FILE, best_model_ready
+from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -31,16 +32,18 @@ def best_checkpoint_path(config: RunConfig, job: Job, paths: RunPaths | None = N
 
 def ensure_best_checkpoint(config: RunConfig, job: Job, train_if_missing: bool = False,
                            paths: RunPaths | None = None, progress: bool = True) -> Path:
-    """The best checkpoint of ``job``; when missing and ``train_if_missing``, train it first with
+    """The best checkpoint of ``job`` as the current configuration and data make it; when missing
+    (or made from other inputs) and ``train_if_missing``, train it first with
     :func:`~vmhan_lib.train.runner.run_jobs` (a committed record alone trains again aside).
 
     Raises:
         MissingCheckpointError: still missing (not allowed to train).
     """
     path = best_checkpoint_path(config, job, paths)
-    if not path.is_file() and train_if_missing:
+    digest = key_digest(job_identity(config, job))
+    if not best_model_ready(path.parent, digest) and train_if_missing:
         run_jobs(config, [job], need_models=True, paths=paths, progress=progress)
-    if not path.is_file():
+    if not best_model_ready(path.parent, digest):
         raise MissingCheckpointError(
             f"no trained checkpoint for {job.name!r} seed {job.seed} in profile {config.profile!r} ({path}); "
             f"train it with `python -m vmhan_lib train --profile {config.profile} --variants {job.variant!r}` "

@@ -48,9 +48,14 @@ def exported_encoder_dir(checkpoint_dir: Path) -> Path:
     return checkpoint_dir / ENCODER_DIR
 
 
-def encoder_ready(checkpoint_dir: Path) -> bool:
-    """Whether ``checkpoint_dir`` holds an exported encoder."""
-    return (exported_encoder_dir(checkpoint_dir) / "config.json").is_file()
+DIGEST_FILE = "run_digest.txt"
+"""Beside the exported encoder: the digest of the identity of the run that trained it."""
+
+
+def encoder_ready(checkpoint_dir: Path, digest: str) -> bool:
+    """Whether ``checkpoint_dir`` holds the encoder exported by the run whose identity has ``digest``."""
+    marker = exported_encoder_dir(checkpoint_dir) / DIGEST_FILE
+    return marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest
 
 
 class EncoderTask:
@@ -109,6 +114,7 @@ class EncoderTask:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         model.encoder.backbone.save_pretrained(staging)
         self.hf_tokenizer.save_pretrained(staging)
+        (staging / DIGEST_FILE).write_text(digest + "\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -90,5 +90,12 @@ class HypergraphTask:
         return predict_nodes(model, self.data[split].nodes, self.config, self.eval_batch_size, self.device)
 
     def export(self, model: VMHAN, checkpoint_dir: Path, digest: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Write ``best.pt`` = ``{"digest", "config", "model"}`` (``digest``: of the run's identity)."""
         atomic_torch_save({"digest": digest, "config": config, "model": model.state_dict()}, checkpoint_dir / BEST_FILE)
         return {}
+
+
+def best_model_ready(checkpoint_dir: Path, digest: str) -> bool:
+    """Whether ``checkpoint_dir`` holds the exported model of the run whose identity has ``digest``."""
+    path = Path(checkpoint_dir) / BEST_FILE
+    return path.is_file() and torch.load(path, map_location="cpu", weights_only=False).get("digest") == digest

@@ -5,6 +5,11 @@
 - ``test_predictions.jsonl``: one line per test instance in file order with its index, gold and
   predicted relation, the class probabilities and (variational models) the predicted variance.
 
+A record also stores its run's ``identity``: the settings that shape the result, the data
+fingerprint (sha256 of every data file read) and the feature key. A run counts as finished only
+while its stored identity equals the current one (:func:`identity_differences`): a run made from
+other data or settings is never returned as if it were this one.
+
 Tables and figures are built from these files only. :func:`write_run` is the one writer (the
 predictions first, then the record, each atomically: a record exists only beside its
 predictions), :func:`read_record` / :func:`read_predictions` / :func:`iter_records` the readers.
@@ -90,6 +95,42 @@ def iter_records(runs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     for run_dir in sorted(Path(runs_dir).glob("*/")):
         if is_complete(run_dir):
             yield run_dir, read_record(run_dir)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def identity_differences(stored: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """What differs between a finished run's stored identity and the current one, in words
+    (``[]``: the same run). A data file is named, not its digests; a setting gives both values."""
+    if stored is None:
+        return ["no identity stored (a record older than run identities)"]
+    old, new = _flatten(json.loads(json.dumps(stored))), _flatten(json.loads(json.dumps(current)))
+    differences = []
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) == new.get(key):
+            continue
+        if ".files." in f".{key}":
+            name = key.split(".files.", 1)[-1]
+            state = "was not read" if key not in old else "is not read now" if key not in new else "changed"
+            differences.append(f"data file {name} {state}")
+        else:
+            differences.append(f"{key}: {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}")
+    return differences
+
+
+def run_differences(run_dir: Path, identity: dict[str, Any]) -> list[str] | None:
+    """``None`` when ``run_dir`` holds no finished run, else :func:`identity_differences` of its
+    record's identity and ``identity``."""
+    if not is_complete(run_dir):
+        return None
+    return identity_differences(read_record(run_dir).get("identity"), identity)
 
 
 class RerunMismatchWarning(UserWarning):

@@ -14,6 +14,13 @@ the encoder, which is exactly what Table 2 ablates) and with the text-only row o
 features, no visual nodes, no hypergraph). It is not the paper's end-to-end fine-tuning; the
 seed spread therefore covers the hypergraph part only.
 
+Every run has an identity (:func:`encoder_identity`, :func:`job_identity`): its settings, the
+data fingerprint (sha256 of every data file it reads) and the feature key. A finished run counts
+only while its stored identity equals the current one; one that differs is refused with a message
+naming what differs (:class:`StaleRunsError`), or trained again with ``experiment.stale_runs =
+"retrain"`` (``--retrain-stale``). The identity's digest also keys the resumable state and the
+exported model, so neither is ever taken from other inputs.
+
 One policy for every run, stage 1 included (:func:`ensure_run`): a complete run is never
 retrained; a complete run whose model is needed but missing (a fresh clone carries the committed
 records, not the checkpoints) is trained again aside, into ``<checkpoint>/rerun``, and its test
@@ -30,8 +37,9 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.data.fingerprint import data_fingerprint
 from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
-from vmhan_lib.features.build import build_split
+from vmhan_lib.features.build import build_split, feature_key
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
@@ -39,8 +47,9 @@ from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
 from vmhan_lib.train.fit import fit, resolve_device
-from vmhan_lib.train.hypergraph_task import BEST_FILE, HypergraphTask, SplitNodes
-from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_rerun_differs
+from vmhan_lib.io import key_digest
+from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
+from vmhan_lib.train.records import read_record, run_differences, run_id, warn_if_rerun_differs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
@@ -122,18 +131,61 @@ def proportion_jobs(config: RunConfig, proportions: Sequence[float] | None = Non
     return [Job(FULL_MODEL, s, float(p)) for p in chosen for s in config.experiment.seeds]
 
 
-def ensure_run(run_dir: Path, checkpoint_dir: Path, model_ready: bool, need_model: bool,
+class StaleRunsError(ConfigError):
+    """Finished runs whose stored identity differs from the current one (``stale_runs=refuse``)."""
+
+
+def refuse_stale(runs: Sequence[tuple[Path, dict[str, Any]]], policy: str) -> None:
+    """Raise :class:`StaleRunsError` naming every finished run of ``runs`` (``(run_dir,
+    identity)``) whose stored identity differs from ``identity`` and what differs, unless
+    ``policy`` is ``retrain`` (then :func:`ensure_run` trains them again)."""
+    stale = [(run_dir, differences) for run_dir, identity in runs if (differences := run_differences(run_dir, identity))]
+    if not stale or policy == "retrain":
+        return
+    named = "; ".join(f"{run_dir.name} ({', '.join(d[:3])}{', ...' if len(d) > 3 else ''})" for run_dir, d in stale[:4])
+    more = f"; and {len(stale) - 4} more" if len(stale) > 4 else ""
+    raise StaleRunsError(
+        f"{len(stale)} finished run(s) were made from other inputs than the current ones: {named}{more}. "
+        "Rerun with --retrain-stale (or --set experiment.stale_runs=retrain) to train them again, replacing their records")
+
+
+def ensure_run(run_dir: Path, checkpoint_dir: Path, identity: dict[str, Any], model_ready: bool, need_model: bool,
                train: Callable[[Path], dict[str, Any]], what: str) -> dict[str, Any]:
-    """The record of a run: read when complete (and its model at hand when ``need_model``), else
-    trained by ``train(record_dir)``. A complete run whose model is missing but needed trains
-    again with its record in ``checkpoint_dir/rerun``, never over the committed one, and is
-    compared with it (:func:`~vmhan_lib.train.records.warn_if_rerun_differs`, ``what`` says what
-    depends on the retrained model)."""
-    if is_complete(run_dir):
+    """The record of a run: read when finished with this ``identity`` (and its model at hand when
+    ``need_model``), else trained by ``train(record_dir)`` (missing, or stale: :func:`refuse_stale`
+    has let it through). A finished run whose model is missing but needed trains again with its
+    record in ``checkpoint_dir/rerun``, never over the committed one, and is compared with it
+    (:func:`~vmhan_lib.train.records.warn_if_rerun_differs`, ``what`` says what depends on the
+    retrained model)."""
+    if run_differences(run_dir, identity) == []:
         if need_model and not model_ready:
             warn_if_rerun_differs(run_dir, train(checkpoint_dir / RERUN_DIR), what)
         return read_record(run_dir)
     return train(run_dir)
+
+
+def _data_identity(config: RunConfig, captioners: Sequence[str]) -> dict[str, Any]:
+    return {"max_instances": config.data.max_instances, "captioners": list(config.data.captioners),
+            "files": data_fingerprint(config.data.path, captioners)}
+
+
+def encoder_identity(config: RunConfig) -> dict[str, Any]:
+    """What makes the stage-1 encoder: its seed and settings and the text files it reads."""
+    return {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": _data_identity(config, ()),
+            "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
+
+
+def job_identity(config: RunConfig, job: Job) -> dict[str, Any]:
+    """What makes a stage-2 run: the variant's model and training settings, the data it reads
+    (captions of ``data.captioners`` and the selection captioner included) and the feature key,
+    whose text encoder is the digest of the stage-1 run."""
+    captioners = {*config.data.captioners, config.features.visual_selection_captioner}
+    identity = {"variant": job.name, "seed": job.seed, "model": asdict(variant_config(job.variant, config.model)),
+                "train": asdict(config.train), "data": _data_identity(config, sorted(captioners)),
+                "features": feature_key(config.features, f"stage-1 run {key_digest(encoder_identity(config))}")}
+    if job.visual_proportion is not None:
+        identity["visual_proportion"] = job.visual_proportion
+    return identity
 
 
 @dataclass
@@ -155,8 +207,9 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     vocab = load_relation_vocab(data_dir)
     splits = {s: load_mnre(data_dir, s, vocab)[: config.data.max_instances] for s in SPLITS}
     checkpoint_dir = paths.encoder_checkpoint_dir
-    identity = {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": asdict(config.data),
-                "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
+    identity = encoder_identity(config)
+    run_dir = paths.encoder_run_dir(config)
+    refuse_stale([(run_dir, identity)], config.experiment.stale_runs)
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
         task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
@@ -164,10 +217,11 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
                            resolve_device(config.encoder_train.device))
         return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
                    seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                   config_record={**identity, "run": config.to_dict()}, identity=identity, progress=progress)
+                   config_record={**identity, "run": config.to_dict()}, identity=identity,
+                   extra_record={"identity": identity}, progress=progress)
 
-    ensure_run(paths.encoder_run_dir(config), checkpoint_dir, encoder_ready(checkpoint_dir), True, train_encoder,
-               "the features of stage 2 come from the retrained encoder")
+    ensure_run(run_dir, checkpoint_dir, identity, encoder_ready(checkpoint_dir, key_digest(identity)), True,
+               train_encoder, "the features of stage 2 come from the retrained encoder")
     features = replace(config.features, text=replace(config.features.text, model=str(exported_encoder_dir(checkpoint_dir))))
     selector = make_node_selector(features.selector, model=features.selector_model,
                                   base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
@@ -194,32 +248,36 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     paths = paths or RunPaths.of(config)
     profile = config.profile
     run_dirs = [paths.run_dir(profile, job) for job in jobs]
-    ready = [(paths.checkpoint_dir(profile, job) / BEST_FILE).is_file() for job in jobs]
-    if all(is_complete(d) and (r or not need_models) for d, r in zip(run_dirs, ready)):
+    identities = [job_identity(config, job) for job in jobs]
+    refuse_stale(list(zip(run_dirs, identities)), config.experiment.stale_runs)
+    ready = [need_models and best_model_ready(paths.checkpoint_dir(profile, job), key_digest(identity))
+             for job, identity in zip(jobs, identities)]
+    if all(run_differences(d, i) == [] and (r or not need_models) for d, i, r in zip(run_dirs, identities, ready)):
         return [read_record(d) for d in run_dirs]
     inputs = prepare_inputs(config, paths, progress)
     vocab = inputs.vocab
     device = resolve_device(config.train.device)
     records = []
-    for job, run_dir, model_ready in tqdm(list(zip(jobs, run_dirs, ready)), desc=f"{profile} runs", disable=not progress):
+    for job, run_dir, identity, model_ready in tqdm(list(zip(jobs, run_dirs, identities, ready)),
+                                                    desc=f"{profile} runs", disable=not progress):
         model = variant_config(job.variant, inputs.model)
         data = inputs.data if job.visual_proportion is None else with_visual_proportion(
             inputs.data, job.visual_proportion, job.seed)
         checkpoint_dir = paths.checkpoint_dir(profile, job)
-        identity = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
-                    "data": asdict(config.data), "features": inputs.features}
+        config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
+                         "data": asdict(config.data), "features": inputs.features, "run": config.to_dict()}
         if job.visual_proportion is not None:
-            identity["visual_proportion"] = job.visual_proportion
+            config_record["visual_proportion"] = job.visual_proportion
 
         def train(record_dir: Path, job: Job = job, model: ModelConfig = model, data: dict = data,
-                  checkpoint_dir: Path = checkpoint_dir, identity: dict = identity) -> dict[str, Any]:
+                  checkpoint_dir: Path = checkpoint_dir, identity: dict = identity,
+                  config_record: dict = config_record) -> dict[str, Any]:
             task = HypergraphTask(model, data, config.train.batch_size, config.train.eval_batch_size, device)
             return fit(name=job.name, task=task, train_config=config.train, vocab=vocab, seed=job.seed,
-                       run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                       config_record={**identity, "run": config.to_dict()}, identity=identity,
-                       extra_record={"build": inputs.build}, progress=progress)
+                       run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record=config_record,
+                       identity=identity, extra_record={"identity": identity, "build": inputs.build},
+                       progress=progress)
 
-        records.append(ensure_run(run_dir, checkpoint_dir, model_ready, need_models, train,
+        records.append(ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_models, train,
                                   "the case studies explain the retrained model"))
     return records
-

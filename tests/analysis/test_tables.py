@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,27 @@ def test_table1_has_our_rows_then_paper_rows_with_reachability(runs_dir: Path) -
     paper_vmhan = table[(table.source == "paper") & (table.model == "VM-HAN (Ours)")].iloc[0]
     assert paper_vmhan["MNRE F1"] == "85.80" and "not reachable" in paper_vmhan["note"]
     assert "accuracy" in paper_vmhan["note"] and "recall" in paper_vmhan["note"]
+
+
+def test_feature_fallbacks_reach_the_table_notes(tmp_path: Path) -> None:
+    gold = ["None", "a", "b"] * 10
+    _fake_run(tmp_path, "VM-HAN (Ours)", 0, gold, 0.9)
+    _fake_run(tmp_path, "GCN", 0, gold, 0.9)
+    build = {"train": {"split": "train", "n_instances": 30}, "test": {
+        "split": "test", "n_instances": 30, "without_image": {"no caption line": 17}, "selection_fallbacks": {"visual": 2}}}
+    for variant in ("VM-HAN (Ours)", "GCN"):
+        path = tmp_path / run_id("cpu", variant, 0) / "record.json"
+        record = json.loads(path.read_text())
+        if variant == "GCN":
+            record["build"] = build
+        path.write_text(json.dumps(record))
+    table = table1(load_runs(tmp_path), ("VM-HAN (Ours)", "GCN"))
+    notes = table[table.source == "ours"].set_index("model")["note"]
+    assert notes["GCN"].endswith("feature fallbacks: test: 17 of 30 instances without visual nodes (no caption line); "
+                                 "2 LLM visual answers unusable (embedding ranker instead)")
+    assert "feature fallbacks not recorded" in notes["VM-HAN (Ours)"].split("; ")[-1]
+    assert table2(load_runs(tmp_path), ("VM-HAN (Ours)", "GCN"), resamples=10).set_index("variant").loc[
+        "GCN", "note"].startswith("feature fallbacks: test: 17 of 30")
 
 
 def test_table2_deltas_and_significance(runs_dir: Path) -> None:

@@ -11,7 +11,8 @@ import torch
 
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data import Instance, load_captions, load_mnre
-from vmhan_lib.features.build import IMAGE_NODE_NAME, build_split
+from vmhan_lib.features.node_selection import SelectionStats
+from vmhan_lib.features.build import IMAGE_NODE_NAME, BuildReport, build_split, describe_fallbacks
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig
 
@@ -78,6 +79,34 @@ def test_instances_without_caption(data_with_missing_captions: Path, cache: Feat
     assert sum(built.report.without_image.values()) == len(without) > 0
     assert set(built.report.without_image) == {"no caption line", "empty caption"}
     assert all(n.visual_features.shape == (0, 384) and n.visual_names == [] for n in without)
+    counts = built.report.without_image
+    assert built.report.fallbacks() == {f"without visual nodes ({reason})": counts[reason] for reason in sorted(counts)}
+    assert describe_fallbacks({"test": built.report.to_dict()}) == [
+        f"test: {counts['empty caption']} of {N} instances without visual nodes (empty caption); "
+        f"{counts['no caption line']} of {N} instances without visual nodes (no caption line)"]
+
+
+def test_llm_fallbacks_are_reported_on_the_build_and_on_its_cached_rerun(mnre_dir: Path, cache: FeatureCache) -> None:
+    class FallingBack(FakeSelector):
+        """Counts a fallback for every second text selection, as the LLM selector does for unusable answers."""
+
+        name = "falling-back-fake"
+
+        def __init__(self) -> None:
+            self.stats = SelectionStats()
+
+        def select_text_nodes(self, instance: Instance, m: int) -> list[str]:
+            if instance.index % 2:
+                self.stats.fallbacks["text"] += 1
+            return super().select_text_nodes(instance, m)
+
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=4)
+    config = replace(QUIET, m_text_nodes=1, n_visual_nodes=0)
+    first = build_split(data, "test", config, selector=FallingBack(), cache=cache)
+    again = build_split(data, "test", config, selector=FallingBack(), cache=cache)
+    assert first.report.selection_fallbacks == again.report.selection_fallbacks == {"text": 2}
+    assert again.report.fallbacks()["LLM text answers unusable (embedding ranker instead)"] == 2
+    assert describe_fallbacks({"val": BuildReport("val", 3).to_dict()}) == []  # nothing to say
 
 
 class FakeSelector:

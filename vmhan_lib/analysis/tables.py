@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vmhan_lib.evaluate.reachability import reachable
+from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
 from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions
@@ -44,10 +45,22 @@ def load_runs(runs_dir: str | Path) -> pd.DataFrame:
     for run_dir, record in iter_records(Path(runs_dir)):
         row = {"run_id": record["run_id"], "run_dir": str(run_dir), "variant": record["variant"], "seed": record["seed"],
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
-               "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"]}
+               "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
+               "fallbacks": _fallback_note(record)}
         row.update({m: 100 * record["test"][m] for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _fallback_note(record: dict[str, Any]) -> str:
+    """The feature fallbacks of a run's build, for the table notes (the stage-1 encoder reads
+    text only and has none to report)."""
+    if "encoder_dir" in record:
+        return ""
+    if "build" not in record:
+        return "feature fallbacks not recorded (run made before build reports were stored)"
+    lines = describe_fallbacks(record["build"])
+    return "feature fallbacks: " + " | ".join(lines) if lines else "no feature fallbacks"
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +88,9 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
         row = {"source": "ours", "model": variant}
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
         row.update({f"MORE {SHORT[m]}": MORE_NOTE for m in METRICS})
-        row["note"] = f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, test scored once"
+        fallbacks = dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])
+        row["note"] = "; ".join([f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
+                                 "test scored once", *filter(None, fallbacks)])
         rows.append(row)
     for paper_row in paper_numbers()["table1"]:
         mnre = paper_row["MNRE"]
@@ -125,6 +140,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper F1"] = paper[variant]["f1"]
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
+        row["note"] = "; ".join(filter(None, dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])))
         rows.append(row)
     return pd.DataFrame(rows)
 

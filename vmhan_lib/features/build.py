@@ -41,14 +41,17 @@ IMAGE_NODE_NAME = "<image>"
 
 @dataclass
 class BuildReport:
-    """What happened while building a split.
+    """What happened while building a split, every fallback counted.
 
     Attributes:
         split: the split.
         n_instances: instances built.
-        without_image: ``reason -> count`` of instances with ``has_image=False``.
+        without_image: ``reason -> count`` of instances with ``has_image=False`` (``no caption
+            line``, ``empty caption``): they train without visual nodes.
         n_truncated: sentences cut to the text encoder's max length (entities always kept).
         text_nodes_not_found: selected text spans not found in their sentence (dropped).
+        selection_fallbacks: ``prompt -> count`` of LLM selections whose answer gave nothing usable
+            (or whose call failed), answered by the embedding ranker instead.
         cache_hits, cache_misses: feature-cache lookups answered from disk / computed.
     """
 
@@ -57,11 +60,34 @@ class BuildReport:
     without_image: dict[str, int] = field(default_factory=dict)
     n_truncated: int = 0
     text_nodes_not_found: int = 0
+    selection_fallbacks: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
     cache_misses: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def fallbacks(self) -> dict[str, int]:
+        """Every fallback of the build in words -> its count (only those that happened)."""
+        counted = {f"without visual nodes ({reason})": n for reason, n in sorted(self.without_image.items())}
+        counted["selected text spans not in their sentence (dropped)"] = self.text_nodes_not_found
+        counted.update({f"LLM {prompt} answers unusable (embedding ranker instead)": n
+                        for prompt, n in sorted(self.selection_fallbacks.items())})
+        return {what: n for what, n in counted.items() if n}
+
+
+def describe_fallbacks(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per split with fallbacks, from stored :meth:`BuildReport.to_dict` reports, e.g.
+    ``test: 17 of 200 instances without visual nodes (no caption line)``; ``[]`` when none."""
+    lines = []
+    for split, stored in reports.items():
+        report = BuildReport(**stored)
+        counted = report.fallbacks()
+        if counted:
+            lines.append(f"{split}: " + "; ".join(
+                f"{n} of {report.n_instances} instances {what}" if what.startswith("without") else f"{n} {what}"
+                for what, n in counted.items()))
+    return lines
 
 
 @dataclass
@@ -114,17 +140,21 @@ def _selections(
 
 SELECTION_CODE_VERSION = "selections-1"
 """Bump when a change to the selectors changes what they select."""
+SELECTION_PAYLOAD = "with-fallbacks"
+"""What a selections cache entry holds besides the selections (a change re-selects, nothing else)."""
 
 
 def _cached_selections(
     data_config: DataConfig, split: str, instances: Sequence[Instance], captions: Sequence[str],
     selector: NodeSelector | None, config: FeatureConfig, cache: FeatureCache,
-) -> tuple[list[list[str]] | None, list[list[str]]]:
+) -> tuple[list[list[str]] | None, list[list[str]], dict[str, int]]:
     """:func:`_selections` through the feature cache, keyed by the selector's name (backend, model),
-    m, n, the captioner it reads and the data: a rerun selects nothing again."""
+    m, n, the captioner it reads and the data: a rerun selects nothing again. Also returns the
+    selector's fallbacks by prompt while selecting, kept in the entry so that a rerun reports them too."""
     if selector is None:
-        return _selections(instances, captions, None, config, config.show_progress)
+        return (*_selections(instances, captions, None, config, config.show_progress), {})
     key = {
+        "payload": SELECTION_PAYLOAD,
         "selector": getattr(selector, "name", type(selector).__name__),
         "m": config.m_text_nodes,
         "n": config.n_visual_nodes,
@@ -136,11 +166,14 @@ def _cached_selections(
     }
 
     def compute() -> dict[str, Any]:
+        stats = getattr(selector, "stats", None)
+        before = Counter(stats.fallbacks) if stats is not None else Counter()
         text, visual = _selections(instances, captions, selector, config, config.show_progress)
-        return {"text": text, "visual": visual}
+        after = Counter(stats.fallbacks) if stats is not None else Counter()
+        return {"text": text, "visual": visual, "fallbacks": dict(after - before)}
 
     payload = cache.load_or_compute("selections", split, key, compute)
-    return payload["text"], payload["visual"]
+    return payload["text"], payload["visual"], payload["fallbacks"]
 
 
 FEATURE_SETTINGS_WITHOUT_EFFECT = ("cache_dir", "use_cache", "show_progress", "batch_size", "device")
@@ -189,7 +222,7 @@ def build_split(
     instances = load_mnre(data_dir, split)[: data_config.max_instances]
     selection_table = load_captions(data_dir, feature_config.visual_selection_captioner, split)
     selection_captions = [selection_table.get(i.img_id, "") for i in instances]
-    text_selection, visual_selection = _cached_selections(
+    text_selection, visual_selection, selection_fallbacks = _cached_selections(
         data_config, split, instances, selection_captions, selector, feature_config, cache)
 
     caption_config = feature_config.captions
@@ -217,7 +250,7 @@ def build_split(
         return {"nodes": _pack(nodes), "report": report.to_dict()}
 
     payload = cache.load_or_compute("nodes", split, key, compute)
-    report = BuildReport(**payload["report"])
+    report = BuildReport(**{**payload["report"], "selection_fallbacks": selection_fallbacks})
     report.cache_hits, report.cache_misses = cache.hits - hits_before, cache.misses - misses_before
     return BuiltSplit(_unpack(payload["nodes"]), report)
 

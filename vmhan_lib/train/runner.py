@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint
 from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
-from vmhan_lib.features.build import build_split, feature_key
+from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
@@ -231,6 +231,8 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
         inputs[split] = SplitNodes(nodes=built.nodes, labels=vocab.ids([x.relation for x in splits[split]]),
                                    indices=[x.index for x in splits[split]])
         build[split] = built.report.to_dict()
+    for line in describe_fallbacks(build):  # never silent: also in every run record ("build") and the table notes
+        print(f"features fallback, {line}")
     train_nodes = inputs["train"].nodes
     text_dim = train_nodes[0].text_features.shape[1]
     visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)

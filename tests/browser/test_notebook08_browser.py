@@ -63,9 +63,13 @@ def chromium() -> str:
     checked before anything is trained or started."""
     pytest.importorskip("playwright.sync_api", reason="browser test needs playwright (pip install -r requirements.txt)")
     chosen = os.environ.get(CHROMIUM_ENV, "")
-    found = chosen if chosen and Path(chosen).is_file() else next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if chosen:  # an explicit choice is used or reported, never silently replaced
+        found = chosen if Path(chosen).is_file() else None
+        where = f"{CHROMIUM_ENV}={chosen} is not a file"
+    else:
+        found = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+        where = f"no {' or '.join(CHROMIUM_NAMES)} on PATH"
     if found is None:
-        where = f"{CHROMIUM_ENV}={chosen} is not a file" if chosen else "no chromium on PATH"
         message = f"browser test needs Chromium ({where}): {INSTALL_HINT}"
         if os.environ.get("CI"):
             pytest.fail(message)

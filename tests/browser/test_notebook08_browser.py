@@ -126,6 +126,7 @@ def prepared(mnre_dir: Path) -> Prepared:
 
 
 def _free_port() -> int:
+    """A TCP port free on localhost now (the server is told not to try others)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -133,6 +134,8 @@ def _free_port() -> int:
 
 @dataclass(frozen=True)
 class Lab:
+    """The running JupyterLab: the notebook's URL (token included) and the server's log lines so far."""
+
     url: str
     log: list[str]
 
@@ -183,12 +186,13 @@ def lab(prepared: Prepared, mnre_dir: Path, tmp_path_factory: pytest.TempPathFac
         assert started, f"JupyterLab did not start within {SERVER_START_S} s:\n{''.join(log[-40:])}"
         yield Lab(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}", log)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its kernel (own session)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server's own session; it shuts its kernel down
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
 
 
 PAIR_LABEL = re.compile(r"^(?P<head>.+?) -> (?P<tail>.+?)\s+\(gold ")

@@ -153,7 +153,9 @@ def test_explorer_widget_draws_the_first_case_before_it_is_shown(widget_explorer
     assert (shown.layer.value, shown.layer.max, shown.head.value, shown.head.max) == (
         CONFIG.num_layers, CONFIG.num_layers, 1, CONFIG.heads)
     assert shown.box.children[-1] is shown.view and "vmhan-explorer" in shown.box._dom_classes
-    assert base64.b64decode(shown.view.outputs[1]["data"]["image/png"]).startswith(b"\x89PNG")  # the image
+    image = shown.view.outputs[1]  # the image of the sentence, shown narrow
+    assert base64.b64decode(image["data"]["image/png"]).startswith(b"\x89PNG")
+    assert image["metadata"] == {"image/png": {"width": 360}}
     html = shown.view.outputs[2]["data"]["text/html"]  # the pairs table
     assert html.count("<tr") == 4 and html.count("<td>Acme</td>") == 2  # header and three pairs
 

@@ -276,6 +276,8 @@ def test_notebook08_explorer_in_chromium(chromium: str, prepared: Prepared, lab:
 
     shots = output_dirs("tiny")[0] / "browser"
     shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):  # screenshots of an earlier run would mislead
+        old.unlink()
     record_property("screenshots", str(shots))  # named in the terminal summary (tests/browser/conftest.py)
     with playwright_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])

@@ -26,7 +26,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import Image, Markdown, display
+from IPython.display import display
 
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
@@ -48,6 +48,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PREDICTION_BATCH_SIZE = 64
 FIGURE_DPI = 100
 """Resolution of the case-study figure shown in notebooks and in the explorer."""
+IMAGE_WIDTH_PX = 360
+"""Width at which a case's own image is shown."""
 
 
 def sample_image_paths(data_dir: Path) -> dict[str, Path]:
@@ -322,24 +324,23 @@ def case_study_outputs(case: CaseStudy, layer: int = -1, head: int = 0) -> list[
     appears, and saved by papermill/nbval, with no dependence on capturing the kernel's messages.
     """
     summary = case.summary_markdown()
-    outputs = [{"text/markdown": summary, "text/plain": summary}]
+    outputs: list[tuple[dict[str, str], dict[str, Any]]] = [({"text/markdown": summary, "text/plain": summary}, {})]
     if case.image_path is not None:
-        image = Path(case.image_path).read_bytes()
         mime = "image/png" if Path(case.image_path).suffix.lower() == ".png" else "image/jpeg"
-        outputs.append({mime: base64.b64encode(image).decode("ascii"), "text/plain": case.image_path.name})
+        image = base64.b64encode(Path(case.image_path).read_bytes()).decode("ascii")
+        outputs.append(({mime: image, "text/plain": case.image_path.name}, {mime: {"width": IMAGE_WIDTH_PX}}))
     table = case.pairs_table()
-    outputs.append({"text/html": table.to_html(index=False), "text/plain": table.to_string(index=False)})
-    figure = figure_png(case, layer, head)
-    outputs.append({"image/png": base64.b64encode(figure).decode("ascii"),
-                    "text/plain": f"<attention figure: layer {layer}, head {head}>"})
-    return [{"output_type": "display_data", "data": data, "metadata": {}} for data in outputs]
+    outputs.append(({"text/html": table.to_html(index=False), "text/plain": table.to_string(index=False)}, {}))
+    figure = base64.b64encode(figure_png(case, layer, head)).decode("ascii")
+    outputs.append(({"image/png": figure, "text/plain": f"<attention figure of {case.head} -> {case.tail}>"}, {}))
+    return [{"output_type": "display_data", "data": data, "metadata": metadata} for data, metadata in outputs]
 
 
 def display_case_study(case: CaseStudy, layer: int = -1, head: int = 0) -> None:
     """Show a case study in a notebook: summary and captions, the image when at hand, every pair of
     the sentence, and the hypergraph with the attention of ``layer`` and ``head``."""
     for output in case_study_outputs(case, layer, head):
-        display(output["data"], raw=True)
+        display(output["data"], metadata=output["metadata"], raw=True)
 
 
 @dataclass

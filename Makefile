@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make reproduce   set up, then run every notebook with papermill (PROFILE=cpu|tiny|full, FROM=NN to resume)
-#   make test        set up, then pytest over the package and nbval over the notebooks (tiny profile)
+#   make test        set up, then pytest over the package (notebook 08 in Chromium included) and nbval over the notebooks (tiny profile)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python

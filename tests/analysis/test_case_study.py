@@ -1,5 +1,6 @@
 """Case studies: the best checkpoint loads (or says what to run), predictions and attention match the
-model's, pairs of a sentence are gathered, entity search is case-insensitive."""
+model's, pairs of a sentence are gathered, entity search is case-insensitive; the explorer widget
+draws its first case at once and every control redraws it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import base64
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 import torch
 
 from tests.factories import TINY, handmade_instance
-from vmhan_lib.analysis.case_study import CaseStudyExplorer
+from vmhan_lib.analysis.case_study import CaseStudyExplorer, ExplorerWidget, explorer_widget, figure_png
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
@@ -120,3 +122,67 @@ def test_models_without_attention_still_explain() -> None:
     case = explorer.explain(0)
     assert case.attention == [] and case.num_heads == 0
     assert len(case.figure().axes) == 1
+
+
+@pytest.fixture
+def widget_explorer(tmp_path: Path) -> CaseStudyExplorer:
+    """The explorer of the handmade sentences, with a real image file for ``a.jpg`` (a PNG)."""
+    image = tmp_path / "a.png"
+    plt.imsave(image, torch.zeros(4, 4, 3).numpy())
+    torch.manual_seed(0)
+    return CaseStudyExplorer(build_model(CONFIG), CONFIG, _instances(), _nodes(4), LABELS,
+                             {"blip": {"a.jpg": "two people"}}, {"a.jpg": image})
+
+
+def _shown_pair(shown: ExplorerWidget) -> str:
+    """The markdown summary the explorer's view holds (its first output)."""
+    return shown.view.outputs[0]["data"]["text/markdown"]
+
+
+def _figure_bytes(shown: ExplorerWidget) -> bytes:
+    """The PNG of the attention figure the explorer's view holds (its last output)."""
+    return base64.b64decode(shown.view.outputs[-1]["data"]["image/png"])
+
+
+def test_explorer_widget_draws_the_first_case_before_it_is_shown(widget_explorer: CaseStudyExplorer) -> None:
+    shown = explorer_widget(widget_explorer)
+    assert shown.sentence.value == 0 and shown.pair.value == 0
+    assert [position for _, position in shown.pair.options] == [0, 1, 3]
+    assert "pair: **Alice** -> **Bob**" in _shown_pair(shown)
+    assert _figure_bytes(shown).startswith(b"\x89PNG")
+    assert (shown.layer.value, shown.layer.max, shown.head.value, shown.head.max) == (
+        CONFIG.num_layers, CONFIG.num_layers, 1, CONFIG.heads)
+    assert shown.box.children[-1] is shown.view and "vmhan-explorer" in shown.box._dom_classes
+    image = shown.view.outputs[1]  # the image of the sentence, shown narrow
+    assert base64.b64decode(image["data"]["image/png"]).startswith(b"\x89PNG")
+    assert image["metadata"] == {"image/png": {"width": 360}}
+    html = shown.view.outputs[2]["data"]["text/html"]  # the pairs table
+    assert html.count("<tr") == 4 and html.count("<td>Acme</td>") == 2  # header and three pairs
+
+
+def test_explorer_widget_search_narrows_and_controls_redraw(widget_explorer: CaseStudyExplorer) -> None:
+    explorer = widget_explorer
+    shown = explorer_widget(explorer)
+    shown.pair.value = 1
+    assert "pair: **Alice** -> **Acme**" in _shown_pair(shown)
+    shown.search.value = "ACME"  # the selected sentence still matches: sentence and pair are kept
+    assert [p for _, p in shown.sentence.options] == [0] and (shown.sentence.value, shown.pair.value) == (0, 1)
+    shown.search.value = "dubai"
+    assert [p for _, p in shown.sentence.options] == [2] and shown.pair.value == 2
+    assert "pair: **Expo** -> **Dubai**" in _shown_pair(shown)
+    assert len(shown.view.outputs) == 3  # no image at hand for b.jpg: summary, pairs, figure
+    shown.search.value = "nobody"
+    assert shown.sentence.options == () and shown.pair.value is None
+    assert "no sentence has an entity matching 'nobody'" in _shown_pair(shown)
+    shown.search.value = ""  # nothing was selected: the first sentence and its first pair again
+    assert [p for _, p in shown.sentence.options] == [0, 2] and (shown.sentence.value, shown.pair.value) == (0, 0)
+    shown.sentence.value = 2
+    assert shown.pair.value == 2 and "pair: **Expo** -> **Dubai**" in _shown_pair(shown)
+    shown.sentence.value = 0
+    assert shown.pair.value == 0 and "pair: **Alice** -> **Bob**" in _shown_pair(shown)
+    before = _figure_bytes(shown)
+    shown.head.value = 2
+    after = _figure_bytes(shown)
+    assert after != before and after == figure_png(explorer.explain(0), CONFIG.num_layers - 1, 1)
+    shown.layer.value = 1
+    assert _figure_bytes(shown) == figure_png(explorer.explain(0), 0, 1)

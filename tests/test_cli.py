@@ -33,7 +33,7 @@ def test_config_prints_the_tree_with_overrides(capsys) -> None:
     (["config", "--set", "train.epochs=many"], "train.epochs: 'many' is not an integer"),
     (["config", "--set", "train.epochs"], "expected name=value"),
     (["config", "--set", "model.encoder=lstm"], "allowed: vhan, hgnn, gcn, gat, vgcn, none"),
-    (["train", "--profile", "tiny", "--variants", "VM-HAN"], "unknown variant(s) ['VM-HAN']; allowed: VM-HAN (Ours);"),
+    (["train", "--profile", "tiny", "--variants", "VM-HAN"], "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours);"),
     (["stats", "--profile", "tiny", "--data-dir", "/nonexistent/mnre"],
      "MNRE data directory not found: /nonexistent/mnre (it is the data_dir parameter, else $VMHAN_DATA"),
     (["train", "--profile", "tiny", "--data-dir", "/nonexistent/mnre"], "MNRE data directory not found"),

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from vmhan_lib.config_tree import ConfigError, field_names, parse_assignments, to_dict
 from vmhan_lib.data.mnre import DataFormatError
-from vmhan_lib.model.variants import VARIANTS
+from vmhan_lib.model.variants import VARIANTS, check_variants
 from vmhan_lib.paths import PROFILES
 
 SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
@@ -151,9 +151,8 @@ def _train(args: argparse.Namespace) -> int:
     from vmhan_lib.train.runner import run_jobs, table_jobs
 
     config = _config(args)
-    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
-    if unknown:
-        raise ConfigError(f"unknown variant(s) {unknown}; allowed: {'; '.join(VARIANTS)}")
+    if args.variants is not None:
+        check_variants(args.variants)
     records = run_jobs(config, table_jobs(config, args.variants))
     print(f"{len(records)} runs complete")
     return _tables(args)

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from vmhan_lib.config_tree import ConfigError, apply_overrides, from_dict, to_dict
 from vmhan_lib.data.config import DataConfig
+from vmhan_lib.data.mnre import require_data_dir
 from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
@@ -200,12 +201,17 @@ def preset(profile: str | None = None) -> RunConfig:
 
 
 def run_config(profile: str | None = None, data_dir: str | None = None,
-               overrides: Mapping[str, Any] | None = None) -> RunConfig:
+               overrides: Mapping[str, Any] | None = None, need_data: bool = False) -> RunConfig:
     """The preset of ``profile`` with its data directory (``None``: ``$VMHAN_DATA``, else
     ``data/mnre``) and ``overrides`` (dotted field -> value, typed or string) applied.
 
+    Args:
+        need_data: also check that the data directory exists (notebooks that read the data call
+            this first, so a wrong directory fails before any work).
+
     Raises:
         ConfigError: an unknown profile or field, or a bad value (one line naming what is allowed).
+        DataFormatError: ``need_data`` and the data directory does not exist.
     """
     try:
         config = preset(profile)
@@ -213,4 +219,7 @@ def run_config(profile: str | None = None, data_dir: str | None = None,
         raise ConfigError(str(err)) from err
     if data_dir is not None and str(data_dir) != "":
         config = replace(config, data=replace(config.data, data_dir=str(data_dir)))
-    return apply_overrides(config, dict(overrides or {}))
+    config = apply_overrides(config, dict(overrides or {}))
+    if need_data:
+        require_data_dir(config.data.path)
+    return config

@@ -22,7 +22,9 @@ from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.model import build_model
+from vmhan_lib.io import key_digest
 from vmhan_lib.train.checkpoints import MissingCheckpointError
+from vmhan_lib.train.runner import job_identity
 
 CONFIG = TINY
 LABELS = ("None", "/per/per/peer", "/per/org/member_of", "/misc/loc/held_on")
@@ -186,3 +188,94 @@ def test_explorer_widget_search_narrows_and_controls_redraw(widget_explorer: Cas
     assert after != before and after == figure_png(explorer.explain(0), CONFIG.num_layers - 1, 1)
     shown.layer.value = 1
     assert _figure_bytes(shown) == figure_png(explorer.explain(0), 0, 1)
+
+
+def _bundled(tmp_path: Path) -> tuple[Path, CaseStudyExplorer, dict, Path]:
+    """An explorer over the tiny fixture's test split, its bundle, and a run record that agrees."""
+    from tests.conftest import write_tiny_mnre
+    from vmhan_lib.config_tree import to_dict
+    from vmhan_lib.data.captions import CAPTIONERS
+    from vmhan_lib.data.mnre import load_mnre
+    from vmhan_lib.train.records import Prediction, write_run
+
+    root = write_tiny_mnre(tmp_path / "mnre")
+    for name in CAPTIONERS:  # the explorer shows every captioner's caption
+        for split in ("train", "val", "test"):
+            (root / "captions" / f"{name}_{split}.txt").write_bytes((root / "captions" / f"qwen_{split}.txt").read_bytes())
+    instances = load_mnre(root, "test")
+    torch.manual_seed(0)
+    explorer = CaseStudyExplorer(build_model(CONFIG), CONFIG, instances, _nodes(len(instances)), LABELS, {}, {})
+    checkpoint = {"config": {"model": to_dict(CONFIG)}}
+    path = explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, "tiny__vm-han-ours__seed0", "digest-of-the-run")
+    run_dir = tmp_path / "run"
+    write_run(run_dir, {"complete": True}, [
+        Prediction(i.index, i.relation, explorer.predicted(k), tuple(explorer.probabilities[k].tolist()))
+        for k, i in enumerate(instances)])
+    return root, explorer, checkpoint, run_dir
+
+
+def test_bundle_round_trip_gives_the_same_model_nodes_and_predictions(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.case_study import load_bundle
+    from vmhan_lib.train.records import read_predictions
+
+    root, explorer, _, run_dir = _bundled(tmp_path)
+    bundle = load_bundle(tmp_path / "bundle.pt")
+    assert bundle["run_id"] == "tiny__vm-han-ours__seed0" and bundle["test_indices"] == [i.index for i in explorer.instances]
+    again = CaseStudyExplorer.from_bundle(bundle, None, root)
+    torch.testing.assert_close(again.probabilities, explorer.probabilities)
+    assert [n.visual_names for n in again.nodes] == [n.visual_names for n in explorer.nodes]
+    assert again.agreement_with(read_predictions(run_dir)) == (len(explorer), pytest.approx(0.0, abs=1e-5))
+    assert len(CaseStudyExplorer.from_bundle(bundle, 1, root)) == 1
+    shuffled = [replace(p, predicted="/made/up") for p in read_predictions(run_dir)]
+    assert again.agreement_with(shuffled)[0] == 0
+    (root / "text" / "mnre_test.txt").write_text((root / "text" / "mnre_train.txt").read_text())
+    with pytest.raises(Exception, match="is not the one the case-study bundle of tiny__vm-han-ours__seed0 was made from"):
+        CaseStudyExplorer.from_bundle(bundle, None, root)
+
+
+def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import vmhan_lib.analysis.case_study as case_study
+    from vmhan_lib.analysis.case_study import BundleMismatchWarning, load_explorer
+    from vmhan_lib.config import run_config
+    from vmhan_lib.train.records import read_predictions, write_run
+    from vmhan_lib.train.runner import Job
+
+    root, explorer, checkpoint, run_dir = _bundled(tmp_path)
+    config = run_config("tiny", str(root), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
+    job = Job("VM-HAN (Ours)", 0)
+    monkeypatch.setattr(case_study, "bundle_path", lambda config, job: tmp_path / "bundle.pt")
+    monkeypatch.setattr(case_study.RunPaths, "of", classmethod(lambda cls, config: cls(tmp_path, tmp_path / "ckpt")))
+    monkeypatch.setattr(case_study, "run_id", lambda *args: run_dir.name)
+    monkeypatch.setattr(case_study.RunPaths, "run_dir", lambda self, profile, job: run_dir)
+
+    def no_checkpoint(*args, **kwargs):
+        raise MissingCheckpointError("checkpoint route taken")
+
+    monkeypatch.setattr(case_study, "ensure_best_checkpoint", no_checkpoint)
+    with pytest.raises(MissingCheckpointError, match="checkpoint route taken"):  # the bundle was made for another run
+        load_explorer(config, job, 2)
+    assert "was made for other settings or data than the current ones" in capsys.readouterr().out
+
+    explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, run_dir.name, key_digest(job_identity(config, job)))
+    loaded = load_explorer(config, job, 2)
+    assert len(loaded) == 2 and "agree with the run record in 2 (" in capsys.readouterr().out
+    with pytest.raises(MissingCheckpointError):  # more than the bundle holds
+        load_explorer(config, job, 50)
+    assert "holds the first 2 test instances, 50 asked" in capsys.readouterr().out
+    write_run(run_dir, {"complete": True}, [replace(p, predicted="None" if p.predicted != "None" else LABELS[1])
+                                            for p in read_predictions(run_dir)])
+    with pytest.warns(BundleMismatchWarning, match="predicts 2 of 2 explored test instances otherwise than its run record"):
+        load_explorer(config, job, 2)
+
+
+@pytest.mark.real_data
+def test_committed_cpu_bundle_agrees_with_its_committed_record(mnre_dir: Path, recwarn) -> None:
+    from vmhan_lib.analysis.case_study import BundleMismatchWarning, bundle_path, load_explorer
+    from vmhan_lib.config import run_config
+    from vmhan_lib.train.runner import Job
+
+    config, job = run_config("cpu", str(mnre_dir)), Job("VM-HAN (Ours)", 0)
+    assert bundle_path(config, job).is_file(), "the cpu headline run's case-study bundle is committed"
+    explorer = load_explorer(config, job, 36)
+    assert len(explorer) == 36 and not [w for w in recwarn if issubclass(w.category, BundleMismatchWarning)]

@@ -1,9 +1,12 @@
 """Attention-weight case studies: what a trained model predicts for a test instance, and why.
 
-:meth:`CaseStudyExplorer.from_checkpoint` reads the checkpoint that the fit loop selected on dev
-for a run (:mod:`vmhan_lib.train.checkpoints`), rebuilds the node features of the test instances
-with the configuration stored in it (fine-tuned encoder, captioners, node selector), predicts them
-all once, and then
+:func:`load_explorer` starts from a run's case-study bundle when there is one for the current
+settings and data (the committed ``cpu`` headline run's: its dev-selected model and the node
+features of its first :data:`BUNDLE_INSTANCES` test instances, a few MB, checked against the run
+record when loaded), else from the checkpoint that the fit loop selected on dev
+(:mod:`vmhan_lib.train.checkpoints`; :meth:`CaseStudyExplorer.from_checkpoint` rebuilds the node
+features with the configuration stored in it: fine-tuned encoder, captioners, node selector). The
+model predicts every explored instance once, and then
 :meth:`CaseStudyExplorer.explain` gives, for one instance, a :class:`CaseStudy`: the sentence, the
 pair, gold and predicted relation with probabilities, the captions of its image by every captioner,
 the image file when it is among the sample images, every other pair of the same sentence with its
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,20 +34,29 @@ from IPython.display import display
 
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
-from vmhan_lib.data.mnre import Instance, group_by_sentence, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import DataFormatError, Instance, group_by_sentence, load_mnre, load_relation_vocab
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.features.node_selection import make_node_selector
-from vmhan_lib.features.nodes import InstanceNodes
+from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 from vmhan_lib.model.vmhan import VMHAN
-from vmhan_lib.train.checkpoints import load_best_checkpoint, model_from_checkpoint, run_config_of
+from vmhan_lib.config import RunConfig
+from vmhan_lib.io import atomic_torch_save, key_digest
+from vmhan_lib.paths import output_dirs
+from vmhan_lib.train.checkpoints import ensure_best_checkpoint, load_best_checkpoint, model_from_checkpoint, run_config_of
 from vmhan_lib.train.hypergraph_task import predict_nodes
+from vmhan_lib.train.records import Prediction, read_predictions, run_id
+from vmhan_lib.train.runner import Job, RunPaths, job_identity
 
 SAMPLE_IMAGES_DIR = "images_sample"
+BUNDLE_FORMAT = "case-study-bundle-1"
+BUNDLE_INSTANCES = 100
+"""Test instances a case-study bundle holds (the notebook explores the first 36 by default)."""
+BUNDLE_FOLDER = "case_study"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PREDICTION_BATCH_SIZE = 64
 FIGURE_DPI = 100
@@ -230,6 +243,49 @@ class CaseStudyExplorer:
         instances = load_mnre(data_dir_path, "test", vocab)[: data.max_instances]
         captions = {name: load_captions(data_dir_path, name, "test") for name in CAPTIONERS}
         return cls(model, config, instances, built.nodes, vocab.labels, captions, sample_image_paths(data_dir_path))
+
+    def save_bundle(self, path: Path, checkpoint: dict[str, Any], run_name: str, identity_digest: str) -> Path:
+        """Write what the explorer needs to start without the data pipeline, atomically: the
+        checkpoint's configuration and model, the node features of the explored test instances
+        and their test-file indices; ``run_name`` and ``identity_digest`` name the run it explains.
+        A few MB for the default :data:`BUNDLE_INSTANCES` (the committed ``cpu`` headline run's)."""
+        return atomic_torch_save({
+            "format": BUNDLE_FORMAT, "run_id": run_name, "identity_digest": identity_digest,
+            "config": checkpoint["config"], "model": self.model.state_dict(),
+            "test_indices": [instance.index for instance in self.instances],
+            "test_instances": [_instance_key(instance) for instance in self.instances], "nodes": pack_nodes(self.nodes),
+        }, Path(path))
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any], max_test_instances: int | None, data_dir: str | Path) -> "CaseStudyExplorer":
+        """The explorer of a loaded bundle (:func:`load_bundle`) over its first
+        ``max_test_instances`` instances (``None``: all it holds); sentences and captions are read
+        from ``data_dir``.
+
+        Raises:
+            DataFormatError: the test split in ``data_dir`` is not the one the bundle was made from.
+        """
+        model, config = model_from_checkpoint(bundle)
+        count = len(bundle["test_indices"]) if max_test_instances is None else min(max_test_instances, len(bundle["test_indices"]))
+        vocab = load_relation_vocab(data_dir)
+        instances = load_mnre(data_dir, "test", vocab)[:count]
+        if [_instance_key(i) for i in instances] != bundle["test_instances"][:count]:
+            raise DataFormatError(f"the test split in {data_dir} is not the one the case-study bundle of "
+                                  f"{bundle['run_id']} was made from")
+        captions = {name: load_captions(data_dir, name, "test") for name in CAPTIONERS}
+        return cls(model, config, instances, unpack_nodes(bundle["nodes"])[:count], vocab.labels, captions,
+                   sample_image_paths(Path(data_dir)))
+
+    def agreement_with(self, predictions: Sequence[Prediction]) -> tuple[int, float]:
+        """How many explored instances the model predicts as ``predictions`` (a run record's test
+        predictions, by test index) do, and the largest difference of a class probability."""
+        by_index = {p.index: p for p in predictions}
+        same, largest = 0, 0.0
+        for position, instance in enumerate(self.instances):
+            recorded = by_index[instance.index]
+            same += self.predicted(position) == recorded.predicted
+            largest = max(largest, float((self.probabilities[position] - torch.tensor(recorded.probabilities)).abs().max()))
+        return same, largest
 
     def _predict_all(self) -> torch.Tensor:
         return predict_nodes(self.model, self.nodes, self.config, PREDICTION_BATCH_SIZE, torch.device("cpu")).probabilities
@@ -432,3 +488,69 @@ def explorer_widget(explorer: CaseStudyExplorer) -> ExplorerWidget:
     for control in (pair, layer, head):
         control.observe(shown.on_view_control, names="value")
     return shown
+
+
+def _instance_key(instance: Instance) -> str:
+    """A short digest of a test instance's sentence, pair and label (a bundle checks its data by it)."""
+    return key_digest([instance.index, instance.tokens, instance.head.span, instance.tail.span, instance.relation])[:16]
+
+
+class BundleMismatchWarning(UserWarning):
+    """The model of a case-study bundle does not predict what its run record says."""
+
+
+def bundle_path(config: RunConfig, job: Job) -> Path:
+    """Where the case-study bundle of ``job`` lives: ``results/case_study/<run id>.pt``
+    (``results/tiny/case_study/`` for ``tiny``); the ``cpu`` headline run's is committed."""
+    return output_dirs(config.profile)[0] / BUNDLE_FOLDER / f"{run_id(config.profile, job.name, job.seed)}.pt"
+
+
+def load_bundle(path: Path) -> dict[str, Any]:
+    """A case-study bundle written by :meth:`CaseStudyExplorer.save_bundle`."""
+    bundle = torch.load(path, map_location="cpu", weights_only=False)
+    if bundle.get("format") != BUNDLE_FORMAT:
+        raise DataFormatError(f"{path}: not a case-study bundle of format {BUNDLE_FORMAT}")
+    return bundle
+
+
+def write_bundle(config: RunConfig, job: Job, checkpoint_path: Path, count: int = BUNDLE_INSTANCES,
+                 progress: bool = True) -> Path:
+    """Build the explorer of a trained checkpoint over the first ``count`` test instances and
+    save its bundle at :func:`bundle_path`."""
+    explorer = CaseStudyExplorer.from_checkpoint(checkpoint_path, count, data_dir=str(config.data.path), progress=progress)
+    return explorer.save_bundle(bundle_path(config, job), load_best_checkpoint(checkpoint_path),
+                                run_id(config.profile, job.name, job.seed), key_digest(job_identity(config, job)))
+
+
+def load_explorer(config: RunConfig, job: Job, max_test_instances: int | None, train_if_missing: bool = False,
+                  progress: bool = True) -> CaseStudyExplorer:
+    """The explorer of ``job``: from its case-study bundle when one was made for this run's
+    identity and holds ``max_test_instances`` instances (seconds), checked against the run
+    record's test predictions (a :class:`BundleMismatchWarning` when they differ); otherwise, said
+    so, from its checkpoint (:func:`~vmhan_lib.train.checkpoints.ensure_best_checkpoint`, trained
+    first when missing and ``train_if_missing``), with the node features rebuilt."""
+    path = bundle_path(config, job)
+    reason = None
+    if not path.is_file():
+        reason = f"no case-study bundle at {path}"
+    else:
+        bundle = load_bundle(path)
+        held = len(bundle["test_indices"])
+        if bundle["identity_digest"] != key_digest(job_identity(config, job)):
+            reason = f"{path} was made for other settings or data than the current ones"
+        elif max_test_instances is None or max_test_instances > held:
+            reason = f"{path} holds the first {held} test instances, {max_test_instances or 'all'} asked"
+    if reason is None:
+        explorer = CaseStudyExplorer.from_bundle(bundle, max_test_instances, config.data.path)
+        run_dir = RunPaths.of(config).run_dir(config.profile, job)
+        same, largest = explorer.agreement_with(read_predictions(run_dir))
+        if same != len(explorer):
+            warnings.warn(BundleMismatchWarning(
+                f"the model of {path.name} predicts {len(explorer) - same} of {len(explorer)} explored test instances "
+                f"otherwise than its run record {run_dir} (largest probability difference {largest:.5f})"), stacklevel=2)
+        print(f"model and node features from the case-study bundle {path}; its predictions of the {len(explorer)} "
+              f"explored test instances agree with the run record in {same} (largest probability difference {largest:.1e})")
+        return explorer
+    print(f"{reason}: loading the checkpoint and rebuilding the node features instead")
+    checkpoint = ensure_best_checkpoint(config, job, train_if_missing=train_if_missing, progress=progress)
+    return CaseStudyExplorer.from_checkpoint(checkpoint, max_test_instances, data_dir=str(config.data.path), progress=progress)

@@ -33,7 +33,7 @@ from vmhan_lib.io import files_sha256, key_digest
 from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, build_caption_index, rank_objects
 from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.features.node_selection import NodeSelector
-from vmhan_lib.features.nodes import InstanceNodes
+from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.features.text_encoder import MARKER_SCHEME, SentenceEmbedder, cached_text_features, load_frozen_backbone
 
 IMAGE_NODE_NAME = "<image>"
@@ -96,30 +96,6 @@ class BuiltSplit:
 
     nodes: list[InstanceNodes]
     report: BuildReport
-
-
-def _pack(nodes: Sequence[InstanceNodes]) -> dict[str, Any]:
-    """Stack a list of nodes into a few tensors and lists (a cache payload loadable with weights_only)."""
-    return {
-        "text_features": torch.cat([n.text_features for n in nodes]),
-        "text_counts": [n.text_features.shape[0] for n in nodes],
-        "visual_features": torch.cat([n.visual_features for n in nodes]),
-        "visual_counts": [n.visual_features.shape[0] for n in nodes],
-        "text_names": [n.text_names for n in nodes],
-        "visual_names": [n.visual_names for n in nodes],
-        "n_objects": [n.n_objects for n in nodes],
-        "has_image": [n.has_image for n in nodes],
-    }
-
-
-def _unpack(payload: dict[str, Any]) -> list[InstanceNodes]:
-    text = torch.split(payload["text_features"], payload["text_counts"])
-    visual = torch.split(payload["visual_features"], payload["visual_counts"])
-    return [
-        InstanceNodes(text[i].clone(), visual[i].clone(), payload["text_names"][i], payload["visual_names"][i],
-                      payload["n_objects"][i], payload["has_image"][i])
-        for i in range(len(payload["text_counts"]))
-    ]
 
 
 def _selections(
@@ -247,12 +223,12 @@ def build_split(
     def compute() -> dict[str, Any]:
         nodes, report = _compute_nodes(
             data_config, split, feature_config, cache, instances, text_selection, visual_selection)
-        return {"nodes": _pack(nodes), "report": report.to_dict()}
+        return {"nodes": pack_nodes(nodes), "report": report.to_dict()}
 
     payload = cache.load_or_compute("nodes", split, key, compute)
     report = BuildReport(**{**payload["report"], "selection_fallbacks": selection_fallbacks})
     report.cache_hits, report.cache_misses = cache.hits - hits_before, cache.misses - misses_before
-    return BuiltSplit(_unpack(payload["nodes"]), report)
+    return BuiltSplit(unpack_nodes(payload["nodes"]), report)
 
 
 def _compute_nodes(

@@ -15,6 +15,7 @@ Names travel with the features so that case studies can label every node.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 
@@ -60,3 +61,29 @@ class InstanceNodes:
     @property
     def n_visual_llm(self) -> int:
         return self.visual_features.shape[0] - int(self.has_image) - self.n_objects
+
+
+def pack_nodes(nodes: Sequence[InstanceNodes]) -> dict[str, Any]:
+    """Stack a list of nodes into a few tensors and lists (a payload loadable with ``weights_only``:
+    the feature cache and the case-study bundles store nodes this way)."""
+    return {
+        "text_features": torch.cat([n.text_features for n in nodes]),
+        "text_counts": [n.text_features.shape[0] for n in nodes],
+        "visual_features": torch.cat([n.visual_features for n in nodes]),
+        "visual_counts": [n.visual_features.shape[0] for n in nodes],
+        "text_names": [n.text_names for n in nodes],
+        "visual_names": [n.visual_names for n in nodes],
+        "n_objects": [n.n_objects for n in nodes],
+        "has_image": [n.has_image for n in nodes],
+    }
+
+
+def unpack_nodes(payload: dict[str, Any]) -> list[InstanceNodes]:
+    """The nodes :func:`pack_nodes` stacked, in order."""
+    text = torch.split(payload["text_features"], payload["text_counts"])
+    visual = torch.split(payload["visual_features"], payload["visual_counts"])
+    return [
+        InstanceNodes(text[i].clone(), visual[i].clone(), payload["text_names"][i], payload["visual_names"][i],
+                      payload["n_objects"][i], payload["has_image"][i])
+        for i in range(len(payload["text_counts"]))
+    ]

@@ -8,9 +8,10 @@ our reading of the ablation. Torch-free: build the model with :func:`vmhan_lib.m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.hypergraph.config import INTER_MODAL_EDGES, INTRA_MODAL_EDGES
 from vmhan_lib.model.config import ModelConfig
 
@@ -157,3 +158,12 @@ def variant_config(name: str, base: ModelConfig | None = None) -> ModelConfig:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; known variants: {', '.join(repr(n) for n in VARIANTS)}")
     return VARIANTS[name](base if base is not None else ModelConfig())
+
+
+def check_variants(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` when every one is a row of :data:`VARIANTS` and there is at least one, else a
+    :class:`ConfigError` naming the unknown ones and the allowed names."""
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise ConfigError(f"unknown or no variant(s) {unknown}; allowed: {'; '.join(VARIANTS)}")
+    return tuple(names)

@@ -42,7 +42,7 @@ from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_
 from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
-from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
+from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
@@ -72,8 +72,7 @@ class Job:
     visual_proportion: float | None = None
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown variant {self.variant!r}; allowed: {'; '.join(VARIANTS)}")
+        check_variants([self.variant])
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.visual_proportion is not None and not 0.0 <= self.visual_proportion <= 1.0:

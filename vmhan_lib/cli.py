@@ -22,6 +22,9 @@ from vmhan_lib.paths import PROFILES
 SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
             "--set features.text.model=bert-base-uncased (repeatable; `config` lists every field)")
 USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
+EXECUTOR_FLAGS: dict[str, str] = {"executor": "experiment.executor", "address": "experiment.ray_address",
+                                  "max_parallel": "experiment.max_parallel"}
+"""Sugar flags of ``train`` and ``reproduce`` -> the config field each sets (as ``--set`` would)."""
 
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -64,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("config", "stats", "download", "train", "reproduce"):
         commands[name].add_argument("--data-dir", default=None,
                                     help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
+    for name in ("train", "reproduce"):
+        commands[name].add_argument("--executor", choices=("local", "ray"), default=None,
+                                    help="where the runs execute: local (default, one after the other here) or ray "
+                                         "(one Ray task per run; = --set experiment.executor=...)")
+        commands[name].add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                                    help="the Ray cluster of --executor ray: auto (started by `ray start` here) or "
+                                         "the head's HOST:PORT; default: a Ray instance started for this sweep")
+        commands[name].add_argument("--max-parallel", default=None, metavar="N",
+                                    help="at most N runs at once on Ray (default: as the cluster's resources allow)")
     commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
     commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
                                    help="rows to run (default: experiment.variants, every row of both tables)")
@@ -90,10 +102,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """``--set`` assignments, then the executor sugar flags (``--executor``, ``--address``, ``--max-parallel``)."""
+    overrides = parse_assignments(args.assignments)
+    for flag, field in EXECUTOR_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            overrides[field] = getattr(args, flag)
+    return overrides
+
+
 def _config(args: argparse.Namespace):
     from vmhan_lib.config import run_config
 
-    return run_config(args.profile, getattr(args, "data_dir", None), parse_assignments(args.assignments))
+    config = run_config(args.profile, getattr(args, "data_dir", None), _overrides(args))
+    given = [f"--{flag.replace('_', '-')}" for flag in ("address", "max_parallel") if getattr(args, flag, None) is not None]
+    if given and config.experiment.executor != "ray":
+        raise ConfigError(f"{' and '.join(given)} apply to the ray executor; add --executor ray")
+    return config
 
 
 def _show_config(args: argparse.Namespace) -> int:
@@ -142,7 +167,13 @@ def _train(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.variants or ()) - set(VARIANTS))
     if unknown:
         raise ConfigError(f"unknown variant(s) {unknown}; allowed: {'; '.join(VARIANTS)}")
-    records = run_jobs(config, table_jobs(config, args.variants))
+    from vmhan_lib.train.ray_executor import SweepFailed
+
+    try:
+        records = run_jobs(config, table_jobs(config, args.variants))
+    except SweepFailed as err:
+        print(f"sweep incomplete: {err}", file=sys.stderr)
+        return 1
     print(f"{len(records)} runs complete")
     return _tables(args)
 
@@ -171,7 +202,7 @@ def _tables(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from vmhan_lib.workbook import NotebookFailed, reproduce
 
-    overrides = parse_assignments(args.assignments)
+    overrides = _overrides(args)
     config = _config(args)  # a bad --set fails here, before any notebook runs
     try:
         reproduce(config.profile, args.data_dir, args.start_from, overrides=overrides)

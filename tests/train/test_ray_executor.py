@@ -102,7 +102,8 @@ def test_a_killed_worker_is_reported_by_name_and_the_rerun_completes_the_sweep(
     with pytest.raises(ray_executor.SweepFailed) as failed:
         run_jobs(config, JOBS, paths=paths, progress=False)
     assert list(failed.value.failures) == ["GCN seed 0"] and failed.value.completed == 2
-    assert "GCN seed 0 (" in str(failed.value) and "rerun the same command" in str(failed.value)
+    assert failed.value.failures["GCN seed 0"].startswith("WorkerCrashedError: The worker died unexpectedly")
+    assert "GCN seed 0 (WorkerCrashedError" in str(failed.value) and "rerun the same command" in str(failed.value)
     killed = paths.run_dir("tiny", Job("GCN", 0))
     assert not (killed / RECORD_FILE).exists() and not is_complete(killed)
     assert (paths.checkpoint_dir("tiny", Job("GCN", 0)) / STATE_FILE).is_file()  # epoch 1, saved atomically
@@ -120,6 +121,23 @@ def test_a_retry_resumes_a_killed_run_within_the_sweep(
     jobs = JOBS[1:]
     run_jobs(_config("ray", max_retries=1, max_parallel=1), jobs, paths=_paths(tmp_path), progress=False)
     _assert_same_runs(tmp_path, local_sweep, jobs)
+
+
+def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU: the runs ask for cuda to fail")
+    monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
+    config = _config("ray", max_retries=1)
+    config = replace(config, train=replace(config.train, device="cuda"))  # every run raises in its task
+    with pytest.raises(ray_executor.SweepFailed) as failed:
+        run_jobs(config, JOBS[1:], paths=_paths(tmp_path), progress=False)
+    assert failed.value.completed == 0 and set(failed.value.failures) == {"GCN seed 0", "Text-only seed 0"}
+    assert all(error == "RuntimeError: device 'cuda' requested but no GPU is visible; use 'auto' or 'cpu'"
+               for error in failed.value.failures.values())
+    assert "after 1 retries" in str(failed.value)
 
 
 def test_a_failed_stage1_is_reported_and_no_run_starts(ray_cluster, tmp_path: Path,

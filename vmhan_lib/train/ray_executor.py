@@ -103,7 +103,8 @@ def connected(address: str | None) -> Iterator[Any]:
                  configure_logging=True)
     except ConnectionError as err:
         raise ConfigError(f"experiment.ray_address={address!r}: no Ray cluster reached ({err}); start one with "
-                          "`ray start --head`, or leave ray_address unset to start one here") from err
+                          "`ray start --head` (if it uses token authentication, export RAY_AUTH_MODE=token), or "
+                          "leave ray_address unset to start one here") from err
     try:
         yield ray
     finally:

@@ -23,7 +23,9 @@ from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.train import ray_executor
 from vmhan_lib.train.fit import STATE_FILE, TEST_EXIT_ENV
 from vmhan_lib.paths import REPO_ROOT
-from vmhan_lib.train.records import PREDICTIONS_FILE, RECORD_FILE, is_complete, read_record
+from vmhan_lib.train.hypergraph_task import BEST_FILE
+from vmhan_lib.train.records import (PREDICTIONS_FILE, RECORD_FILE, Prediction, RerunMismatchWarning, is_complete,
+                                     read_record, write_run)
 from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, run_jobs
 
 VOCAB = RelationVocab(("None", "a", "b", "c"))
@@ -63,7 +65,14 @@ def ray_cluster():
     """A local Ray cluster of 2 worker CPUs for the whole module (its start-up costs ~20 s here)."""
     ray = pytest.importorskip("ray", reason="ray is an optional dependency (requirements-ray.txt)")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # fake_prepare reaches the workers
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir="/tmp/vmhan_ray_tests", logging_level="WARNING")
+    for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register, which a loaded machine can miss
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, _temp_dir="/tmp/vmhan_ray_tests", logging_level="WARNING")
+            break
+        except Exception as err:
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(err):
+                raise
     yield ray
     ray.shutdown()
 
@@ -138,6 +147,18 @@ def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, tmp_path:
     assert all(error == "RuntimeError: device 'cuda' requested but no GPU is visible; use 'auto' or 'cpu'"
                for error in failed.value.failures.values())
     assert "after 1 retries" in str(failed.value)
+
+
+def test_a_needed_model_retrained_aside_on_ray_warns_in_the_driver(ray_cluster, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
+    paths, job = _paths(tmp_path), Job("GCN", 0)
+    wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    write_run(paths.run_dir("tiny", job), {"variant": "GCN", "seed": 0, "test": wrong, "complete": True},
+              [Prediction(0, "None", "None", (1.0,))])
+    with pytest.warns(RerunMismatchWarning, match="committed record 0.00"):
+        records = run_jobs(_config("ray"), [job], need_models=True, paths=paths, progress=False)
+    assert records[0]["test"] == wrong and (paths.checkpoint_dir("tiny", job) / BEST_FILE).is_file()
 
 
 def test_a_failed_stage1_is_reported_and_no_run_starts(ray_cluster, tmp_path: Path,

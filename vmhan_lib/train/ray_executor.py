@@ -31,6 +31,7 @@ system, as on a Slurm allocation): tasks import ``vmhan_lib`` from the driver's 
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.config import RunConfig
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.paths import REPO_ROOT
+from vmhan_lib.train.records import RerunMismatchWarning
 
 FORWARDED_ENV: tuple[str, ...] = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "YOLO_AUTOINSTALL",
                                   "YOLO_CONFIG_DIR")
@@ -150,13 +152,19 @@ def _stage1_task(prepare: Callable[..., Any], config: RunConfig, paths: Any, thr
 
 
 def _run_task(config: RunConfig, job: Any, inputs: Any, paths: Any, need_model: bool, threads: int,
-              expected_root: str) -> dict[str, Any]:
-    """One run inside a task: :func:`vmhan_lib.train.runner.train_job` with ``threads`` torch threads."""
+              expected_root: str) -> tuple[dict[str, Any], list[str]]:
+    """One run inside a task: :func:`vmhan_lib.train.runner.train_job` with ``threads`` torch threads;
+    returns its record and the messages of its :class:`~vmhan_lib.train.records.RerunMismatchWarning`
+    (a worker's warnings would not reach the driver; :func:`run_on_ray` warns them again there)."""
+    from vmhan_lib.train.records import RerunMismatchWarning
     from vmhan_lib.train.runner import train_job
 
     _check_checkout(expected_root)
     _use_threads(threads)
-    return train_job(config, job, inputs, paths, need_model=need_model, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RerunMismatchWarning)
+        record = train_job(config, job, inputs, paths, need_model=need_model, progress=False)
+    return record, [str(w.message) for w in caught if issubclass(w.category, RerunMismatchWarning)]
 
 
 def describe_error(err: BaseException) -> str:
@@ -212,7 +220,9 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Any], *, need_models: bool = Fa
                 for ref in done:
                     job = in_flight.pop(ref)
                     try:
-                        records[job] = ray.get(ref)
+                        records[job], mismatches = ray.get(ref)
+                        for message in mismatches:
+                            warnings.warn(RerunMismatchWarning(message), stacklevel=2)
                     except ray.exceptions.RayError as err:
                         failures[f"{job.name} seed {job.seed}"] = describe_error(err)
                     bar.update(1)

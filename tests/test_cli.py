@@ -35,7 +35,7 @@ def test_config_prints_the_tree_with_overrides(capsys) -> None:
     (["config", "--set", "model.encoder=lstm"], "allowed: vhan, hgnn, gcn, gat, vgcn, none"),
     (["train", "--profile", "tiny", "--variants", "VM-HAN"], "unknown variant(s) ['VM-HAN']; allowed: VM-HAN (Ours);"),
     (["config", "--set", "experiment.executor=dask"], "unknown executor 'dask'; allowed: local, ray"),
-    (["train", "--profile", "tiny", "--address", "auto"], "--address apply to the ray executor; add --executor ray"),
+    (["train", "--profile", "tiny", "--address", "auto"], "--address applies to the ray executor; add --executor ray"),
     (["train", "--profile", "tiny", "--executor", "ray", "--max-parallel", "0"], "max_parallel must be None or an"),
     (["reproduce", "--executor", "ray", "--max-parallel", "two"], "experiment.max_parallel: 'two' is not an integer"),
 ])

@@ -2,7 +2,9 @@
 
 Every command that trains or reads runs takes ``--profile`` and any number of ``--set name=value``
 (a dotted field of the run configuration, e.g. ``--set features.text.model=bert-base-uncased
---set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values). A user
+--set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values); ``train`` and
+``reproduce`` also take ``--executor local|ray``, ``--address`` and ``--max-parallel`` (the fields
+``experiment.executor``, ``experiment.ray_address``, ``experiment.max_parallel``). A user
 error (a bad value, a missing data directory, a malformed data line) prints one line and exits 2;
 ``--debug`` shows the traceback instead.
 """
@@ -14,6 +16,7 @@ import json
 import sys
 from typing import Callable, Sequence
 
+from vmhan_lib.config import EXECUTORS
 from vmhan_lib.config_tree import ConfigError, field_names, parse_assignments, to_dict
 from vmhan_lib.data.mnre import DataFormatError
 from vmhan_lib.model.variants import VARIANTS
@@ -68,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         commands[name].add_argument("--data-dir", default=None,
                                     help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
     for name in ("train", "reproduce"):
-        commands[name].add_argument("--executor", choices=("local", "ray"), default=None,
+        commands[name].add_argument("--executor", choices=EXECUTORS, default=None,
                                     help="where the runs execute: local (default, one after the other here) or ray "
                                          "(one Ray task per run; = --set experiment.executor=...)")
         commands[name].add_argument("--address", default=None, metavar="auto|HOST:PORT",
@@ -117,7 +120,8 @@ def _config(args: argparse.Namespace):
     config = run_config(args.profile, getattr(args, "data_dir", None), _overrides(args))
     given = [f"--{flag.replace('_', '-')}" for flag in ("address", "max_parallel") if getattr(args, flag, None) is not None]
     if given and config.experiment.executor != "ray":
-        raise ConfigError(f"{' and '.join(given)} apply to the ray executor; add --executor ray")
+        raise ConfigError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to the ray executor; "
+                          "add --executor ray")
     return config
 
 

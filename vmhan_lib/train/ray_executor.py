@@ -41,7 +41,9 @@ from tqdm.auto import tqdm
 from vmhan_lib.config import RunConfig
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.paths import REPO_ROOT
+from vmhan_lib.train import runner
 from vmhan_lib.train.records import RerunMismatchWarning
+from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, train_job
 
 FORWARDED_ENV: tuple[str, ...] = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "YOLO_AUTOINSTALL",
                                   "YOLO_CONFIG_DIR")
@@ -141,8 +143,8 @@ def _use_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _stage1_task(prepare: Callable[..., Any], config: RunConfig, paths: Any, threads: int,
-                 expected_root: str) -> tuple[dict[str, Any], Any]:
+def _stage1_task(prepare: Callable[..., PreparedInputs], config: RunConfig, paths: RunPaths, threads: int,
+                 expected_root: str) -> tuple[dict[str, Any], PreparedInputs]:
     """Stage 1 inside a task: returns a small summary (fetched by the driver) and the prepared
     inputs (left in the object store for the run tasks)."""
     _check_checkout(expected_root)
@@ -151,14 +153,11 @@ def _stage1_task(prepare: Callable[..., Any], config: RunConfig, paths: Any, thr
     return {"splits": {split: len(part.nodes) for split, part in inputs.data.items()}}, inputs
 
 
-def _run_task(config: RunConfig, job: Any, inputs: Any, paths: Any, need_model: bool, threads: int,
+def _run_task(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPaths, need_model: bool, threads: int,
               expected_root: str) -> tuple[dict[str, Any], list[str]]:
     """One run inside a task: :func:`vmhan_lib.train.runner.train_job` with ``threads`` torch threads;
     returns its record and the messages of its :class:`~vmhan_lib.train.records.RerunMismatchWarning`
     (a worker's warnings would not reach the driver; :func:`run_on_ray` warns them again there)."""
-    from vmhan_lib.train.records import RerunMismatchWarning
-    from vmhan_lib.train.runner import train_job
-
     _check_checkout(expected_root)
     _use_threads(threads)
     with warnings.catch_warnings(record=True) as caught:
@@ -175,8 +174,8 @@ def describe_error(err: BaseException) -> str:
     return f"{type(shown).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def run_on_ray(config: RunConfig, jobs: Sequence[Any], *, need_models: bool = False, paths: Any = None,
-               progress: bool = True) -> dict[Any, dict[str, Any]]:
+def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = False, paths: RunPaths | None = None,
+               progress: bool = True) -> dict[Job, dict[str, Any]]:
     """Run ``jobs`` (each with work to do) as Ray tasks after the one stage-1 task; returns
     ``job -> record``.
 
@@ -188,9 +187,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Any], *, need_models: bool = Fa
             (raised once every other run has completed).
         ConfigError: ray is not installed, or no cluster answers at ``experiment.ray_address``.
     """
-    from vmhan_lib.train import runner
-
-    paths = paths or runner.RunPaths.of(config)
+    paths = paths or RunPaths.of(config)
     experiment = config.experiment
     retries = experiment.max_retries
     root = str(REPO_ROOT)
@@ -199,7 +196,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Any], *, need_models: bool = Fa
         stage1_resources = task_resources(ray, config.encoder_train.device, config.encoder_train.cpu_threads,
                                           default_threads=os.cpu_count() or 1)
         stage1 = ray.remote(_stage1_task).options(num_returns=2, **options, **stage1_resources)
-        summary_ref, inputs_ref = stage1.remote(runner.prepare_inputs, config, paths,
+        summary_ref, inputs_ref = stage1.remote(runner.prepare_inputs, config, paths,  # looked up now: tests replace it
                                                 stage1_resources["num_cpus"], root)
         try:
             ray.get(summary_ref)
@@ -208,7 +205,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Any], *, need_models: bool = Fa
         run_resources = task_resources(ray, config.train.device, config.train.cpu_threads)
         run_task = ray.remote(_run_task).options(**options, **run_resources)
         queue, in_flight = list(jobs), {}
-        records: dict[Any, dict[str, Any]] = {}
+        records: dict[Job, dict[str, Any]] = {}
         failures: dict[str, str] = {}
         with tqdm(total=len(queue), desc=f"{config.profile} runs on ray", disable=not progress) as bar:
             while queue or in_flight:

@@ -19,6 +19,10 @@ retrained; a complete run whose model is needed but missing (a fresh clone carri
 records, not the checkpoints) is trained again aside, into ``<checkpoint>/rerun``, and its test
 scores are compared with the committed record's (a warning names both when they differ). When
 every job is complete (and its model at hand where needed) nothing is loaded, not even stage 1.
+
+Where the runs execute is ``experiment.executor``: ``local`` (one after the other in this process)
+or ``ray`` (one Ray task per run, :mod:`vmhan_lib.train.ray_executor`); both train a run with
+:func:`train_job`, so a record does not depend on where it was made.
 """
 
 from __future__ import annotations

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         for workers in args.workers:
             ray_config = replace(config, experiment=replace(config.experiment, executor="ray"))
             started = time.perf_counter()
-            ray.init(num_cpus=workers, include_dashboard=False, _temp_dir=RAY_TEMP_DIR, logging_level="WARNING")
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, _temp_dir=RAY_TEMP_DIR,
+                     logging_level="WARNING")
             init_s = time.perf_counter() - started
             try:
                 sweep_s, paths = _timed_sweep(ray_config, jobs, root / f"ray{workers}")

@@ -67,7 +67,8 @@ def ray_cluster():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # fake_prepare reaches the workers
     for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register, which a loaded machine can miss
         try:
-            ray.init(num_cpus=2, include_dashboard=False, _temp_dir="/tmp/vmhan_ray_tests", logging_level="WARNING")
+            ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir="/tmp/vmhan_ray_tests",
+                     logging_level="WARNING")  # "local": never a cluster someone else started here
             break
         except Exception as err:
             ray.shutdown()

@@ -38,6 +38,10 @@ def test_config_prints_the_tree_with_overrides(capsys) -> None:
      "MNRE data directory not found: /nonexistent/mnre (it is the data_dir parameter, else $VMHAN_DATA"),
     (["train", "--profile", "tiny", "--data-dir", "/nonexistent/mnre"], "MNRE data directory not found"),
     (["config", "--set", "experiment.stale_runs=ignore"], "allowed: refuse, retrain"),
+    (["config", "--set", "experiment.executor=dask"], "unknown executor 'dask'; allowed: local, ray"),
+    (["train", "--profile", "tiny", "--address", "auto"], "--address applies to the ray executor; add --executor ray"),
+    (["train", "--profile", "tiny", "--executor", "ray", "--max-parallel", "0"], "max_parallel must be None or an"),
+    (["reproduce", "--executor", "ray", "--max-parallel", "two"], "experiment.max_parallel: 'two' is not an integer"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, argv, message) -> None:
     code, out, err = _run(capsys, *argv)
@@ -141,3 +145,36 @@ def test_reproduce_passes_overrides_to_the_notebooks(capsys, monkeypatch) -> Non
     assert code == 0 and seen == {"profile": "tiny", "overrides": {"train.epochs": "3"}}
     code, _, err = _run(capsys, "reproduce", "--profile", "tiny", "--set", "train.epoch=3")
     assert code == 2 and "unknown field" in err
+
+
+def test_executor_flags_set_the_experiment_fields_of_train_and_reproduce(capsys, monkeypatch) -> None:
+    seen = {}
+
+    def fake_run_jobs(config, jobs, **kwargs):
+        seen["experiment"] = config.experiment
+        return []
+
+    monkeypatch.setattr("vmhan_lib.train.runner.run_jobs", fake_run_jobs)
+    monkeypatch.setattr(cli, "_tables", lambda args: 0)
+    code, _, _ = _run(capsys, "train", "--profile", "tiny", "--executor", "ray", "--address", "auto",
+                      "--max-parallel", "2", "--set", "experiment.max_retries=1")
+    experiment = seen["experiment"]
+    assert code == 0 and (experiment.executor, experiment.ray_address, experiment.max_parallel,
+                          experiment.max_retries) == ("ray", "auto", 2, 1)
+    monkeypatch.setattr("vmhan_lib.workbook.reproduce",
+                        lambda profile, data_dir, start, overrides: seen.update(overrides=overrides))
+    code, _, _ = _run(capsys, "reproduce", "--profile", "tiny", "--executor", "ray", "--max-parallel", "2")
+    assert code == 0 and seen["overrides"] == {"experiment.executor": "ray", "experiment.max_parallel": "2"}
+
+
+def test_a_sweep_with_failed_runs_names_them_in_one_line_and_exits_1(capsys, monkeypatch) -> None:
+    from vmhan_lib.train.ray_executor import SweepFailed
+
+    def failing_run_jobs(config, jobs, **kwargs):
+        raise SweepFailed({"GCN seed 0": "WorkerCrashedError: the worker died"}, 17, 2)
+
+    monkeypatch.setattr("vmhan_lib.train.runner.run_jobs", failing_run_jobs)
+    code, out, err = _run(capsys, "train", "--profile", "tiny", "--executor", "ray")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("sweep incomplete: 1 run(s) failed after 2 retries: GCN seed 0 (WorkerCrashedError")
+    assert "17 completed and are recorded: rerun the same command" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from vmhan_lib.config_tree import ConfigError, field_names
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES
-from vmhan_lib.config import RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.config import EXECUTION_FIELDS, RunConfig, TrainConfig, preset, run_config
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -62,3 +63,23 @@ def test_stage_one_shares_the_fields_of_stage_two_with_its_own_defaults() -> Non
     stage1 = preset("cpu").encoder_train
     assert {f.name for f in fields(TrainConfig)} < {f.name for f in fields(stage1)}
     assert stage1.cpu_threads is None and TrainConfig().cpu_threads == 1 and stage1.dropout == 0.1
+
+
+def test_executor_settings_are_fields_that_run_records_leave_out() -> None:
+    config = run_config("tiny", overrides={"experiment.executor": "ray", "experiment.ray_address": "auto",
+                                           "experiment.max_parallel": "2", "experiment.max_retries": 0})
+    experiment = config.experiment
+    assert (experiment.executor, experiment.ray_address, experiment.max_parallel, experiment.max_retries) == (
+        "ray", "auto", 2, 0)
+    assert preset("cpu").experiment.executor == "local" and preset("cpu").experiment.max_retries == 2
+    recorded = config.to_record()
+    assert not set(EXECUTION_FIELDS) & set(recorded["experiment"]) and "executor" in config.to_dict()["experiment"]
+    assert RunConfig.from_dict(recorded) == run_config("tiny")  # where a run executed does not change what it is
+    for field, value, message in [
+        ("experiment.executor", "dask", "experiment: unknown executor 'dask'; allowed: local, ray"),
+        ("experiment.max_parallel", 0, "max_parallel must be None or an integer >= 1, got 0"),
+        ("experiment.max_retries", -1, "max_retries must be an integer >= 0, got -1"),
+        ("experiment.ray_address", " ", "ray_address must be None, 'auto' or HOST:PORT"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            run_config("tiny", overrides={field: value})

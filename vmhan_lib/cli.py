@@ -2,7 +2,9 @@
 
 Every command that trains or reads runs takes ``--profile`` and any number of ``--set name=value``
 (a dotted field of the run configuration, e.g. ``--set features.text.model=bert-base-uncased
---set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values). A user
+--set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values); ``train`` and
+``reproduce`` also take ``--executor local|ray``, ``--address`` and ``--max-parallel`` (the fields
+``experiment.executor``, ``experiment.ray_address``, ``experiment.max_parallel``). A user
 error (a bad value, a missing data directory, a malformed data line) prints one line and exits 2;
 ``--debug`` shows the traceback instead.
 """
@@ -14,6 +16,7 @@ import json
 import sys
 from typing import Callable, Sequence
 
+from vmhan_lib.config import EXECUTORS
 from vmhan_lib.config_tree import ConfigError, field_names, parse_assignments, to_dict
 from vmhan_lib.data.mnre import DataFormatError
 from vmhan_lib.model.variants import VARIANTS, check_variants
@@ -22,6 +25,9 @@ from vmhan_lib.paths import PROFILES
 SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
             "--set features.text.model=bert-base-uncased (repeatable; `config` lists every field)")
 USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
+EXECUTOR_FLAGS: dict[str, str] = {"executor": "experiment.executor", "address": "experiment.ray_address",
+                                  "max_parallel": "experiment.max_parallel"}
+"""Sugar flags of ``train`` and ``reproduce`` -> the config field each sets (as ``--set`` would)."""
 
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -64,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("config", "stats", "download", "train", "reproduce"):
         commands[name].add_argument("--data-dir", default=None,
                                     help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
+    for name in ("train", "reproduce"):
+        commands[name].add_argument("--executor", choices=EXECUTORS, default=None,
+                                    help="where the runs execute: local (default, one after the other here) or ray "
+                                         "(one Ray task per run; = --set experiment.executor=...)")
+        commands[name].add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                                    help="the Ray cluster of --executor ray: auto (started by `ray start` here) or "
+                                         "the head's HOST:PORT; default: a Ray instance started for this sweep")
+        commands[name].add_argument("--max-parallel", default=None, metavar="N",
+                                    help="at most N runs at once on Ray (default: as the cluster's resources allow)")
     commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
     commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
                                    help="rows to run (default: experiment.variants, every row of both tables)")
@@ -94,18 +109,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _assignments(args: argparse.Namespace) -> dict[str, str]:
-    """The ``--set`` fields, plus those of the flags that stand for one."""
-    assignments = parse_assignments(args.assignments)
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """``--set`` assignments, then the fields of the flags that stand for one (``--retrain-stale``,
+    ``--executor``, ``--address``, ``--max-parallel``)."""
+    overrides = parse_assignments(args.assignments)
     if getattr(args, "retrain_stale", False):
-        assignments["experiment.stale_runs"] = "retrain"
-    return assignments
+        overrides["experiment.stale_runs"] = "retrain"
+    for flag, field in EXECUTOR_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            overrides[field] = getattr(args, flag)
+    return overrides
 
 
 def _config(args: argparse.Namespace):
     from vmhan_lib.config import run_config
 
-    return run_config(args.profile, getattr(args, "data_dir", None), _assignments(args))
+    config = run_config(args.profile, getattr(args, "data_dir", None), _overrides(args))
+    given = [f"--{flag.replace('_', '-')}" for flag in ("address", "max_parallel") if getattr(args, flag, None) is not None]
+    if given and config.experiment.executor != "ray":
+        raise ConfigError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to the ray executor; "
+                          "add --executor ray")
+    return config
 
 
 def _show_config(args: argparse.Namespace) -> int:
@@ -153,7 +177,13 @@ def _train(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.variants is not None:
         check_variants(args.variants)
-    records = run_jobs(config, table_jobs(config, args.variants))
+    from vmhan_lib.train.ray_executor import SweepFailed
+
+    try:
+        records = run_jobs(config, table_jobs(config, args.variants))
+    except SweepFailed as err:
+        print(f"sweep incomplete: {err}", file=sys.stderr)
+        return 1
     print(f"{len(records)} runs complete")
     return _tables(args)
 
@@ -182,7 +212,7 @@ def _tables(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from vmhan_lib.workbook import NotebookFailed, reproduce
 
-    overrides = _assignments(args)
+    overrides = _overrides(args)
     config = _config(args)  # a bad --set fails here, before any notebook runs
     try:
         reproduce(config.profile, args.data_dir, args.start_from, overrides=overrides)

@@ -29,6 +29,11 @@ from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES, resolve_profile
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+"""Where a sweep's runs execute: ``local`` (one after the other in this process) or ``ray``."""
+EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "max_parallel", "max_retries", "stale_runs")
+"""The fields of :class:`ExperimentConfig` that say where and whether runs execute, not what they
+compute: run records leave them out, so the tables cannot tell where a run ran."""
 ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
 """The run name of stage 1: the fine-tuned encoder with its linear head is itself a model."""
 
@@ -117,6 +122,16 @@ class ExperimentConfig:
         stale_runs: what to do with a finished run whose identity (configuration, data files,
             feature key) differs from the current one: ``refuse`` (default: stop and name what
             differs) or ``retrain`` (train it again, replacing its record; ``--retrain-stale``).
+        executor: where the runs of a sweep execute: ``local`` (default: one after the other in
+            this process) or ``ray`` (one Ray task per run, :mod:`vmhan_lib.train.ray_executor`).
+        ray_address: the Ray cluster of ``executor=ray``: ``None`` (default) starts a Ray instance
+            on this machine for the sweep; ``auto`` joins the cluster started by ``ray start`` on
+            this machine; ``HOST:PORT`` joins that head node.
+        max_parallel: at most this many runs in flight at once (``executor=ray``; default ``None``:
+            as many as the cluster's CPUs / GPUs allow).
+        max_retries: how often a failed run (an exception, a killed worker) is retried before it is
+            reported as failed (``executor=ray``; default 2); a retry resumes from the run's last
+            saved epoch.
     """
 
     variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
@@ -125,6 +140,10 @@ class ExperimentConfig:
     encoder_seed: int = 0
     visual_proportions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     stale_runs: str = "refuse"
+    executor: str = "local"
+    ray_address: str | None = None
+    max_parallel: int | None = None
+    max_retries: int = 2
 
     def __post_init__(self) -> None:
         if self.stale_runs not in STALE_RUN_POLICIES:
@@ -138,6 +157,14 @@ class ExperimentConfig:
             raise ValueError("seeds must be >= 0")
         if any(not 0.0 <= p <= 1.0 for p in self.visual_proportions):
             raise ValueError(f"visual_proportions must lie in [0, 1], got {self.visual_proportions}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; allowed: {', '.join(EXECUTORS)}")
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ValueError("ray_address must be None, 'auto' or HOST:PORT, got an empty string")
+        if self.max_parallel is not None and self.max_parallel < 1:
+            raise ValueError(f"max_parallel must be None or an integer >= 1, got {self.max_parallel}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries}")
 
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         return self.headline_seeds if variant == TABLE1_VARIANTS[0] else self.seeds
@@ -171,6 +198,15 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
+
+    def to_record(self) -> dict[str, Any]:
+        """The tree as a run record stores it: :meth:`to_dict` without :data:`EXECUTION_FIELDS`
+        (where a run executed does not change what it computes; ``from_dict`` fills them back with
+        their defaults)."""
+        tree = self.to_dict()
+        for name in EXECUTION_FIELDS:
+            tree["experiment"].pop(name)
+        return tree
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -33,6 +34,18 @@ from vmhan_lib.config import TrainConfig
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"
+TEST_EXIT_ENV = "VMHAN_TEST_EXIT_AFTER_EPOCH"
+"""Test hook: ``"<run name>:<epoch>"`` makes the process exit (``os._exit``, no clean-up, like a
+killed worker) right after that run has saved that epoch in this process; a resumed run starts
+after it and is not stopped again. Read only by :func:`_exit_if_a_test_asks`."""
+TEST_EXIT_STATUS = 17
+
+
+def _exit_if_a_test_asks(name: str, epoch: int) -> None:
+    wanted = os.environ.get(TEST_EXIT_ENV, "")
+    run, sep, at = wanted.rpartition(":")
+    if sep and run == name and at.strip() == str(epoch):
+        os._exit(TEST_EXIT_STATUS)
 
 
 @dataclass
@@ -230,6 +243,7 @@ def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVoc
             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
             "curve": curve, "best_f1": best_f1, "best_state": best_state,
         }, state_path)
+        _exit_if_a_test_asks(name, epoch + 1)
     model.load_state_dict(best_state)
     exported = task.export(model, checkpoint_dir, digest, config_record)
     best_epoch = max(curve, key=lambda row: row["dev"]["f1"])

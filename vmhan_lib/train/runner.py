@@ -26,6 +26,10 @@ retrained; a complete run whose model is needed but missing (a fresh clone carri
 records, not the checkpoints) is trained again aside, into ``<checkpoint>/rerun``, and its test
 scores are compared with the committed record's (a warning names both when they differ). When
 every job is complete (and its model at hand where needed) nothing is loaded, not even stage 1.
+
+Where the runs execute is ``experiment.executor``: ``local`` (one after the other in this process)
+or ``ray`` (one Ray task per run, :mod:`vmhan_lib.train.ray_executor`); both train a run with
+:func:`train_job`, so a record does not depend on where it was made.
 """
 
 from __future__ import annotations
@@ -216,7 +220,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
                            resolve_device(config.encoder_train.device))
         return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
                    seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                   config_record={**identity, "run": config.to_dict()}, identity=identity,
+                   config_record={**identity, "run": config.to_record()}, identity=identity,
                    extra_record={"identity": identity}, progress=progress)
 
     ensure_run(run_dir, checkpoint_dir, identity, encoder_ready(checkpoint_dir, key_digest(identity)), True,
@@ -238,9 +242,55 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab)
 
 
+def job_needs_training(config: RunConfig, paths: RunPaths, job: Job, need_model: bool) -> bool:
+    """Whether ``job`` has work to do: no finished run of its identity, or its model is needed and
+    not at hand."""
+    identity = job_identity(config, job)
+    finished = run_differences(paths.run_dir(config.profile, job), identity) == []
+    return not (finished and (not need_model or best_model_ready(paths.checkpoint_dir(config.profile, job),
+                                                                 key_digest(identity))))
+
+
+def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPaths, *, need_model: bool = False,
+              progress: bool = True) -> dict[str, Any]:
+    """Train (or reuse, see :func:`ensure_run`) one job on prepared inputs; returns its record.
+
+    The per-job code of every executor: the local one calls it in turn, the Ray executor calls it
+    inside one Ray task per job (:mod:`vmhan_lib.train.ray_executor`), so a run's record is the
+    same wherever it ran.
+    """
+    profile = config.profile
+    run_dir, checkpoint_dir = paths.run_dir(profile, job), paths.checkpoint_dir(profile, job)
+    identity = job_identity(config, job)
+    model_ready = need_model and best_model_ready(checkpoint_dir, key_digest(identity))
+    device = resolve_device(config.train.device)
+    model = variant_config(job.variant, inputs.model)
+    data = inputs.data if job.visual_proportion is None else with_visual_proportion(
+        inputs.data, job.visual_proportion, job.seed)
+    config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
+                     "data": asdict(config.data), "features": inputs.features, "run": config.to_record()}
+    if job.visual_proportion is not None:
+        config_record["visual_proportion"] = job.visual_proportion
+
+    def train(record_dir: Path) -> dict[str, Any]:
+        task = HypergraphTask(model, data, config.train.batch_size, config.train.eval_batch_size, device)
+        return fit(name=job.name, task=task, train_config=config.train, vocab=inputs.vocab, seed=job.seed,
+                   run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record=config_record, identity=identity,
+                   extra_record={"identity": identity, "build": inputs.build}, progress=progress)
+
+    return ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_model, train,
+                      "the case studies explain the retrained model")
+
+
 def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = False, paths: RunPaths | None = None,
              progress: bool = True) -> list[dict[str, Any]]:
     """Run (or reuse) every job of ``jobs``; returns their records in order.
+
+    Where the runs execute is ``config.experiment.executor``: ``local`` trains them one after the
+    other in this process; ``ray`` runs each as one Ray task
+    (:func:`vmhan_lib.train.ray_executor.run_on_ray`, which raises
+    :class:`~vmhan_lib.train.ray_executor.SweepFailed` naming the runs that failed after the others
+    completed). Either way every run goes through :func:`train_job`.
 
     Args:
         need_models: also make sure each job's best model is at hand (the case studies explain it);
@@ -249,36 +299,17 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     paths = paths or RunPaths.of(config)
     profile = config.profile
     run_dirs = [paths.run_dir(profile, job) for job in jobs]
-    identities = [job_identity(config, job) for job in jobs]
-    refuse_stale(list(zip(run_dirs, identities)), config.experiment.stale_runs)
-    ready = [need_models and best_model_ready(paths.checkpoint_dir(profile, job), key_digest(identity))
-             for job, identity in zip(jobs, identities)]
-    if all(run_differences(d, i) == [] and (r or not need_models) for d, i, r in zip(run_dirs, identities, ready)):
-        return [read_record(d) for d in run_dirs]
+    refuse_stale([(run_dir, job_identity(config, job)) for run_dir, job in zip(run_dirs, jobs)],
+                 config.experiment.stale_runs)
+    pending = [job_needs_training(config, paths, job, need_models) for job in jobs]
+    if not any(pending):
+        return [read_record(run_dir) for run_dir in run_dirs]
+    if config.experiment.executor == "ray":
+        from vmhan_lib.train.ray_executor import run_on_ray
+
+        trained = run_on_ray(config, [job for job, todo in zip(jobs, pending) if todo], need_models=need_models,
+                             paths=paths, progress=progress)
+        return [trained[job] if todo else read_record(run_dir) for job, run_dir, todo in zip(jobs, run_dirs, pending)]
     inputs = prepare_inputs(config, paths, progress)
-    vocab = inputs.vocab
-    device = resolve_device(config.train.device)
-    records = []
-    for job, run_dir, identity, model_ready in tqdm(list(zip(jobs, run_dirs, identities, ready)),
-                                                    desc=f"{profile} runs", disable=not progress):
-        model = variant_config(job.variant, inputs.model)
-        data = inputs.data if job.visual_proportion is None else with_visual_proportion(
-            inputs.data, job.visual_proportion, job.seed)
-        checkpoint_dir = paths.checkpoint_dir(profile, job)
-        config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
-                         "data": asdict(config.data), "features": inputs.features, "run": config.to_dict()}
-        if job.visual_proportion is not None:
-            config_record["visual_proportion"] = job.visual_proportion
-
-        def train(record_dir: Path, job: Job = job, model: ModelConfig = model, data: dict = data,
-                  checkpoint_dir: Path = checkpoint_dir, identity: dict = identity,
-                  config_record: dict = config_record) -> dict[str, Any]:
-            task = HypergraphTask(model, data, config.train.batch_size, config.train.eval_batch_size, device)
-            return fit(name=job.name, task=task, train_config=config.train, vocab=vocab, seed=job.seed,
-                       run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record=config_record,
-                       identity=identity, extra_record={"identity": identity, "build": inputs.build},
-                       progress=progress)
-
-        records.append(ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_models, train,
-                                  "the case studies explain the retrained model"))
-    return records
+    return [train_job(config, job, inputs, paths, need_model=need_models, progress=progress)
+            for job in tqdm(jobs, desc=f"{profile} runs", disable=not progress)]

@@ -1,6 +1,10 @@
 """The one job runner: a set of (variant, seed) runs of a profile, trained or reused.
 
-Two stages, chosen so that the ``cpu`` profile runs every row of both tables on a 2-core machine:
+``experiment.training`` picks how the text encoder is trained. ``joint`` (the paper's, the ``full``
+preset): stage 1 is skipped and every job trains the pretrained encoder together with its model
+under Eq. 12 (:mod:`vmhan_lib.train.joint_task`), the text node features computed by the live
+encoder for every batch. ``two-stage`` (the default), chosen so that the ``cpu`` profile runs every
+row of both tables on a 2-core machine:
 
 1. the entity-marker text encoder is fine-tuned **once** (seed ``experiment.encoder_seed``) with a
    linear head (:mod:`vmhan_lib.train.encoder_task`); that model is our fine-tuned text-only row;
@@ -23,28 +27,57 @@ every job is complete (and its model at hand where needed) nothing is loaded, no
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
-from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab, load_mnre, load_relation_vocab
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
+from vmhan_lib.features.config import PACKAGED_MINILM
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
-from vmhan_lib.train.fit import fit, resolve_device
+from vmhan_lib.train.fit import FitTask, fit, resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, HypergraphTask, SplitNodes
+from vmhan_lib.train.joint_task import JointTask
 from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_rerun_differs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
+DEFAULT_SETTING = ("two-stage", PACKAGED_MINILM)
+"""(training mode, text encoder) whose run ids carry no tag: the ids of every run made before
+either could be chosen."""
+
+
+def setting_tag(config: RunConfig) -> str | None:
+    """``<training>-<encoder>`` (e.g. ``joint-all-mpnet-base-v2``; a path's last folder names a local
+    encoder), or None for :data:`DEFAULT_SETTING`."""
+    training, model = config.experiment.training, config.features.text.model
+    if (training, model) == DEFAULT_SETTING:
+        return None
+    encoder = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
+    return f"{training}-{encoder}"
+
+
+def run_prefix(config: RunConfig) -> str:
+    """The start of the run ids of ``config``: the profile, then its :func:`setting_tag` if any,
+    so runs of other training modes or encoders never share an id (``full__joint-all-mpnet-base-v2``)."""
+    tag = setting_tag(config)
+    return config.profile if tag is None else f"{config.profile}__{tag}"
+
+
+def setting_record(config: RunConfig) -> dict[str, str]:
+    """The fields every run record carries to say how its text side was trained."""
+    return {"training": config.experiment.training, "text_encoder": config.features.text.model}
 
 
 @dataclass(frozen=True)
@@ -94,20 +127,22 @@ class RunPaths:
     def of(cls, config: RunConfig) -> "RunPaths":
         return cls(runs_dir(config.profile), CHECKPOINT_DIR / config.profile)
 
-    def run_dir(self, profile: str, job: Job) -> Path:
+    def run_dir(self, prefix: str, job: Job) -> Path:
+        """The record folder of ``job``; ``prefix`` = :func:`run_prefix` of the run's config."""
         folder = self.runs if job.visual_proportion is None else self.runs.parent / VISUAL_PROPORTION_FOLDER
-        return folder / run_id(profile, job.name, job.seed)
+        return folder / run_id(prefix, job.name, job.seed)
 
-    def checkpoint_dir(self, profile: str, job: Job) -> Path:
+    def checkpoint_dir(self, prefix: str, job: Job) -> Path:
         folder = self.checkpoints if job.visual_proportion is None else self.checkpoints / VISUAL_PROPORTION_FOLDER
-        return folder / run_id(profile, job.name, job.seed)
+        return folder / run_id(prefix, job.name, job.seed)
 
     def encoder_run_dir(self, config: RunConfig) -> Path:
-        return self.runs / run_id(config.profile, ENCODER_VARIANT, config.experiment.encoder_seed)
+        return self.runs / run_id(run_prefix(config), ENCODER_VARIANT, config.experiment.encoder_seed)
 
-    @property
-    def encoder_checkpoint_dir(self) -> Path:
-        return self.checkpoints / "encoder"
+    def encoder_checkpoint_dir(self, config: RunConfig) -> Path:
+        """Stage 1's folder, one per encoder (``encoder``, or ``encoder__two-stage-<encoder>``)."""
+        tag = setting_tag(config)
+        return self.checkpoints / ("encoder" if tag is None else f"encoder__{tag}")
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:
@@ -138,37 +173,30 @@ def ensure_run(run_dir: Path, checkpoint_dir: Path, model_ready: bool, need_mode
 
 @dataclass
 class PreparedInputs:
-    """Stage 2's inputs: the node features of every split, the features config that made them
-    (text encoder = the fine-tuned one), the build report of each split, the base model sized to
-    the features, and the relation vocabulary."""
+    """The jobs' inputs: the node features of every split, the features config that made them
+    (text encoder = the fine-tuned one in ``two-stage``, the pretrained one in ``joint``), the build
+    report of each split, the base model sized to the features, the relation vocabulary, and the
+    MNRE instances of every split (``joint`` tokenises them)."""
 
     data: dict[str, SplitNodes]
     features: dict[str, Any]
     build: dict[str, dict[str, Any]]
     model: ModelConfig
     vocab: RelationVocab
+    instances: dict[str, list[Instance]] = field(default_factory=dict)
 
 
 def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) -> PreparedInputs:
-    """Stage 1 (trained once, or reused) and the node features of every split."""
+    """The node features of every split: built with the stage-1 encoder (trained once, or reused)
+    in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
     data_dir = config.data.path
     vocab = load_relation_vocab(data_dir)
     splits = {s: load_mnre(data_dir, s, vocab)[: config.data.max_instances] for s in SPLITS}
-    checkpoint_dir = paths.encoder_checkpoint_dir
-    identity = {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": asdict(config.data),
-                "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
-
-    def train_encoder(record_dir: Path) -> dict[str, Any]:
-        task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
-                           config.encoder_train.eval_batch_size, config.encoder_train.dropout,
-                           resolve_device(config.encoder_train.device))
-        return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
-                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                   config_record={**identity, "run": config.to_dict()}, identity=identity, progress=progress)
-
-    ensure_run(paths.encoder_run_dir(config), checkpoint_dir, encoder_ready(checkpoint_dir), True, train_encoder,
-               "the features of stage 2 come from the retrained encoder")
-    features = replace(config.features, text=replace(config.features.text, model=str(exported_encoder_dir(checkpoint_dir))))
+    if config.experiment.training == "joint":
+        features = config.features
+    else:
+        features = replace(config.features, text=replace(
+            config.features.text, model=str(_stage1_encoder(config, paths, splits, vocab, progress))))
     selector = make_node_selector(features.selector, model=features.selector_model,
                                   base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
     inputs, build = {}, {}
@@ -180,7 +208,48 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     train_nodes = inputs["train"].nodes
     text_dim = train_nodes[0].text_features.shape[1]
     visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
-    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab)
+    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab,
+                          splits)
+
+
+def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
+                    progress: bool) -> Path:
+    """Stage 1 of ``two-stage`` training (trained once, or reused): the fine-tuned encoder's folder."""
+    checkpoint_dir = paths.encoder_checkpoint_dir(config)
+    identity = {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": asdict(config.data),
+                "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
+
+    def train_encoder(record_dir: Path) -> dict[str, Any]:
+        task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
+                           config.encoder_train.eval_batch_size, config.encoder_train.dropout,
+                           resolve_device(config.encoder_train.device))
+        return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
+                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
+                   config_record={**identity, "run": config.to_dict()}, identity=identity,
+                   extra_record=setting_record(config), progress=progress)
+
+    ensure_run(paths.encoder_run_dir(config), checkpoint_dir, encoder_ready(checkpoint_dir), True, train_encoder,
+               "the features of stage 2 come from the retrained encoder")
+    return exported_encoder_dir(checkpoint_dir)
+
+
+def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,
+              device: torch.device) -> FitTask:
+    """The fit task of one job in ``config``'s training mode."""
+    train = config.train
+    if config.experiment.training == "joint":
+        return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, train.eval_batch_size,
+                         train.encoder_lr, device)
+    return HypergraphTask(model, data, train.batch_size, train.eval_batch_size, device)
+
+
+def train_identity(config: RunConfig) -> dict[str, Any]:
+    """``config.train`` as it enters a job's identity: in ``two-stage`` without ``encoder_lr``, which
+    it does not read (so the identities, and the resumable states, of earlier runs stay valid)."""
+    values = asdict(config.train)
+    if config.experiment.training != "joint":
+        del values["encoder_lr"]
+    return values
 
 
 def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = False, paths: RunPaths | None = None,
@@ -192,9 +261,9 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
             a complete run without it is trained again aside (see :func:`ensure_run`).
     """
     paths = paths or RunPaths.of(config)
-    profile = config.profile
-    run_dirs = [paths.run_dir(profile, job) for job in jobs]
-    ready = [(paths.checkpoint_dir(profile, job) / BEST_FILE).is_file() for job in jobs]
+    profile, prefix = config.profile, run_prefix(config)
+    run_dirs = [paths.run_dir(prefix, job) for job in jobs]
+    ready = [(paths.checkpoint_dir(prefix, job) / BEST_FILE).is_file() for job in jobs]
     if all(is_complete(d) and (r or not need_models) for d, r in zip(run_dirs, ready)):
         return [read_record(d) for d in run_dirs]
     inputs = prepare_inputs(config, paths, progress)
@@ -205,19 +274,20 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
         model = variant_config(job.variant, inputs.model)
         data = inputs.data if job.visual_proportion is None else with_visual_proportion(
             inputs.data, job.visual_proportion, job.seed)
-        checkpoint_dir = paths.checkpoint_dir(profile, job)
-        identity = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
+        checkpoint_dir = paths.checkpoint_dir(prefix, job)
+        identity = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": train_identity(config),
                     "data": asdict(config.data), "features": inputs.features}
         if job.visual_proportion is not None:
             identity["visual_proportion"] = job.visual_proportion
+        if config.experiment.training == "joint":
+            identity["training"] = "joint"
 
         def train(record_dir: Path, job: Job = job, model: ModelConfig = model, data: dict = data,
                   checkpoint_dir: Path = checkpoint_dir, identity: dict = identity) -> dict[str, Any]:
-            task = HypergraphTask(model, data, config.train.batch_size, config.train.eval_batch_size, device)
-            return fit(name=job.name, task=task, train_config=config.train, vocab=vocab, seed=job.seed,
-                       run_dir=record_dir, checkpoint_dir=checkpoint_dir,
+            return fit(name=job.name, task=make_task(config, model, data, inputs, device), train_config=config.train,
+                       vocab=vocab, seed=job.seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
                        config_record={**identity, "run": config.to_dict()}, identity=identity,
-                       extra_record={"build": inputs.build}, progress=progress)
+                       extra_record={"build": inputs.build, **setting_record(config)}, progress=progress)
 
         records.append(ensure_run(run_dir, checkpoint_dir, model_ready, need_models, train,
                                   "the case studies explain the retrained model"))

@@ -191,6 +191,11 @@ class RunConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; allowed: {', '.join(PROFILES)}")
 
+    @property
+    def setting(self) -> tuple[str, str]:
+        """(training mode, text encoder): what every run record and table row says of the text side."""
+        return self.experiment.training, self.features.text.model
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ import torch
 
 from tests.conftest import write_tiny_mnre
 from tests.factories import sentence_split
+from vmhan_lib.analysis.case_study import CaseStudyExplorer
 from vmhan_lib.config import TrainConfig, run_config
+from vmhan_lib.data.captions import CAPTIONERS
 from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.features.text_encoder import compute_frozen_text_features
@@ -133,6 +136,11 @@ def test_spans_the_tokenizer_cannot_find_are_refused(tiny: dict) -> None:
 
 def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path) -> None:
     root = write_tiny_mnre(tmp_path / "mnre")
+    for name in CAPTIONERS:  # the case-study explorer shows every captioner's caption
+        for split in SPANS:
+            target = root / "captions" / f"{name}_{split}.txt"
+            if not target.exists():
+                shutil.copyfile(root / "captions" / f"qwen_{split}.txt", target)
     config = run_config("tiny", data_dir=str(root), overrides={
         "experiment.training": "joint", "train.epochs": 1, "train.batch_size": 2, "train.device": "cpu",
         "experiment.variants": "VM-HAN (Ours),Text-only", "data.captioners": "qwen",
@@ -155,3 +163,9 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path) 
     assert not any("fine-tuned-encoder" in p.name for p in paths.runs.iterdir())
     again = run_jobs(config, table_jobs(config), paths=paths, progress=False)  # complete: read, not retrained
     assert [r["created_utc"] for r in again] == [r["created_utc"] for r in records]
+    # the exported checkpoint reads as a two-stage one: frozen features of the trained encoder + the graph part
+    # reproduce the recorded test predictions (what the case studies load)
+    best = paths.checkpoints / records[0]["run_id"] / "best.pt"
+    explorer = CaseStudyExplorer.from_checkpoint(best)
+    recorded = torch.tensor([p.probabilities for p in read_predictions(paths.runs / records[0]["run_id"])])
+    torch.testing.assert_close(explorer._predict_all(), recorded, atol=1e-4, rtol=0)

@@ -17,8 +17,8 @@ The inputs are the built :class:`~vmhan_lib.train.hypergraph_task.SplitNodes` of
 encoder (the text-LLM spans kept there are the ones the tokenizer found in the sentence; their
 frozen features are not used) and the MNRE instances they came from, tokenised once with those
 spans. The optimiser has two parameter groups: the encoder at ``train.encoder_lr`` (paper: 2e-5),
-the rest at ``train.lr``. The exported model is ``best.pt`` (the graph part, as two-stage runs
-write it) plus the encoder as a model directory ``encoder/``.
+the rest at ``train.lr``. The exported model is the encoder as a model directory ``encoder/`` and
+``best.pt``, the graph part as two-stage runs write it, its features naming that encoder.
 """
 
 from __future__ import annotations
@@ -139,8 +139,12 @@ class JointTask:
         return SplitPredictions(probabilities, variances)
 
     def export(self, model: JointModel, checkpoint_dir: Path, digest: str, config: dict[str, Any]) -> dict[str, Any]:
-        """``best.pt`` = the graph part (as two-stage runs write it) and ``encoder/`` = the trained encoder."""
-        atomic_torch_save({"digest": digest, "config": config, "model": model.graph.state_dict()},
-                          checkpoint_dir / BEST_FILE)
+        """``encoder/`` = the trained encoder, then ``best.pt`` = the graph part with ``config`` whose
+        ``features.text.model`` names that encoder: the checkpoint reads as a two-stage one (its frozen
+        features from ``encoder/`` are the live features of evaluation), e.g. for the case studies."""
         target = save_encoder(model.encoder, self.hf_tokenizer, exported_encoder_dir(checkpoint_dir))
+        features = config["features"]
+        exported = {**config, "features": {**features, "text": {**features["text"], "model": str(target)}}}
+        atomic_torch_save({"digest": digest, "config": exported, "model": model.graph.state_dict()},
+                          checkpoint_dir / BEST_FILE)
         return {"encoder_dir": str(target)}

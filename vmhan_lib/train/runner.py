@@ -43,26 +43,20 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
-from vmhan_lib.features.config import PACKAGED_MINILM
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
 from vmhan_lib.train.fit import FitTask, fit, resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, HypergraphTask, SplitNodes
 from vmhan_lib.train.joint_task import JointTask
-from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_rerun_differs
+from vmhan_lib.train.records import DEFAULT_SETTING, is_complete, read_record, run_id, warn_if_rerun_differs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
-DEFAULT_SETTING = ("two-stage", PACKAGED_MINILM)
-"""(training mode, text encoder) whose run ids carry no tag: the ids of every run made before
-either could be chosen."""
-
-
 def setting_tag(config: RunConfig) -> str | None:
     """``<training>-<encoder>`` (e.g. ``joint-all-mpnet-base-v2``; a path's last folder names a local
-    encoder), or None for :data:`DEFAULT_SETTING`."""
-    training, model = config.experiment.training, config.features.text.model
-    if (training, model) == DEFAULT_SETTING:
+    encoder), or None for :data:`~vmhan_lib.train.records.DEFAULT_SETTING` (the committed runs' ids)."""
+    training, model = config.setting
+    if config.setting == DEFAULT_SETTING:
         return None
     encoder = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
     return f"{training}-{encoder}"
@@ -77,7 +71,8 @@ def run_prefix(config: RunConfig) -> str:
 
 def setting_record(config: RunConfig) -> dict[str, str]:
     """The fields every run record carries to say how its text side was trained."""
-    return {"training": config.experiment.training, "text_encoder": config.features.text.model}
+    training, encoder = config.setting
+    return {"training": training, "text_encoder": encoder}
 
 
 @dataclass(frozen=True)

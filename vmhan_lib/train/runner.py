@@ -52,6 +52,8 @@ from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
+
+
 def setting_tag(config: RunConfig) -> str | None:
     """``<training>-<encoder>`` (e.g. ``joint-all-mpnet-base-v2``; a path's last folder names a local
     encoder), or None for :data:`~vmhan_lib.train.records.DEFAULT_SETTING` (the committed runs' ids)."""

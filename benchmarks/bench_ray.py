@@ -35,7 +35,7 @@ from vmhan_lib.config_tree import parse_assignments
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.train.records import PREDICTIONS_FILE
-from vmhan_lib.train.runner import RunPaths, prepare_inputs, run_jobs, table_jobs
+from vmhan_lib.train.runner import RunPaths, prepare_inputs, run_jobs, run_prefix, table_jobs
 
 OUTPUT = RESULTS_DIR / "benchmarks" / "ray_sweep.json"
 RAY_TEMP_DIR = "/tmp/vmhan_ray_bench"
@@ -57,7 +57,7 @@ def _fresh_paths(config: RunConfig, root: Path) -> RunPaths:
     paths.checkpoints.mkdir(parents=True)
     encoder_run = real.encoder_run_dir(config)
     (paths.runs / encoder_run.name).symlink_to(encoder_run, target_is_directory=True)
-    paths.encoder_checkpoint_dir.symlink_to(real.encoder_checkpoint_dir, target_is_directory=True)
+    paths.encoder_checkpoint_dir(config).symlink_to(real.encoder_checkpoint_dir(config), target_is_directory=True)
     return paths
 
 
@@ -69,8 +69,8 @@ def _timed_sweep(config: RunConfig, jobs: list, root: Path) -> tuple[float, RunP
 
 
 def _same_predictions(config: RunConfig, jobs: list, a: RunPaths, b: RunPaths) -> int:
-    return sum((a.run_dir(config.profile, j) / PREDICTIONS_FILE).read_bytes()
-               == (b.run_dir(config.profile, j) / PREDICTIONS_FILE).read_bytes() for j in jobs)
+    return sum((a.run_dir(run_prefix(config), j) / PREDICTIONS_FILE).read_bytes()
+               == (b.run_dir(run_prefix(config), j) / PREDICTIONS_FILE).read_bytes() for j in jobs)
 
 
 def _ray_overheads(ray: Any, inputs: Any, tasks: int) -> dict[str, float]:

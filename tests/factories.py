@@ -17,6 +17,11 @@ Random instances, for tests of properties over varied shapes:
 - :func:`signal_instances`: the same shapes, with a label the model can learn from the features;
 - :func:`random_split`: a :class:`SplitNodes` (nodes, labels, indices) for the training tests, the
   label learnable from the head feature.
+
+Nodes of real sentences, for joint training (the text features are recomputed by the encoder):
+
+- :func:`sentence_split`: a :class:`SplitNodes` over MNRE instances, each with the text-LLM spans
+  you give (words of its sentence) and random visual nodes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.model import ModelConfig
 
 if TYPE_CHECKING:  # imported where used: the model and hypergraph tests need not import the train package
+    from vmhan_lib.data.mnre import Instance, RelationVocab
     from vmhan_lib.train.hypergraph_task import SplitNodes
 
 TINY = ModelConfig(d_text=12, d_visual=10, hidden=8, heads=2, num_layers=2, num_relations=4)
@@ -230,3 +236,28 @@ def random_split(
         ))
         labels.append(label)
     return SplitNodes(nodes, labels, list(range(offset, offset + n)))
+
+
+def sentence_split(
+    instances: Sequence[Instance],
+    spans: Sequence[Sequence[str]],
+    vocab: RelationVocab,
+    seed: int,
+    *,
+    d_text: int,
+    d_visual: int = D_VISUAL,
+) -> SplitNodes:
+    """The nodes of real MNRE ``instances``: head, tail and ``spans[i]`` (text-LLM nodes, phrases of
+    the sentence) with random text features of width ``d_text`` (the encoder's); every second
+    instance has an image, two objects and a visual-LLM node, the others no visual node.
+    Labels are the instances' relations."""
+    from vmhan_lib.train.hypergraph_task import SplitNodes
+
+    generator = torch.Generator().manual_seed(seed)
+    nodes = []
+    for i, (instance, phrases) in enumerate(zip(instances, spans, strict=True)):
+        visual = ["<image>", "object0", "object1", "visual_llm"] if i % 2 == 0 else []
+        nodes.append(handmade_instance([instance.head.name, instance.tail.name, *phrases], visual,
+                                       n_objects=2 if visual else 0, generator=generator, d_text=d_text,
+                                       d_visual=d_visual))
+    return SplitNodes(nodes, vocab.ids([x.relation for x in instances]), [x.index for x in instances])

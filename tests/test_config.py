@@ -11,7 +11,7 @@ import pytest
 from vmhan_lib.config_tree import ConfigError, field_names
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES
-from vmhan_lib.config import EXECUTION_FIELDS, RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.config import EXECUTION_FIELDS, OptimiserConfig, RunConfig, TrainConfig, preset, run_config
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -61,7 +61,9 @@ def test_overrides_reach_any_field_and_errors_name_allowed_values(monkeypatch: p
 
 def test_stage_one_shares_the_fields_of_stage_two_with_its_own_defaults() -> None:
     stage1 = preset("cpu").encoder_train
-    assert {f.name for f in fields(TrainConfig)} < {f.name for f in fields(stage1)}
+    shared = {f.name for f in fields(OptimiserConfig)}
+    assert {f.name for f in fields(TrainConfig)} - shared == {"encoder_lr"}  # joint training's encoder group
+    assert {f.name for f in fields(stage1)} - shared == {"dropout"}
     assert stage1.cpu_threads is None and TrainConfig().cpu_threads == 1 and stage1.dropout == 0.1
 
 
@@ -83,3 +85,16 @@ def test_executor_settings_are_fields_that_run_records_leave_out() -> None:
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             run_config("tiny", overrides={field: value})
+def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None:
+    assert preset("cpu").experiment.training == preset("tiny").experiment.training == "two-stage"
+    full = preset("full")
+    assert (full.experiment.training, full.features.text.model) == ("joint", "all-mpnet-base-v2")
+    assert (full.train.encoder_lr, full.train.weight_decay, full.model.dropout, full.train.batch_size) == (2e-5, 0.01, 0.6, 16)
+    assert full.train.lr == 1e-3  # the freshly initialised part
+    joint = run_config("cpu", overrides={"experiment.training": "joint", "features.text.model": "all-mpnet-base-v2",
+                                         "train.encoder_lr": "3e-5"})
+    assert (joint.experiment.training, joint.features.text.model, joint.train.encoder_lr) == ("joint", "all-mpnet-base-v2", 3e-5)
+    with pytest.raises(ConfigError, match=r"^experiment: unknown training mode 'end-to-end'; allowed: two-stage, joint$"):
+        run_config("cpu", overrides={"experiment.training": "end-to-end"})
+    with pytest.raises(ConfigError, match="encoder_lr must be > 0"):
+        run_config("cpu", overrides={"train.encoder_lr": 0})

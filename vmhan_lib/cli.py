@@ -1,10 +1,11 @@
 """Command line: ``python -m vmhan_lib {config,stats,download,train,tables,reproduce}``.
 
 Every command that trains or reads runs takes ``--profile`` and any number of ``--set name=value``
-(a dotted field of the run configuration, e.g. ``--set features.text.model=bert-base-uncased
---set train.epochs=20``; ``python -m vmhan_lib config`` lists them all with their values); ``train`` and
-``reproduce`` also take ``--executor local|ray``, ``--address`` and ``--max-parallel`` (the fields
-``experiment.executor``, ``experiment.ray_address``, ``experiment.max_parallel``). A user
+(a dotted field of the run configuration, e.g. ``--set features.text.model=all-mpnet-base-v2
+--set experiment.training=joint --set train.epochs=20``; ``python -m vmhan_lib config`` lists them
+all with their values); ``train`` and ``reproduce`` also take ``--executor local|ray``, ``--address``
+and ``--max-parallel`` (the fields ``experiment.executor``, ``experiment.ray_address``,
+``experiment.max_parallel``) and ``--retrain-stale`` (``experiment.stale_runs=retrain``). A user
 error (a bad value, a missing data directory, a malformed data line) prints one line and exits 2;
 ``--debug`` shows the traceback instead.
 """
@@ -23,7 +24,8 @@ from vmhan_lib.model.variants import VARIANTS, check_variants
 from vmhan_lib.paths import PROFILES
 
 SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
-            "--set features.text.model=bert-base-uncased (repeatable; `config` lists every field)")
+            "--set features.text.model=all-mpnet-base-v2 --set experiment.training=joint "
+            "(repeatable; `config` lists every field)")
 USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
 EXECUTOR_FLAGS: dict[str, str] = {"executor": "experiment.executor", "address": "experiment.ray_address",
                                   "max_parallel": "experiment.max_parallel"}
@@ -196,7 +198,8 @@ def _tables(args: argparse.Namespace) -> int:
 
     config = _config(args)
     runs = runs_dir(config.profile)
-    built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS)
+    built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
+                         config.setting)
     for name, table in built.items():
         print(f"\n{name}\n{to_markdown(table)}")
     if getattr(args, "readme", False):
@@ -204,7 +207,8 @@ def _tables(args: argparse.Namespace) -> int:
             raise ConfigError("--readme renders the committed cpu results only; use --profile cpu")
         render_into_readme(REPO_ROOT / "README.md", built, (
             f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu --readme` from "
-            f"`results/runs/` ({len(load_runs(runs))} complete runs).\n\n{headline_gap(load_runs(runs))}"))
+            f"`results/runs/` ({len(load_runs(runs, config.setting))} complete runs).\n\n"
+            f"{headline_gap(load_runs(runs, config.setting))}"))
         print(f"rendered the tables into {REPO_ROOT / 'README.md'}")
     return 0
 

@@ -12,7 +12,9 @@ Our two-stage ``cpu`` profile (see :mod:`vmhan_lib.train.runner`) fine-tunes the
 once with the settings we measured before the first model (lr 5e-5, batch 32, 4 epochs, linear
 warm-up and decay; docs/offline_adaptations.md#measured-probes), then trains every hypergraph model on the frozen
 features of that encoder, where the hypergraph part gets its own, larger learning rate (a freshly
-initialised small network does not learn at 2e-5 within a few epochs).
+initialised small network does not learn at 2e-5 within a few epochs). ``experiment.training =
+joint`` (the ``full`` preset) trains the encoder with every model end to end instead, as the paper:
+the encoder at ``train.encoder_lr`` (2e-5), the fresh part at ``train.lr``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Mapping
 from vmhan_lib.config_tree import ConfigError, apply_overrides, from_dict, to_dict
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import require_data_dir
-from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.config import PACKAGED_MPNET, FeatureConfig, TextEncoderConfig
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES, resolve_profile
@@ -34,6 +36,11 @@ EXECUTORS: tuple[str, ...] = ("local", "ray")
 EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "max_parallel", "max_retries", "stale_runs")
 """The fields of :class:`ExperimentConfig` that say where and whether runs execute, not what they
 compute: run records leave them out, so the tables cannot tell where a run ran."""
+TRAINING_MODES: tuple[str, ...] = ("two-stage", "joint")
+"""How the text encoder is trained (``experiment.training``): ``two-stage`` = fine-tuned once with a
+linear head (stage 1), then frozen under every hypergraph model (stage 2, cached features);
+``joint`` = trained end to end with each model under its Eq. 12 loss, as the paper
+(:mod:`vmhan_lib.train.joint_task`)."""
 ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
 """The run name of stage 1: the fine-tuned encoder with its linear head is itself a model."""
 
@@ -45,13 +52,15 @@ def _positive(**values: float) -> None:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How one model is trained by the fit loop (stage 2: a hypergraph model or baseline).
+class OptimiserConfig:
+    """How the fit loop trains one model: the fields that stage 1 (:class:`EncoderTrainConfig`)
+    and the hypergraph models (:class:`TrainConfig`) share, with the hypergraph models' defaults.
 
     Attributes:
         epochs: passes over train (default 10); the checkpoint with the best dev F1 is kept.
         batch_size: instances per step (default 16, as the paper).
-        lr: AdamW learning rate (default 1e-3 for the freshly initialised hypergraph part).
+        lr: AdamW learning rate (default 1e-3 for the freshly initialised hypergraph part and
+            classifier; stage 1: the encoder with its head).
         weight_decay: AdamW weight decay (default 0.01, as the paper).
         warmup_ratio: share of steps with linear warm-up, then linear decay (default 0.1).
         max_grad_norm: gradient clipping (default 1.0).
@@ -82,10 +91,28 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class EncoderTrainConfig(TrainConfig):
-    """Stage 1: fine-tune the entity-marker text encoder with a linear relation head.
+class TrainConfig(OptimiserConfig):
+    """How every hypergraph model and baseline is trained: the fields of :class:`OptimiserConfig`,
+    plus:
 
-    The fields of :class:`TrainConfig` with stage-1 defaults (4 epochs, batch 32, lr 5e-5, eval
+    Attributes:
+        encoder_lr: ``joint`` training only (``experiment.training``): the AdamW learning rate of the
+            pretrained text encoder, trained together with the model (default 2e-5, the paper's);
+            ``lr`` stays the rate of the freshly initialised part (one parameter group each).
+    """
+
+    encoder_lr: float = 2e-5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(encoder_lr=self.encoder_lr)
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig(OptimiserConfig):
+    """Stage 1 (``two-stage`` training): fine-tune the entity-marker text encoder with a linear relation head.
+
+    The fields of :class:`OptimiserConfig` with stage-1 defaults (4 epochs, batch 32, lr 5e-5, eval
     batch 64, torch's own thread count), plus:
 
     Attributes:
@@ -132,6 +159,8 @@ class ExperimentConfig:
         max_retries: how often a failed run (an exception, a killed worker) is retried before it is
             reported as failed (``executor=ray``; default 2); a retry resumes from the run's last
             saved epoch.
+        training: one of :data:`TRAINING_MODES` (default ``two-stage``, the cheap one; ``full``
+            uses ``joint``, the paper's).
     """
 
     variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
@@ -144,10 +173,13 @@ class ExperimentConfig:
     ray_address: str | None = None
     max_parallel: int | None = None
     max_retries: int = 2
+    training: str = "two-stage"
 
     def __post_init__(self) -> None:
         if self.stale_runs not in STALE_RUN_POLICIES:
             raise ValueError(f"unknown stale_runs {self.stale_runs!r}; allowed: {', '.join(STALE_RUN_POLICIES)}")
+        if self.training not in TRAINING_MODES:
+            raise ValueError(f"unknown training mode {self.training!r}; allowed: {', '.join(TRAINING_MODES)}")
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown or not self.variants:
             raise ValueError(f"unknown or no variant(s) {unknown}; allowed: {', '.join(VARIANTS)}")
@@ -179,8 +211,8 @@ class RunConfig:
         data: which data.
         features: how instances become node features (text encoder, captions, selector, k/m/n).
         model: the full model that every variant modifies (widths, encoder, loss weights).
-        encoder_train: stage 1, the shared text encoder.
-        train: stage 2, every hypergraph model and baseline.
+        encoder_train: stage 1 of ``two-stage`` training, the shared text encoder.
+        train: every hypergraph model and baseline (stage 2, or ``joint`` with the encoder).
         experiment: rows, seeds and Fig. 5 proportions.
     """
 
@@ -195,6 +227,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; allowed: {', '.join(PROFILES)}")
+
+    @property
+    def setting(self) -> tuple[str, str]:
+        """(training mode, text encoder): what every run record and table row says of the text side."""
+        return self.experiment.training, self.features.text.model
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -219,7 +256,10 @@ def preset(profile: str | None = None) -> RunConfig:
     - ``tiny``: the first 200 instances of each split, 1 + 2 epochs, batch 16, one seed;
     - ``cpu``: all of MNRE-2; stage 1 4 epochs (batch 32, lr 5e-5), stage 2 8 epochs at batch 32
       (not the paper's 16: 57 runs must fit a 2-core machine); 3 seeds, 5 for the headline;
-    - ``full``: the paper's batch 16 and lr 2e-5 for the encoder, 10 + 30 epochs.
+    - ``full``: the paper's setting on a GPU: ``joint`` training (encoder and model end to end) of
+      all-mpnet-base-v2 (the BERT-base-size encoder offline), AdamW with lr 2e-5 for the encoder and
+      1e-3 for the fresh part, weight decay 0.01, dropout 0.6, batch 16, 10 epochs (stage 1, unused
+      by ``joint``, keeps 10 epochs at lr 2e-5 for ``--set experiment.training=two-stage``).
     """
     name = resolve_profile(profile)
     if name == "tiny":
@@ -231,8 +271,10 @@ def preset(profile: str | None = None) -> RunConfig:
     if name == "cpu":
         return RunConfig(profile=name, train=TrainConfig(epochs=8, batch_size=32))
     return RunConfig(
-        profile=name, encoder_train=EncoderTrainConfig(epochs=10, batch_size=16, lr=2e-5),
-        train=TrainConfig(epochs=30, batch_size=16),
+        profile=name, features=FeatureConfig(text=TextEncoderConfig(model=PACKAGED_MPNET)),
+        encoder_train=EncoderTrainConfig(epochs=10, batch_size=16, lr=2e-5),
+        train=TrainConfig(epochs=10, batch_size=16, encoder_lr=2e-5),
+        experiment=ExperimentConfig(training="joint"),
     )
 
 

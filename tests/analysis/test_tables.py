@@ -8,18 +8,22 @@ import pytest
 
 from vmhan_lib.analysis.tables import headline_gap, load_runs, summarize, table1, table2
 from vmhan_lib.metrics import score
-from vmhan_lib.train.records import Prediction, run_id, write_run
+from vmhan_lib.train.records import Prediction, read_predictions, run_id, write_run
 
 LABELS = ["None", "a", "b"]
 
 
-def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy: float) -> dict:
-    rng = np.random.default_rng(hash((variant, seed)) % 2**32)
+def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy: float,
+              setting: tuple[str, str] | None = None) -> dict:
+    """A run record; ``setting`` = (training, text_encoder) fields, None = a record from before they existed."""
+    rng = np.random.default_rng(hash((variant, seed, setting)) % 2**32)
     pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
-    run_dir = runs_dir / run_id("cpu", variant, seed)
+    run_dir = runs_dir / run_id("cpu" if setting is None else f"cpu__{setting[0]}", variant, seed)
     scores = score(gold, pred).as_dict()
+    fields = {} if setting is None else {"training": setting[0], "text_encoder": setting[1]}
     write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
-                        "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True},
+                        "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True,
+                        **fields},
               [Prediction(i, g, p, (0.2, 0.3, 0.5)) for i, (g, p) in enumerate(zip(gold, pred))])
     return scores
 
@@ -113,3 +117,23 @@ def test_headline_gap_states_the_distance_to_the_paper_and_to_the_baseline(runs_
     spread = max(ours.f1_std, kl.f1_std)
     assert ("within" if abs(ours.f1 - kl.f1) <= spread else "more than") in close
     assert "Against our" not in headline_gap(runs, baseline="Text-only")  # no such runs
+
+
+def test_rows_name_their_setting_and_settings_are_never_averaged(runs_dir: Path) -> None:
+    gold = [p.gold for p in read_predictions(runs_dir / "cpu__vm-han-ours__seed0")]
+    joint = ("joint", "all-mpnet-base-v2")
+    for seed in range(2):
+        _fake_run(runs_dir, "VM-HAN (Ours)", seed, gold, 0.95, joint)
+    with pytest.raises(ValueError, match=r"the runs come from 2 settings .*load_runs\(runs_dir, setting="):
+        summarize(load_runs(runs_dir))
+    old = load_runs(runs_dir, ("two-stage", "all-MiniLM-L6-v2"))  # records without the fields: the only setting then
+    assert len(old) == 9 and set(old.training) == {"two-stage"} and set(old.text_encoder) == {"all-MiniLM-L6-v2"}
+    new = load_runs(runs_dir, joint)
+    assert sorted(new.seed) == [0, 1] and set(new.variant) == {"VM-HAN (Ours)"}
+    ours = table1(new, ("VM-HAN (Ours)",)).iloc[0]
+    assert (ours["encoder"], ours["training"]) == ("all-mpnet-base-v2", "joint")
+    row = table2(new, ("VM-HAN (Ours)",), resamples=10).iloc[0]
+    assert (row["encoder"], row["training"]) == ("all-mpnet-base-v2", "joint")
+    gap = headline_gap(new)
+    assert "all-mpnet-base-v2" in gap and "frozen" not in gap  # joint: no two-stage reason
+    assert "frozen for the hypergraph stage" in headline_gap(old) and "all-MiniLM-L6-v2" in headline_gap(old)

@@ -50,7 +50,7 @@ from vmhan_lib.paths import output_dirs
 from vmhan_lib.train.checkpoints import ensure_best_checkpoint, load_best_checkpoint, model_from_checkpoint, run_config_of
 from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.records import Prediction, read_predictions, run_id
-from vmhan_lib.train.runner import Job, RunPaths, job_identity
+from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_prefix
 
 SAMPLE_IMAGES_DIR = "images_sample"
 BUNDLE_FORMAT = "case-study-bundle-1"
@@ -502,7 +502,7 @@ class BundleMismatchWarning(UserWarning):
 def bundle_path(config: RunConfig, job: Job) -> Path:
     """Where the case-study bundle of ``job`` lives: ``results/case_study/<run id>.pt``
     (``results/tiny/case_study/`` for ``tiny``); the ``cpu`` headline run's is committed."""
-    return output_dirs(config.profile)[0] / BUNDLE_FOLDER / f"{run_id(config.profile, job.name, job.seed)}.pt"
+    return output_dirs(config.profile)[0] / BUNDLE_FOLDER / f"{run_id(run_prefix(config), job.name, job.seed)}.pt"
 
 
 def load_bundle(path: Path) -> dict[str, Any]:
@@ -519,7 +519,7 @@ def write_bundle(config: RunConfig, job: Job, checkpoint_path: Path, count: int 
     save its bundle at :func:`bundle_path`."""
     explorer = CaseStudyExplorer.from_checkpoint(checkpoint_path, count, data_dir=str(config.data.path), progress=progress)
     return explorer.save_bundle(bundle_path(config, job), load_best_checkpoint(checkpoint_path),
-                                run_id(config.profile, job.name, job.seed), key_digest(job_identity(config, job)))
+                                run_id(run_prefix(config), job.name, job.seed), key_digest(job_identity(config, job)))
 
 
 def load_explorer(config: RunConfig, job: Job, max_test_instances: int | None, train_if_missing: bool = False,
@@ -542,7 +542,7 @@ def load_explorer(config: RunConfig, job: Job, max_test_instances: int | None, t
             reason = f"{path} holds the first {held} test instances, {max_test_instances or 'all'} asked"
     if reason is None:
         explorer = CaseStudyExplorer.from_bundle(bundle, max_test_instances, config.data.path)
-        run_dir = RunPaths.of(config).run_dir(config.profile, job)
+        run_dir = RunPaths.of(config).run_dir(run_prefix(config), job)
         same, largest = explorer.agreement_with(read_predictions(run_dir))
         if same != len(explorer):
             warnings.warn(BundleMismatchWarning(

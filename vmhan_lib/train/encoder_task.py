@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from vmhan_lib.data.mnre import Instance, RelationVocab
 from vmhan_lib.features.config import TextEncoderConfig
@@ -58,6 +58,21 @@ def encoder_ready(checkpoint_dir: Path, digest: str) -> bool:
     return marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest
 
 
+def save_encoder(encoder: EntityMarkerEncoder, tokenizer: PreTrainedTokenizerBase, target: Path, digest: str) -> Path:
+    """Write ``encoder``'s backbone and ``tokenizer`` as a Hugging Face model directory ``target``,
+    atomically (temp dir, then rename); loadable as ``features.text.model``. ``digest`` (of the
+    identity of the run that trained it) goes beside, in :data:`DIGEST_FILE`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    encoder.backbone.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / DIGEST_FILE).write_text(digest + "\n", encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
 class EncoderTask:
     """Fine-tune ``text_config.model`` with a head over ``splits`` (``{"train", "val", "test"}`` instances)."""
 
@@ -90,6 +105,9 @@ class EncoderTask:
         inputs = self.tokenizer.collate([self.encoded["train"][i] for i in chosen]).to(self.device)
         return inputs, self._train_labels[chosen].to(self.device)
 
+    def parameter_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        return [{"params": list(model.parameters())}]  # one group, at train_config.lr
+
     def loss(self, model: EncoderClassifier, batch: tuple[TokenizedBatch, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs, labels = batch
         logits = model(inputs.input_ids, inputs.attention_mask, inputs.entity_positions)
@@ -108,14 +126,6 @@ class EncoderTask:
         return SplitPredictions(out)
 
     def export(self, model: EncoderClassifier, checkpoint_dir: Path, digest: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Write the backbone and tokenizer as a model directory, atomically (temp dir, then rename)."""
-        target = exported_encoder_dir(checkpoint_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        model.encoder.backbone.save_pretrained(staging)
-        self.hf_tokenizer.save_pretrained(staging)
-        (staging / DIGEST_FILE).write_text(digest + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        """Write the fine-tuned encoder as a model directory (:func:`save_encoder`), marked with ``digest``."""
+        target = save_encoder(model.encoder, self.hf_tokenizer, exported_encoder_dir(checkpoint_dir), digest)
         return {"encoder_dir": str(target)}

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.io import atomic_torch_save, key_digest, provenance
 from vmhan_lib.metrics import score
-from vmhan_lib.config import TrainConfig
+from vmhan_lib.config import OptimiserConfig
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"
@@ -72,6 +72,9 @@ class FitTask(Protocol):
 
     def train_batches(self, epoch_seed: int) -> Sequence[Any]:
         """The batches of one epoch over train, shuffled with ``torch.Generator().manual_seed(epoch_seed)``."""
+
+    def parameter_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        """The AdamW parameter groups of ``model``; a group without ``"lr"`` trains at ``train_config.lr``."""
 
     def loss(self, model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         """The loss terms of a batch, ``"total"`` included (the one that is minimised)."""
@@ -138,14 +141,16 @@ def train_step(
     return {name: value.item() for name, value in losses.items()}
 
 
-def start_training(task: FitTask, train_config: TrainConfig, seed: int, device: torch.device
+def start_training(task: FitTask, train_config: OptimiserConfig, seed: int, device: torch.device
                    ) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Seed, build the task's model on ``device``, and its AdamW optimiser with the linear warm-up/decay
-    schedule over ``epochs`` passes of ``ceil(train instances / batch size)`` steps (the fit loop's
-    start; benchmarks use it to time exactly what the experiments run)."""
+    """Seed, build the task's model on ``device``, and its AdamW optimiser over the task's parameter
+    groups (:meth:`FitTask.parameter_groups`) with the linear warm-up/decay schedule (the same factor
+    for every group) over ``epochs`` passes of ``ceil(train instances / batch size)`` steps (the fit
+    loop's start; benchmarks use it to time exactly what the experiments run)."""
     seed_everything(seed)
     model = task.build_model().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    optimizer = torch.optim.AdamW(task.parameter_groups(model), lr=train_config.lr,
+                                  weight_decay=train_config.weight_decay)
     steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
     scheduler = linear_warmup_decay(optimizer, steps_per_epoch * train_config.epochs, train_config.warmup_ratio)
     return model, optimizer, scheduler
@@ -177,7 +182,7 @@ def fit(
     *,
     name: str,
     task: FitTask,
-    train_config: TrainConfig,
+    train_config: OptimiserConfig,
     vocab: RelationVocab,
     seed: int,
     run_dir: Path,
@@ -210,7 +215,7 @@ def fit(
         torch.set_num_threads(threads)
 
 
-def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVocab, seed: int, run_dir: Path,
+def _fit(name: str, task: FitTask, train_config: OptimiserConfig, vocab: RelationVocab, seed: int, run_dir: Path,
          checkpoint_dir: Path, config_record: dict[str, Any], digest: str, extra_record: dict[str, Any],
          progress: bool) -> dict[str, Any]:
     device = resolve_device(train_config.device)

@@ -19,7 +19,7 @@ from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch, co
 from vmhan_lib.io import atomic_torch_save
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.losses import vmhan_loss
-from vmhan_lib.model.vmhan import VMHAN, build_model
+from vmhan_lib.model.vmhan import VMHAN, ModelOutput, build_model
 from vmhan_lib.train.fit import LazyBatches, SplitPredictions
 
 BEST_FILE = "best.pt"
@@ -40,6 +40,13 @@ class SplitNodes:
             raise ValueError("a split without instances cannot be trained or scored")
 
 
+def pair_variance(output: ModelOutput) -> torch.Tensor | None:
+    """The mean predicted variance of the head and tail nodes ``[B]`` (None for deterministic models)."""
+    if output.node_sigma is None:
+        return None
+    return output.node_sigma[:, [HEAD_SLOT, TAIL_SLOT]].mean(dim=(1, 2))  # [B, 2, d] -> [B]
+
+
 @torch.no_grad()
 def predict_nodes(model: VMHAN, nodes: list[InstanceNodes], config: ModelConfig, batch_size: int,
                   device: torch.device) -> SplitPredictions:
@@ -52,8 +59,7 @@ def predict_nodes(model: VMHAN, nodes: list[InstanceNodes], config: ModelConfig,
         output = model(batch)
         probabilities.append(output.logits.softmax(-1).cpu())
         if output.node_sigma is not None:
-            pair_sigma = output.node_sigma[:, [HEAD_SLOT, TAIL_SLOT]]  # [B, 2, d]
-            variances.append(pair_sigma.mean(dim=(1, 2)).cpu())
+            variances.append(pair_variance(output).cpu())
     return SplitPredictions(torch.cat(probabilities), torch.cat(variances) if variances else None)
 
 
@@ -82,6 +88,9 @@ class HypergraphTask:
         train = self.data["train"].nodes
         return collate_hypergraphs([train[i] for i in chosen], self.config.hypergraph,
                                    self._train_labels[chosen]).to(self.device)
+
+    def parameter_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        return [{"params": list(model.parameters())}]  # one group, at train_config.lr
 
     def loss(self, model: VMHAN, batch: HypergraphBatch) -> dict[str, torch.Tensor]:
         return vmhan_loss(model(batch), batch.labels, self.config)

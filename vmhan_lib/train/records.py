@@ -24,10 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from vmhan_lib.features.config import PACKAGED_MINILM
 from vmhan_lib.io import atomic_write_json, atomic_write_text
 
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
+DEFAULT_SETTING: tuple[str, str] = ("two-stage", PACKAGED_MINILM)
+"""(training mode, text encoder) of every record written before records named them (the only
+setting there was); their run ids carry no setting tag."""
+
+
+def record_setting(record: dict[str, Any]) -> tuple[str, str]:
+    """The (training mode, text encoder) of a run record (:data:`DEFAULT_SETTING` for older records)."""
+    return record.get("training", DEFAULT_SETTING[0]), record.get("text_encoder", DEFAULT_SETTING[1])
 
 
 def run_id(profile: str, variant: str, seed: int) -> str:

@@ -1,6 +1,10 @@
 """The one job runner: a set of (variant, seed) runs of a profile, trained or reused.
 
-Two stages, chosen so that the ``cpu`` profile runs every row of both tables on a 2-core machine:
+``experiment.training`` picks how the text encoder is trained. ``joint`` (the paper's, the ``full``
+preset): stage 1 is skipped and every job trains the pretrained encoder together with its model
+under Eq. 12 (:mod:`vmhan_lib.train.joint_task`), the text node features computed by the live
+encoder for every batch. ``two-stage`` (the default), chosen so that the ``cpu`` profile runs every
+row of both tables on a 2-core machine:
 
 1. the entity-marker text encoder is fine-tuned **once** (seed ``experiment.encoder_seed``) with a
    linear head (:mod:`vmhan_lib.train.encoder_task`); that model is our fine-tuned text-only row;
@@ -34,15 +38,17 @@ or ``ray`` (one Ray task per run, :mod:`vmhan_lib.train.ray_executor`); both tra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint
-from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab, load_mnre, load_relation_vocab
 from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key
 from vmhan_lib.features.node_selection import make_node_selector
 from vmhan_lib.model.config import ModelConfig
@@ -50,14 +56,38 @@ from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
-from vmhan_lib.train.fit import fit, resolve_device
 from vmhan_lib.io import key_digest
+from vmhan_lib.train.fit import FitTask, fit, resolve_device
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
-from vmhan_lib.train.records import read_record, run_differences, run_id, warn_if_rerun_differs
+from vmhan_lib.train.joint_task import JointTask
+from vmhan_lib.train.records import DEFAULT_SETTING, read_record, run_differences, run_id, warn_if_rerun_differs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
+
+
+def setting_tag(config: RunConfig) -> str | None:
+    """``<training>-<encoder>`` (e.g. ``joint-all-mpnet-base-v2``; a path's last folder names a local
+    encoder), or None for :data:`~vmhan_lib.train.records.DEFAULT_SETTING` (the committed runs' ids)."""
+    training, model = config.setting
+    if config.setting == DEFAULT_SETTING:
+        return None
+    encoder = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
+    return f"{training}-{encoder}"
+
+
+def run_prefix(config: RunConfig) -> str:
+    """The start of the run ids of ``config``: the profile, then its :func:`setting_tag` if any,
+    so runs of other training modes or encoders never share an id (``full__joint-all-mpnet-base-v2``)."""
+    tag = setting_tag(config)
+    return config.profile if tag is None else f"{config.profile}__{tag}"
+
+
+def setting_record(config: RunConfig) -> dict[str, str]:
+    """The fields every run record carries to say how its text side was trained."""
+    training, encoder = config.setting
+    return {"training": training, "text_encoder": encoder}
 
 
 @dataclass(frozen=True)
@@ -106,20 +136,22 @@ class RunPaths:
     def of(cls, config: RunConfig) -> "RunPaths":
         return cls(runs_dir(config.profile), CHECKPOINT_DIR / config.profile)
 
-    def run_dir(self, profile: str, job: Job) -> Path:
+    def run_dir(self, prefix: str, job: Job) -> Path:
+        """The record folder of ``job``; ``prefix`` = :func:`run_prefix` of the run's config."""
         folder = self.runs if job.visual_proportion is None else self.runs.parent / VISUAL_PROPORTION_FOLDER
-        return folder / run_id(profile, job.name, job.seed)
+        return folder / run_id(prefix, job.name, job.seed)
 
-    def checkpoint_dir(self, profile: str, job: Job) -> Path:
+    def checkpoint_dir(self, prefix: str, job: Job) -> Path:
         folder = self.checkpoints if job.visual_proportion is None else self.checkpoints / VISUAL_PROPORTION_FOLDER
-        return folder / run_id(profile, job.name, job.seed)
+        return folder / run_id(prefix, job.name, job.seed)
 
     def encoder_run_dir(self, config: RunConfig) -> Path:
-        return self.runs / run_id(config.profile, ENCODER_VARIANT, config.experiment.encoder_seed)
+        return self.runs / run_id(run_prefix(config), ENCODER_VARIANT, config.experiment.encoder_seed)
 
-    @property
-    def encoder_checkpoint_dir(self) -> Path:
-        return self.checkpoints / "encoder"
+    def encoder_checkpoint_dir(self, config: RunConfig) -> Path:
+        """Stage 1's folder, one per encoder (``encoder``, or ``encoder__two-stage-<encoder>``)."""
+        tag = setting_tag(config)
+        return self.checkpoints / ("encoder" if tag is None else f"encoder__{tag}")
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:
@@ -181,51 +213,47 @@ def encoder_identity(config: RunConfig) -> dict[str, Any]:
 def job_identity(config: RunConfig, job: Job) -> dict[str, Any]:
     """What makes a stage-2 run: the variant's model and training settings, the data it reads
     (captions of ``data.captioners`` and the selection captioner included) and the feature key,
-    whose text encoder is the digest of the stage-1 run."""
+    whose text encoder is the digest of the stage-1 run (``two-stage``) or trained with the run
+    (``joint``)."""
     captioners = {*config.data.captioners, config.features.visual_selection_captioner}
+    joint = config.experiment.training == "joint"
+    text_encoder = ("trained with the run" if joint else f"stage-1 run {key_digest(encoder_identity(config))}")
     identity = {"variant": job.name, "seed": job.seed, "model": asdict(variant_config(job.variant, config.model)),
-                "train": asdict(config.train), "data": _data_identity(config, sorted(captioners)),
-                "features": feature_key(config.features, f"stage-1 run {key_digest(encoder_identity(config))}")}
+                "train": train_identity(config), "data": _data_identity(config, sorted(captioners)),
+                "features": feature_key(config.features, text_encoder)}
     if job.visual_proportion is not None:
         identity["visual_proportion"] = job.visual_proportion
+    if joint:
+        identity["training"] = "joint"
     return identity
 
 
 @dataclass
 class PreparedInputs:
-    """Stage 2's inputs: the node features of every split, the features config that made them
-    (text encoder = the fine-tuned one), the build report of each split, the base model sized to
-    the features, and the relation vocabulary."""
+    """The jobs' inputs: the node features of every split, the features config that made them
+    (text encoder = the fine-tuned one in ``two-stage``, the pretrained one in ``joint``), the build
+    report of each split, the base model sized to the features, the relation vocabulary, and the
+    MNRE instances of every split (``joint`` tokenises them)."""
 
     data: dict[str, SplitNodes]
     features: dict[str, Any]
     build: dict[str, dict[str, Any]]
     model: ModelConfig
     vocab: RelationVocab
+    instances: dict[str, list[Instance]] = field(default_factory=dict)
 
 
 def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) -> PreparedInputs:
-    """Stage 1 (trained once, or reused) and the node features of every split."""
+    """The node features of every split: built with the stage-1 encoder (trained once, or reused)
+    in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
     data_dir = config.data.path
     vocab = load_relation_vocab(data_dir)
     splits = {s: load_mnre(data_dir, s, vocab)[: config.data.max_instances] for s in SPLITS}
-    checkpoint_dir = paths.encoder_checkpoint_dir
-    identity = encoder_identity(config)
-    run_dir = paths.encoder_run_dir(config)
-    refuse_stale([(run_dir, identity)], config.experiment.stale_runs)
-
-    def train_encoder(record_dir: Path) -> dict[str, Any]:
-        task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
-                           config.encoder_train.eval_batch_size, config.encoder_train.dropout,
-                           resolve_device(config.encoder_train.device))
-        return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
-                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                   config_record={**identity, "run": config.to_record()}, identity=identity,
-                   extra_record={"identity": identity}, progress=progress)
-
-    ensure_run(run_dir, checkpoint_dir, identity, encoder_ready(checkpoint_dir, key_digest(identity)), True,
-               train_encoder, "the features of stage 2 come from the retrained encoder")
-    features = replace(config.features, text=replace(config.features.text, model=str(exported_encoder_dir(checkpoint_dir))))
+    if config.experiment.training == "joint":
+        features = config.features
+    else:
+        features = replace(config.features, text=replace(
+            config.features.text, model=str(_stage1_encoder(config, paths, splits, vocab, progress))))
     selector = make_node_selector(features.selector, model=features.selector_model,
                                   base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
     inputs, build = {}, {}
@@ -239,15 +267,57 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     train_nodes = inputs["train"].nodes
     text_dim = train_nodes[0].text_features.shape[1]
     visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
-    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab)
+    return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab,
+                          splits)
+
+
+def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
+                    progress: bool) -> Path:
+    """Stage 1 of ``two-stage`` training (trained once, or reused): the fine-tuned encoder's folder."""
+    checkpoint_dir = paths.encoder_checkpoint_dir(config)
+    identity = encoder_identity(config)
+    run_dir = paths.encoder_run_dir(config)
+    refuse_stale([(run_dir, identity)], config.experiment.stale_runs)
+
+    def train_encoder(record_dir: Path) -> dict[str, Any]:
+        task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
+                           config.encoder_train.eval_batch_size, config.encoder_train.dropout,
+                           resolve_device(config.encoder_train.device))
+        return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
+                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
+                   config_record={**identity, "run": config.to_record()}, identity=identity,
+                   extra_record={"identity": identity, **setting_record(config)}, progress=progress)
+
+    ensure_run(run_dir, checkpoint_dir, identity, encoder_ready(checkpoint_dir, key_digest(identity)), True,
+               train_encoder, "the features of stage 2 come from the retrained encoder")
+    return exported_encoder_dir(checkpoint_dir)
+
+
+def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,
+              device: torch.device) -> FitTask:
+    """The fit task of one job in ``config``'s training mode."""
+    train = config.train
+    if config.experiment.training == "joint":
+        return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, train.eval_batch_size,
+                         train.encoder_lr, device)
+    return HypergraphTask(model, data, train.batch_size, train.eval_batch_size, device)
+
+
+def train_identity(config: RunConfig) -> dict[str, Any]:
+    """``config.train`` as it enters a job's identity: in ``two-stage`` without ``encoder_lr``, which
+    it does not read (so the identities, and the resumable states, of earlier runs stay valid)."""
+    values = asdict(config.train)
+    if config.experiment.training != "joint":
+        del values["encoder_lr"]
+    return values
 
 
 def job_needs_training(config: RunConfig, paths: RunPaths, job: Job, need_model: bool) -> bool:
     """Whether ``job`` has work to do: no finished run of its identity, or its model is needed and
     not at hand."""
-    identity = job_identity(config, job)
-    finished = run_differences(paths.run_dir(config.profile, job), identity) == []
-    return not (finished and (not need_model or best_model_ready(paths.checkpoint_dir(config.profile, job),
+    identity, prefix = job_identity(config, job), run_prefix(config)
+    finished = run_differences(paths.run_dir(prefix, job), identity) == []
+    return not (finished and (not need_model or best_model_ready(paths.checkpoint_dir(prefix, job),
                                                                  key_digest(identity))))
 
 
@@ -259,8 +329,8 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     inside one Ray task per job (:mod:`vmhan_lib.train.ray_executor`), so a run's record is the
     same wherever it ran.
     """
-    profile = config.profile
-    run_dir, checkpoint_dir = paths.run_dir(profile, job), paths.checkpoint_dir(profile, job)
+    prefix = run_prefix(config)
+    run_dir, checkpoint_dir = paths.run_dir(prefix, job), paths.checkpoint_dir(prefix, job)
     identity = job_identity(config, job)
     model_ready = need_model and best_model_ready(checkpoint_dir, key_digest(identity))
     device = resolve_device(config.train.device)
@@ -273,10 +343,11 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
         config_record["visual_proportion"] = job.visual_proportion
 
     def train(record_dir: Path) -> dict[str, Any]:
-        task = HypergraphTask(model, data, config.train.batch_size, config.train.eval_batch_size, device)
-        return fit(name=job.name, task=task, train_config=config.train, vocab=inputs.vocab, seed=job.seed,
-                   run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record=config_record, identity=identity,
-                   extra_record={"identity": identity, "build": inputs.build}, progress=progress)
+        return fit(name=job.name, task=make_task(config, model, data, inputs, device), train_config=config.train,
+                   vocab=inputs.vocab, seed=job.seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
+                   config_record=config_record, identity=identity,
+                   extra_record={"identity": identity, "build": inputs.build, **setting_record(config)},
+                   progress=progress)
 
     return ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_model, train,
                       "the case studies explain the retrained model")
@@ -297,8 +368,8 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
             a complete run without it is trained again aside (see :func:`ensure_run`).
     """
     paths = paths or RunPaths.of(config)
-    profile = config.profile
-    run_dirs = [paths.run_dir(profile, job) for job in jobs]
+    prefix = run_prefix(config)
+    run_dirs = [paths.run_dir(prefix, job) for job in jobs]
     refuse_stale([(run_dir, job_identity(config, job)) for run_dir, job in zip(run_dirs, jobs)],
                  config.experiment.stale_runs)
     pending = [job_needs_training(config, paths, job, need_models) for job in jobs]
@@ -312,4 +383,4 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
         return [trained[job] if todo else read_record(run_dir) for job, run_dir, todo in zip(jobs, run_dirs, pending)]
     inputs = prepare_inputs(config, paths, progress)
     return [train_job(config, job, inputs, paths, need_model=need_models, progress=progress)
-            for job in tqdm(jobs, desc=f"{profile} runs", disable=not progress)]
+            for job in tqdm(jobs, desc=f"{config.profile} runs", disable=not progress)]

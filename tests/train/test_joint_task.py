@@ -153,7 +153,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path) 
     for record in records:
         assert record["complete"] and (record["training"], record["text_encoder"]) == ("joint", "all-MiniLM-L6-v2")
         assert record["run_id"].startswith("tiny__joint-all-minilm-l6-v2__") and record["epochs"][0]["epoch"] == 1
-        assert record["config"]["training"] == "joint" and record["config"]["train"]["encoder_lr"] == 2e-5
+        assert record["identity"]["training"] == "joint" and record["config"]["train"]["encoder_lr"] == 2e-5
         run_dir = paths.runs / record["run_id"]
         assert read_record(run_dir)["test"] == record["test"] and len(read_predictions(run_dir)) == 2
         assert (paths.checkpoints / record["run_id"] / "best.pt").is_file()

@@ -25,11 +25,12 @@ from IPython.display import Image, Markdown, display
 
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
-from vmhan_lib.data.mnre import Instance, group_by_sentence, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import Instance, group_by_sentence
+from vmhan_lib.data.splits import load_split, load_vocab
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.config import FeatureConfig
-from vmhan_lib.features.node_selection import make_node_selector
+from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
@@ -212,13 +213,10 @@ class CaseStudyExplorer:
         data = replace(trained.data, max_instances=min(limits) if limits else None,
                        data_dir=data_dir if data_dir is not None else trained.data.data_dir)
         features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=progress)
-        selector = make_node_selector(features.selector, model=features.selector_model,
-                                      base_url=features.selector_base_url,
-                                      max_new_tokens=features.selector_max_new_tokens)
-        built = build_split(data, "test", features, selector)
+        built = build_split(data, "test", features, make_prompt_selectors(features))
         data_dir_path = data.path
-        vocab = load_relation_vocab(data_dir_path)
-        instances = load_mnre(data_dir_path, "test", vocab)[: data.max_instances]
+        vocab = load_vocab(data)
+        instances = load_split(data, "test", vocab)
         captions = {name: load_captions(data_dir_path, name, "test") for name in CAPTIONERS}
         return cls(model, config, instances, built.nodes, vocab.labels, captions, sample_image_paths(data_dir_path))
 

@@ -30,9 +30,10 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
-from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, RelationVocab
+from vmhan_lib.data.splits import load_split, load_vocab
 from vmhan_lib.features.build import build_split
-from vmhan_lib.features.node_selection import make_node_selector
+from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
@@ -151,9 +152,8 @@ class PreparedInputs:
 
 def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) -> PreparedInputs:
     """Stage 1 (trained once, or reused) and the node features of every split."""
-    data_dir = config.data.path
-    vocab = load_relation_vocab(data_dir)
-    splits = {s: load_mnre(data_dir, s, vocab)[: config.data.max_instances] for s in SPLITS}
+    vocab = load_vocab(config.data)
+    splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
     checkpoint_dir = paths.encoder_checkpoint_dir
     identity = {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": asdict(config.data),
                 "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
@@ -169,8 +169,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     ensure_run(paths.encoder_run_dir(config), checkpoint_dir, encoder_ready(checkpoint_dir), True, train_encoder,
                "the features of stage 2 come from the retrained encoder")
     features = replace(config.features, text=replace(config.features.text, model=str(exported_encoder_dir(checkpoint_dir))))
-    selector = make_node_selector(features.selector, model=features.selector_model,
-                                  base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
+    selector = make_prompt_selectors(features)
     inputs, build = {}, {}
     for split in SPLITS:
         built = build_split(config.data, split, features, selector)

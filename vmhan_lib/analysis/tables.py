@@ -65,16 +65,24 @@ def _mean_std(summary: pd.DataFrame, variant: str, metric: str) -> str:
     return f"{summary.loc[variant, metric]:.2f} ± {summary.loc[variant, metric + '_std']:.2f}"
 
 
-def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
-    """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; MORE kept, marked."""
+MORE_RUNS_FOLDER = "more"
+"""Runs on MORE (``data.dataset=more``) are recorded in this sub-folder of the profile's runs folder."""
+
+
+def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; the MORE columns from
+    ``more_runs`` (the records of ``<runs>/more/``) where a variant has them, else marked
+    :data:`MORE_NOTE`."""
     summary = summarize(runs)
+    more = summarize(more_runs) if more_runs is not None and not more_runs.empty else None
     rows = []
     for variant in variants:
         if variant not in summary.index:
             continue
         row = {"source": "ours", "model": variant}
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
-        row.update({f"MORE {SHORT[m]}": MORE_NOTE for m in METRICS})
+        on_more = more is not None and variant in more.index
+        row.update({f"MORE {SHORT[m]}": _mean_std(more, variant, m) if on_more else MORE_NOTE for m in METRICS})
         row["note"] = f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, test scored once"
         rows.append(row)
     for paper_row in paper_numbers()["table1"]:
@@ -170,7 +178,9 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     runs = load_runs(runs_dir)
     if runs.empty:
         raise FileNotFoundError(f"no complete run records under {Path(runs_dir).resolve()}; train first")
-    tables = {"table1_main_results": table1(runs, table1_variants), "table2_ablations": table2(runs, table2_variants)}
+    more_runs = load_runs(Path(runs_dir) / MORE_RUNS_FOLDER)
+    tables = {"table1_main_results": table1(runs, table1_variants, more_runs),
+              "table2_ablations": table2(runs, table2_variants)}
     for name, table in tables.items():
         atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(Path(out_dir) / f"{name}.md", to_markdown(table))

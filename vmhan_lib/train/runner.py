@@ -45,6 +45,8 @@ from vmhan_lib.train.records import is_complete, read_record, run_id, warn_if_re
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
+MORE_RUNS_FOLDER = "more"
+"""The sub-folder of runs and checkpoints on MORE (read by :mod:`vmhan_lib.analysis.tables`)."""
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
 
 
@@ -93,6 +95,9 @@ class RunPaths:
 
     @classmethod
     def of(cls, config: RunConfig) -> "RunPaths":
+        """The profile's folders; runs on MORE go to their ``more/`` sub-folders (Table 1's MORE columns)."""
+        if config.data.dataset == "more":
+            return cls(runs_dir(config.profile) / MORE_RUNS_FOLDER, CHECKPOINT_DIR / config.profile / MORE_RUNS_FOLDER)
         return cls(runs_dir(config.profile), CHECKPOINT_DIR / config.profile)
 
     def run_dir(self, profile: str, job: Job) -> Path:

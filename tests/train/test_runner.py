@@ -113,3 +113,13 @@ def test_fig5_runs_train_once_then_are_reused_without_loading(tmp_path: Path, fa
     without = [p.probabilities for p in read_predictions(run_dir)]
     with_visual = [p.probabilities for p in read_predictions(tmp_path / "visual_proportion" / "tiny__vm-han-ours-visual-100__seed0")]
     assert without != with_visual  # without visual nodes the model sees other inputs
+
+
+def test_runs_on_other_inputs_get_their_own_folders() -> None:
+    from vmhan_lib.paths import runs_dir
+
+    assert RunPaths.of(preset("tiny")).runs == runs_dir("tiny")  # captions: the committed results' folder
+    images = run_config("tiny", overrides={"features.visual_source": "images"})
+    more = run_config("tiny", overrides={"data.dataset": "more", "features.visual_source": "images"})
+    assert RunPaths.of(images).runs == runs_dir("tiny") / "images" and RunPaths.of(images).checkpoints.name == "images"
+    assert RunPaths.of(more).runs == runs_dir("tiny") / "more"

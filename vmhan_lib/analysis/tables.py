@@ -173,12 +173,13 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
-                 table2_variants: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-    """Build both tables from the run records and save each as CSV and markdown in ``out_dir``."""
+                 table2_variants: tuple[str, ...], more_runs_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Build both tables from the run records and save each as CSV and markdown in ``out_dir``;
+    Table 1's MORE columns come from the records in ``more_runs_dir`` (default ``runs_dir/more``)."""
     runs = load_runs(runs_dir)
     if runs.empty:
         raise FileNotFoundError(f"no complete run records under {Path(runs_dir).resolve()}; train first")
-    more_runs = load_runs(Path(runs_dir) / MORE_RUNS_FOLDER)
+    more_runs = load_runs(Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER)
     tables = {"table1_main_results": table1(runs, table1_variants, more_runs),
               "table2_ablations": table2(runs, table2_variants)}
     for name, table in tables.items():

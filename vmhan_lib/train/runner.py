@@ -95,10 +95,10 @@ class RunPaths:
 
     @classmethod
     def of(cls, config: RunConfig) -> "RunPaths":
-        """The profile's folders; runs on MORE go to their ``more/`` sub-folders (Table 1's MORE columns)."""
-        if config.data.dataset == "more":
-            return cls(runs_dir(config.profile) / MORE_RUNS_FOLDER, CHECKPOINT_DIR / config.profile / MORE_RUNS_FOLDER)
-        return cls(runs_dir(config.profile), CHECKPOINT_DIR / config.profile)
+        """The profile's folders, in the sub-folder of the run's inputs (:func:`inputs_folder`), so
+        that runs on other inputs never reuse (or overwrite) each other's records."""
+        folder = inputs_folder(config)
+        return cls(runs_dir(config.profile) / folder, CHECKPOINT_DIR / config.profile / folder)
 
     def run_dir(self, profile: str, job: Job) -> Path:
         folder = self.runs if job.visual_proportion is None else self.runs.parent / VISUAL_PROPORTION_FOLDER
@@ -114,6 +114,15 @@ class RunPaths:
     @property
     def encoder_checkpoint_dir(self) -> Path:
         return self.checkpoints / "encoder"
+
+
+def inputs_folder(config: RunConfig) -> str:
+    """The runs' sub-folder of the paper's inputs a run reads: ``""`` for MNRE with caption-based
+    visual nodes (the committed results), ``images`` / ``both`` for MNRE with those visual sources,
+    ``more`` for MORE (read by Table 1's MORE columns)."""
+    if config.data.dataset == "more":
+        return MORE_RUNS_FOLDER
+    return "" if config.features.visual_source == "captions" else config.features.visual_source
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:

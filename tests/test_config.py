@@ -62,3 +62,9 @@ def test_stage_one_shares_the_fields_of_stage_two_with_its_own_defaults() -> Non
     stage1 = preset("cpu").encoder_train
     assert {f.name for f in fields(TrainConfig)} < {f.name for f in fields(stage1)}
     assert stage1.cpu_threads is None and TrainConfig().cpu_threads == 1 and stage1.dropout == 0.1
+
+
+def test_more_needs_the_images_as_visual_source() -> None:
+    with pytest.raises(ConfigError, match="data.dataset=more needs features.visual_source=images"):
+        run_config("tiny", overrides={"data.dataset": "more"})
+    assert run_config("tiny", overrides={"data.dataset": "more", "features.visual_source": "images"}).data.dataset == "more"

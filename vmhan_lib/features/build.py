@@ -234,7 +234,11 @@ def _cached_object_selections(
     and the instances; ``None`` without an object selector."""
     if selector is None or feature_config.k_objects == 0:
         return None
-    key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key,
+    captions = {"captioners": list(data_config.captioners), "chunker": CHUNKER_VERSION,
+                "max_phrase_words": feature_config.captions.max_phrase_words,
+                "caption_files": files_sha256(_caption_files(data_config, split, data_config.captioners)),
+                } if _uses_captions(feature_config) else None  # what the caption-named candidates depend on
+    key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key, "captions": captions,
            "data_file": files_sha256([split_file(data_config, split)]),
            "instances": key_digest({"indices": [i.index for i in instances]}), "code": OBJECT_SELECTION_CODE_VERSION}
 

@@ -66,3 +66,6 @@ def test_object_prompt_picks_among_caption_objects_and_is_cached(mnre_dir: Path,
     rerun = build_split(data, "test", config, PromptSelectors(objects=LLMNodeSelector(again, AnswerCache(tmp_path / "other"))),
                         cache=cache)
     assert again.calls == 0 and rerun.report.cache_misses == 0  # object selections and nodes from the cache
+    build_split(replace(data, captioners=("qwen",)), "test", config,
+                PromptSelectors(objects=LLMNodeSelector(again, AnswerCache(tmp_path / "other"))), cache=cache)
+    assert again.calls == 4  # other captions, other candidates: asked again

@@ -31,6 +31,7 @@ IMAGES = FeatureConfig(show_progress=False, visual_source="images", images=DETEC
 
 
 def _stages(file_names: list[str]) -> list[str]:
+    """Sorted stage of each cache file name ``{stage}-{split}-{digest}.pt``."""
     return sorted(name.rsplit("-", 2)[0] for name in file_names)
 
 

@@ -20,6 +20,7 @@ TINY_RUN = {"experiment.variants": "VM-HAN (Ours)", "encoder_train.epochs": 1, "
 
 
 def _config(tmp_path: Path, data_dir: Path, **overrides) -> RunConfig:
+    """The tiny profile, one VM-HAN run of one epoch on images, its feature cache in ``tmp_path``."""
     return run_config("tiny", data_dir=str(data_dir),
                       overrides={**TINY_RUN, "features.cache_dir": str(tmp_path / "cache"), **overrides})
 

@@ -84,6 +84,7 @@ def check_box(raw: object, where: str, what: str) -> Box:
 
 
 def _object_dict_path(data_dir: Path, split: str) -> Path:
+    """``ent_<split>_dict.pth`` (or ``.json``) under ``data_dir``; :class:`DataFormatError` when neither exists."""
     stem = data_dir / f"ent_{MORE_SPLIT_NAMES[split]}_dict"
     for suffix in (".pth", ".json"):
         if stem.with_suffix(suffix).is_file():

@@ -187,10 +187,12 @@ def _cached_selections(
 
 
 def _uses_captions(feature_config: FeatureConfig) -> bool:
+    """Whether the visual source reads the captions (``captions``, ``both``)."""
     return feature_config.visual_source in ("captions", "both")
 
 
 def _uses_images(feature_config: FeatureConfig) -> bool:
+    """Whether the visual source reads the images (``images``, ``both``)."""
     return feature_config.visual_source in ("images", "both")
 
 
@@ -357,6 +359,9 @@ def _compute_nodes(
     instances: Sequence[Instance], text_selection: list[list[str]] | None, visual_selection: list[list[str]],
     object_selection: dict[str, list[list[str]]] | None = None,
 ) -> tuple[list[InstanceNodes], BuildReport]:
+    """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: text
+    features, the visual indexes of the source, the chosen objects and visual-LLM phrases placed in
+    their column blocks; an instance without image or caption gets ``[0, width]`` visual rows."""
     show = feature_config.show_progress
     caption_config = feature_config.captions
     k = feature_config.k_objects

@@ -12,6 +12,7 @@ import pytest
 
 from tests.more_fixture import OBJECTS, write_more_fixture
 from vmhan_lib.config import RunConfig, run_config
+from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.train.runner import RunPaths, prepare_inputs, run_jobs, table_jobs
 
 LITE0, MINILM = 1280, 384
@@ -71,4 +72,6 @@ def test_tiny_run_on_a_more_fixture(mnre_dir: Path, tmp_path: Path) -> None:
         tail = list(OBJECTS)[position]
         assert node.visual_names[:2] == ["<image>", tail]  # the tail's own object first, then k = 1 other
         assert node.n_objects == 2 and node.visual_features.shape == (3, LITE0 + MINILM)  # MORE: no caption, no visual-LLM node
-        assert node.text_names[1] == tail
+        assert node.text_names[1] == tail and node.tail_visual_row == 1
+    batch = collate_hypergraphs(inputs.data["train"].nodes[:instances_per_image], inputs.model.hypergraph)
+    assert batch.tail_source.tolist() == [batch.num_text_slots + 1] * instances_per_image  # the tail slot = its object node

@@ -114,6 +114,7 @@ def _pack(nodes: Sequence[InstanceNodes]) -> dict[str, Any]:
         "visual_names": [n.visual_names for n in nodes],
         "n_objects": [n.n_objects for n in nodes],
         "has_image": [n.has_image for n in nodes],
+        "tail_visual_row": [n.tail_visual_row for n in nodes],
     }
 
 
@@ -122,7 +123,8 @@ def _unpack(payload: dict[str, Any]) -> list[InstanceNodes]:
     visual = torch.split(payload["visual_features"], payload["visual_counts"])
     return [
         InstanceNodes(text[i].clone(), visual[i].clone(), payload["text_names"][i], payload["visual_names"][i],
-                      payload["n_objects"][i], payload["has_image"][i])
+                      payload["n_objects"][i], payload["has_image"][i],
+                      payload.get("tail_visual_row", [None] * len(payload["text_counts"]))[i])
         for i in range(len(payload["text_counts"]))
     ]
 
@@ -331,6 +333,7 @@ def build_split(
         "selections": key_digest({"text": text_selection, "visual": visual_selection}),
         # present only when they change anything, so the default's entries stay valid
         **visual_key,
+        **({"tail": "object row 1"} if data_config.dataset == "more" else {}),
         **({"object_selections": key_digest(object_selection)} if object_selection is not None else {}),
     }
 
@@ -440,7 +443,7 @@ def _compute_nodes(
         ])
         nodes.append(InstanceNodes(
             text_features.clone(), visual_features, text_names, [IMAGE_NODE_NAME, *object_names, *llm_phrases],
-            n_objects=len(object_names), has_image=True,
+            n_objects=len(object_names), has_image=True, tail_visual_row=1 if instance.tail_object else None,
         ))
     report = BuildReport(split=split, n_instances=len(instances), without_image=dict(without_image),
                          n_truncated=text.n_truncated, text_nodes_not_found=not_found,

@@ -103,7 +103,7 @@ def test_train_and_tables_run_the_jobs_of_the_profile(capsys, monkeypatch, tmp_p
         seen["epochs"] = config.train.epochs
         return [{}] * len(jobs)
 
-    def fake_write_tables(runs_dir, out_dir, table1, table2, setting):
+    def fake_write_tables(runs_dir, out_dir, table1, table2, setting, more_runs_dir=None):
         seen["tables"] = (Path(runs_dir), Path(out_dir))
         seen["setting"] = setting
         return {}

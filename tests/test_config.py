@@ -85,6 +85,8 @@ def test_executor_settings_are_fields_that_run_records_leave_out() -> None:
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             run_config("tiny", overrides={field: value})
+
+
 def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None:
     assert preset("cpu").experiment.training == preset("tiny").experiment.training == "two-stage"
     full = preset("full")
@@ -98,3 +100,9 @@ def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None
         run_config("cpu", overrides={"experiment.training": "end-to-end"})
     with pytest.raises(ConfigError, match="encoder_lr must be > 0"):
         run_config("cpu", overrides={"train.encoder_lr": 0})
+
+
+def test_more_needs_the_images_as_visual_source() -> None:
+    with pytest.raises(ConfigError, match="data.dataset=more needs features.visual_source=images"):
+        run_config("tiny", overrides={"data.dataset": "more"})
+    assert run_config("tiny", overrides={"data.dataset": "more", "features.visual_source": "images"}).data.dataset == "more"

@@ -12,6 +12,8 @@ error (a bad value, a missing data directory, a malformed data line) prints one 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import argparse
 import json
 import sys
@@ -196,10 +198,13 @@ def _tables(args: argparse.Namespace) -> int:
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
     from vmhan_lib.config import ENCODER_VARIANT
 
+    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder
+
     config = _config(args)
-    runs = runs_dir(config.profile)
+    mnre = replace(config, data=replace(config.data, dataset="mnre"))  # MNRE columns: the runs of these visual inputs
+    runs = runs_dir(config.profile) / inputs_folder(mnre)
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
-                         config.setting)
+                         config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER)
     for name, table in built.items():
         print(f"\n{name}\n{to_markdown(table)}")
     if getattr(args, "readme", False):

@@ -227,6 +227,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; allowed: {', '.join(PROFILES)}")
+        if self.data.dataset == "more" and self.features.visual_source != "images":
+            raise ValueError(f"data.dataset=more needs features.visual_source=images (MORE has no captions here), "
+                             f"got {self.features.visual_source!r}")
 
     @property
     def setting(self) -> tuple[str, str]:

@@ -193,6 +193,7 @@ def test_explorer_widget_search_narrows_and_controls_redraw(widget_explorer: Cas
 def _bundled(tmp_path: Path) -> tuple[Path, CaseStudyExplorer, dict, Path]:
     """An explorer over the tiny fixture's test split, its bundle, and a run record that agrees."""
     from tests.conftest import write_tiny_mnre
+    from vmhan_lib.config import run_config
     from vmhan_lib.config_tree import to_dict
     from vmhan_lib.data.captions import CAPTIONERS
     from vmhan_lib.data.mnre import load_mnre
@@ -205,7 +206,8 @@ def _bundled(tmp_path: Path) -> tuple[Path, CaseStudyExplorer, dict, Path]:
     instances = load_mnre(root, "test")
     torch.manual_seed(0)
     explorer = CaseStudyExplorer(build_model(CONFIG), CONFIG, instances, _nodes(len(instances)), LABELS, {}, {})
-    checkpoint = {"config": {"model": to_dict(CONFIG)}}
+    run = run_config("tiny", str(root), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
+    checkpoint = {"config": {"model": to_dict(CONFIG), "run": run.to_dict()}}
     path = explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, "tiny__vm-han-ours__seed0", "digest-of-the-run")
     run_dir = tmp_path / "run"
     write_run(run_dir, {"complete": True}, [

@@ -137,3 +137,14 @@ def test_rows_name_their_setting_and_settings_are_never_averaged(runs_dir: Path)
     gap = headline_gap(new)
     assert "all-mpnet-base-v2" in gap and "frozen" not in gap  # joint: no two-stage reason
     assert "frozen for the hypergraph stage" in headline_gap(old) and "all-MiniLM-L6-v2" in headline_gap(old)
+
+
+def test_more_columns_fill_from_the_runs_on_more(runs_dir: Path) -> None:
+    gold = list(np.random.default_rng(1).choice(LABELS, size=200, p=[0.5, 0.3, 0.2]))
+    scores = [_fake_run(runs_dir / "more", "VM-HAN (Ours)", seed, gold, 0.7) for seed in range(2)]
+    table = table1(load_runs(runs_dir), ("VM-HAN (Ours)", "repl. GCN"), load_runs(runs_dir / "more"))
+    ours = table[table.source == "ours"].set_index("model")
+    f1 = np.array([100 * s["f1"] for s in scores])
+    assert ours.loc["VM-HAN (Ours)", "MORE F1"] == f"{f1.mean():.2f} ± {f1.std(ddof=1):.2f}"
+    assert ours.loc["repl. GCN", "MORE F1"] == "data not reachable here"  # no run on MORE
+    assert len(load_runs(runs_dir)) == 9  # the MORE runs are not MNRE runs

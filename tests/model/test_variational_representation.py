@@ -45,3 +45,17 @@ def test_deterministic_form_has_no_variance_path() -> None:
     mu, sigma = layer(torch.randn(1, 2, 4), torch.randn(1, 1, 4), torch.ones(1, 3, dtype=torch.bool))
     assert sigma is None and mu.shape == (1, 3, 8)
     assert not any("variance" in name for name, _ in layer.named_parameters())
+
+
+def test_tail_source_gives_the_tail_slot_its_object_node() -> None:
+    torch.manual_seed(0)
+    representation = VariationalRepresentation(4, 6, 8)
+    text, visual = torch.randn(2, 3, 4), torch.randn(2, 2, 6)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    plain_mu, plain_sigma = representation(text, visual, mask)
+    mu, sigma = representation(text, visual, mask, torch.tensor([1, 4]))  # instance 1: the tail is node 4 (visual)
+    assert torch.equal(mu[0], plain_mu[0]) and torch.equal(sigma[0], plain_sigma[0])  # tail source = its own slot
+    assert torch.allclose(mu[1, 1], plain_mu[1, 4]) and torch.allclose(sigma[1, 1], plain_sigma[1, 4])
+    assert not torch.allclose(mu[1, 1], plain_mu[1, 1])
+    keep = [0, 2, 3, 4]
+    assert torch.equal(mu[1, keep], plain_mu[1, keep])  # every other node unchanged

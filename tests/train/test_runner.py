@@ -144,3 +144,13 @@ def test_a_finished_run_from_other_data_or_settings_is_refused_then_retrained(tm
     assert stored["identity"] == json.loads(json.dumps(runner.job_identity(on_full, job)))
     assert run_jobs(on_full, [job], paths=paths, progress=False)[0] == stored  # now current: reused
     assert fake_inputs["loads"]["n"] == 2
+
+
+def test_runs_on_other_inputs_get_their_own_folders() -> None:
+    from vmhan_lib.paths import runs_dir
+
+    assert RunPaths.of(preset("tiny")).runs == runs_dir("tiny")  # captions: the committed results' folder
+    images = run_config("tiny", overrides={"features.visual_source": "images"})
+    more = run_config("tiny", overrides={"data.dataset": "more", "features.visual_source": "images"})
+    assert RunPaths.of(images).runs == runs_dir("tiny") / "images" and RunPaths.of(images).checkpoints.name == "images"
+    assert RunPaths.of(more).runs == runs_dir("tiny") / "more"

@@ -34,11 +34,12 @@ from IPython.display import display
 
 from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_attention
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
-from vmhan_lib.data.mnre import DataFormatError, Instance, group_by_sentence, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import DataFormatError, Instance, group_by_sentence
+from vmhan_lib.data.splits import load_split, load_vocab
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.config import FeatureConfig
-from vmhan_lib.features.node_selection import make_node_selector
+from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.model.config import ModelConfig
@@ -234,13 +235,10 @@ class CaseStudyExplorer:
         data = replace(trained.data, max_instances=min(limits) if limits else None,
                        data_dir=data_dir if data_dir is not None else trained.data.data_dir)
         features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=progress)
-        selector = make_node_selector(features.selector, model=features.selector_model,
-                                      base_url=features.selector_base_url,
-                                      max_new_tokens=features.selector_max_new_tokens)
-        built = build_split(data, "test", features, selector)
+        built = build_split(data, "test", features, make_prompt_selectors(features))
         data_dir_path = data.path
-        vocab = load_relation_vocab(data_dir_path)
-        instances = load_mnre(data_dir_path, "test", vocab)[: data.max_instances]
+        vocab = load_vocab(data)
+        instances = load_split(data, "test", vocab)
         captions = {name: load_captions(data_dir_path, name, "test") for name in CAPTIONERS}
         return cls(model, config, instances, built.nodes, vocab.labels, captions, sample_image_paths(data_dir_path))
 
@@ -267,8 +265,9 @@ class CaseStudyExplorer:
         """
         model, config = model_from_checkpoint(bundle)
         count = len(bundle["test_indices"]) if max_test_instances is None else min(max_test_instances, len(bundle["test_indices"]))
-        vocab = load_relation_vocab(data_dir)
-        instances = load_mnre(data_dir, "test", vocab)[:count]
+        data = replace(run_config_of(bundle).data, data_dir=str(data_dir), max_instances=count)
+        vocab = load_vocab(data)
+        instances = load_split(data, "test", vocab)
         if [_instance_key(i) for i in instances] != bundle["test_instances"][:count]:
             raise DataFormatError(f"the test split in {data_dir} is not the one the case-study bundle of "
                                   f"{bundle['run_id']} was made from")

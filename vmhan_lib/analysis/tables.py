@@ -99,9 +99,16 @@ def _mean_std(summary: pd.DataFrame, variant: str, metric: str) -> str:
     return f"{summary.loc[variant, metric]:.2f} ± {summary.loc[variant, metric + '_std']:.2f}"
 
 
-def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
-    """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; MORE kept, marked."""
+MORE_RUNS_FOLDER = "more"
+"""Runs on MORE (``data.dataset=more``) are recorded in this sub-folder of the profile's runs folder."""
+
+
+def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; the MORE columns from
+    ``more_runs`` (the records of ``<runs>/more/``) where a variant has them, else marked
+    :data:`MORE_NOTE`."""
     summary = summarize(runs)
+    more = summarize(more_runs) if more_runs is not None and not more_runs.empty else None
     rows = []
     for variant in variants:
         if variant not in summary.index:
@@ -109,7 +116,8 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...]) -> pd.DataFrame:
         row = {"source": "ours", "model": variant, "encoder": summary.loc[variant, "text_encoder"],
                "training": summary.loc[variant, "training"]}
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
-        row.update({f"MORE {SHORT[m]}": MORE_NOTE for m in METRICS})
+        on_more = more is not None and variant in more.index
+        row.update({f"MORE {SHORT[m]}": _mean_std(more, variant, m) if on_more else MORE_NOTE for m in METRICS})
         fallbacks = dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])
         row["note"] = "; ".join([f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
                                  "test scored once", *filter(None, fallbacks)])
@@ -212,14 +220,19 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
-                 table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None) -> dict[str, pd.DataFrame]:
+                 table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
+                 more_runs_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Build both tables from the run records (of ``setting``, see :func:`load_runs`) and save each
-    as CSV and markdown in ``out_dir``."""
+    as CSV and markdown in ``out_dir``; Table 1's MORE columns come from the records in
+    ``more_runs_dir`` (default ``runs_dir/more``)."""
     runs = load_runs(runs_dir, setting)
     if runs.empty:
         of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r}"
         raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()}; train first")
-    tables = {"table1_main_results": table1(runs, table1_variants), "table2_ablations": table2(runs, table2_variants)}
+    more_runs = load_runs(Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER,
+                          setting)
+    tables = {"table1_main_results": table1(runs, table1_variants, more_runs),
+              "table2_ablations": table2(runs, table2_variants)}
     for name, table in tables.items():
         atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(Path(out_dir) / f"{name}.md", to_markdown(table))

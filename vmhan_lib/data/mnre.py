@@ -79,6 +79,9 @@ class Instance:
     """One MNRE example: a tokenised sentence, its image, an entity pair and the gold relation.
 
     ``index`` is the 0-based position in the split file (the key the auxiliary files use).
+    ``image_objects`` is MORE's: the annotated objects of the image as ``(name, (cx, cy, w, h))``
+    normalised to [0, 1], the tail among them (its name is appended to the tokens, where ``tail``
+    points, so the text encoder marks it; see :mod:`vmhan_lib.data.more`); ``None`` for MNRE.
     """
 
     index: int
@@ -87,6 +90,12 @@ class Instance:
     tail: Entity
     img_id: str
     relation: str
+    image_objects: tuple[tuple[str, tuple[float, float, float, float]], ...] | None = None
+
+    @property
+    def tail_object(self) -> bool:
+        """Whether the tail is an object of the image (MORE), not a span of the sentence."""
+        return self.image_objects is not None
 
     @property
     def sentence_key(self) -> tuple[str, tuple[str, ...]]:

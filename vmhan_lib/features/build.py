@@ -1,17 +1,29 @@
-"""MNRE split -> model-ready :class:`~vmhan_lib.features.nodes.InstanceNodes`, through the cache.
+"""A split (MNRE or MORE) -> model-ready :class:`~vmhan_lib.features.nodes.InstanceNodes`, through the cache.
 
 Per instance (the paper's Eq. 1-3 node set):
 
 - ``text_features``: head and tail = frozen start-marker states of the text encoder
   (:mod:`vmhan_lib.features.text_encoder`), then the text-LLM nodes = mean encoder states over the
-  spans the selector picked (phrases not found in the sentence are dropped and counted);
-- ``visual_features``: the image node (caption embedding), the k caption objects most relevant to
-  (h, t) (:mod:`vmhan_lib.features.caption_nodes`), then the visual-LLM nodes = sentence
-  embeddings of the phrases the selector picked from the caption.
+  spans the text-prompt selector picked (phrases not found in the sentence are dropped and counted);
+- ``visual_features``, by ``features.visual_source``:
 
-Instances whose image has no caption get ``has_image=False`` and no visual rows; the reasons are
-counted in :class:`BuildReport`. Text-LLM and visual-LLM nodes come from any object with the
-:class:`NodeSelector` methods (:mod:`vmhan_lib.features.node_selection`); the
+  - ``captions``: the image node (caption embedding), the k caption objects (most relevant to
+    (h, t) by embedding, or the object prompt's choice; :mod:`vmhan_lib.features.caption_nodes`);
+  - ``images``: the image node (image-encoder features of the image), the k detected objects (most
+    confident, or the object prompt's choice among the detections; MORE: the annotated objects,
+    the tail's first) (:mod:`vmhan_lib.features.image_nodes`);
+  - ``both``: the image node = image features and caption embedding side by side, the detected
+    objects, then the caption objects;
+
+  then the visual-LLM nodes = sentence embeddings of the phrases the visual-prompt selector picked
+  from the caption. Rows of different encoders sit in separate column blocks of one width
+  (``[image encoder | sentence embedder]``, zeros in the other block), so the model's visual
+  projection sees every kind; ``captions`` alone has the sentence block only, as before.
+
+Instances whose image has no caption, or whose image file is missing or unreadable, get
+``has_image=False`` and no visual rows; the reasons are counted in :class:`BuildReport` (which
+every run record stores under ``build``), with the first failing files named. The selectors of the
+three prompts are :class:`PromptSelectors` (:mod:`vmhan_lib.features.node_selection`); the
 default is none. The finished split is cached under a key of everything that shapes it,
 selections included, so a rerun loads it without touching a model.
 """
@@ -27,16 +39,26 @@ from tqdm.auto import tqdm
 
 from vmhan_lib.data.captions import captions_path, load_captions
 from vmhan_lib.data.config import DataConfig
-from vmhan_lib.data.mnre import Instance, load_mnre, split_path
+from vmhan_lib.data.mnre import Instance
+from vmhan_lib.data.splits import load_split, split_file
 from vmhan_lib.features.cache import FEATURES_CODE_VERSION, FeatureCache
 from vmhan_lib.io import files_sha256, key_digest
-from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, build_caption_index, rank_objects
+from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, CaptionIndex, build_caption_index, rank_objects
 from vmhan_lib.features.config import FeatureConfig
-from vmhan_lib.features.node_selection import NodeSelector
+from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_index_key
+from vmhan_lib.features.images import match_object_names
+from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.features.text_encoder import MARKER_SCHEME, SentenceEmbedder, cached_text_features, load_frozen_backbone
 
 IMAGE_NODE_NAME = "<image>"
+MAX_NAMED_FAILURES = 20
+"""How many failing image files a :class:`BuildReport` names (all are counted)."""
+
+
+def selector_name(selector: NodeSelector | None) -> str | None:
+    """The name a selector's choices are cached under (``None`` for no selector)."""
+    return None if selector is None else getattr(selector, "name", type(selector).__name__)
 
 
 @dataclass
@@ -53,6 +75,11 @@ class BuildReport:
         selection_fallbacks: ``prompt -> count`` of LLM selections whose answer gave nothing usable
             (or whose call failed), answered by the embedding ranker instead.
         cache_hits, cache_misses: feature-cache lookups answered from disk / computed.
+        visual_source: where the visual nodes came from (``captions``, ``images``, ``both``).
+        n_failed_images: distinct image files missing or unreadable (their instances are in
+            ``without_image`` under ``image file not found`` / ``unreadable image``).
+        failed_images: ``"<path>: <error>"`` of the first :data:`MAX_NAMED_FAILURES` of them.
+        object_selections: object prompts answered (0 without an object selector).
     """
 
     split: str
@@ -63,6 +90,10 @@ class BuildReport:
     selection_fallbacks: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
     cache_misses: int = 0
+    visual_source: str = "captions"
+    n_failed_images: int = 0
+    failed_images: list[str] = field(default_factory=list)
+    object_selections: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,18 +130,20 @@ class BuiltSplit:
 
 
 def _selections(
-    instances: Sequence[Instance], captions: Sequence[str], selector: NodeSelector | None,
+    instances: Sequence[Instance], captions: Sequence[str], selectors: PromptSelectors,
     config: FeatureConfig, show_progress: bool,
 ) -> tuple[list[list[str]] | None, list[list[str]]]:
-    if selector is None:
-        return None, [[] for _ in instances]
-    text_nodes: list[list[str]] = []
+    """Text-LLM spans (``None`` without a text selector) and visual-LLM phrases of every instance."""
+    text_nodes: list[list[str]] | None = [] if selectors.text is not None else None
     visual_nodes: list[list[str]] = []
+    if selectors.text is None and selectors.visual is None:
+        return None, [[] for _ in instances]
     for instance, caption in tqdm(list(zip(instances, captions)), desc="select LLM nodes", disable=not show_progress):
-        text_nodes.append(list(selector.select_text_nodes(instance, config.m_text_nodes))[: config.m_text_nodes]
-                          if config.m_text_nodes else [])
-        visual_nodes.append(list(selector.select_visual_nodes(instance, caption, config.n_visual_nodes))[: config.n_visual_nodes]
-                            if config.n_visual_nodes and caption else [])
+        if text_nodes is not None:
+            text_nodes.append(list(selectors.text.select_text_nodes(instance, config.m_text_nodes))[: config.m_text_nodes]
+                              if config.m_text_nodes else [])
+        visual_nodes.append(list(selectors.visual.select_visual_nodes(instance, caption, config.n_visual_nodes))[: config.n_visual_nodes]
+                            if selectors.visual is not None and config.n_visual_nodes and caption else [])
     return text_nodes, visual_nodes
 
 
@@ -118,35 +151,48 @@ SELECTION_CODE_VERSION = "selections-1"
 """Bump when a change to the selectors changes what they select."""
 SELECTION_PAYLOAD = "with-fallbacks"
 """What a selections cache entry holds besides the selections (a change re-selects, nothing else)."""
+OBJECT_SELECTION_CODE_VERSION = "object-selections-1"
+"""Bump when a change to the object prompt's use changes what it selects."""
+
+
+def _caption_files(data_config: DataConfig, split: str, captioners: Sequence[str]) -> list:
+    """The caption files of ``captioners`` for ``split`` (MORE has none here)."""
+    if data_config.dataset == "more":
+        return []
+    return [captions_path(data_config.path, c, split) for c in sorted(set(captioners))]
 
 
 def _cached_selections(
     data_config: DataConfig, split: str, instances: Sequence[Instance], captions: Sequence[str],
-    selector: NodeSelector | None, config: FeatureConfig, cache: FeatureCache,
+    selectors: PromptSelectors, config: FeatureConfig, cache: FeatureCache,
 ) -> tuple[list[list[str]] | None, list[list[str]], dict[str, int]]:
-    """:func:`_selections` through the feature cache, keyed by the selector's name (backend, model),
-    m, n, the captioner it reads and the data: a rerun selects nothing again. Also returns the
-    selector's fallbacks by prompt while selecting, kept in the entry so that a rerun reports them too."""
-    if selector is None:
-        return (*_selections(instances, captions, None, config, config.show_progress), {})
+    """:func:`_selections` through the feature cache, keyed by the selectors' names (backend, model),
+    m, n, the captioner they read and the data: a rerun selects nothing again. Also returns the
+    selectors' fallbacks by prompt while selecting, kept in the entry so that a rerun reports them too."""
+    if selectors.text is None and selectors.visual is None:
+        return (*_selections(instances, captions, selectors, config, config.show_progress), {})
+    text_name, visual_name = selector_name(selectors.text), selector_name(selectors.visual)
     key = {
         "payload": SELECTION_PAYLOAD,
-        "selector": getattr(selector, "name", type(selector).__name__),
+        "selector": text_name if text_name == visual_name else {"text": text_name, "visual": visual_name},
         "m": config.m_text_nodes,
         "n": config.n_visual_nodes,
         "captioner": config.visual_selection_captioner,
-        "data_files": files_sha256([split_path(data_config.path, split),
-                                    captions_path(data_config.path, config.visual_selection_captioner, split)]),
+        "data_files": files_sha256([split_file(data_config, split),
+                                    *_caption_files(data_config, split, [config.visual_selection_captioner])]),
         "instances": key_digest({"indices": [i.index for i in instances]}),
         "code": SELECTION_CODE_VERSION,
     }
 
     def compute() -> dict[str, Any]:
-        stats = getattr(selector, "stats", None)
-        before = Counter(stats.fallbacks) if stats is not None else Counter()
-        text, visual = _selections(instances, captions, selector, config, config.show_progress)
-        after = Counter(stats.fallbacks) if stats is not None else Counter()
-        return {"text": text, "visual": visual, "fallbacks": dict(after - before)}
+        counted = list({id(s): s for s in (selectors.text, selectors.visual) if getattr(s, "stats", None)}.values())
+
+        def fallbacks() -> Counter:
+            return sum((Counter(s.stats.fallbacks) for s in counted), Counter())
+
+        before = fallbacks()
+        text, visual = _selections(instances, captions, selectors, config, config.show_progress)
+        return {"text": text, "visual": visual, "fallbacks": dict(fallbacks() - before)}
 
     payload = cache.load_or_compute("selections", split, key, compute)
     return payload["text"], payload["visual"], payload["fallbacks"]
@@ -158,7 +204,8 @@ FEATURE_SETTINGS_WITHOUT_EFFECT = ("cache_dir", "use_cache", "show_progress", "b
 
 def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
     """Everything that shapes the node features of a run, known before any is built: the feature
-    settings (less :data:`FEATURE_SETTINGS_WITHOUT_EFFECT`), the versions of the code that
+    settings that take effect (less :data:`FEATURE_SETTINGS_WITHOUT_EFFECT`, the image settings of
+    caption-only runs, a per-prompt selector that is the shared one), the versions of the code that
     computes them, and ``text_encoder``, the identity of the encoder whose states they hold (for
     stage 2, the digest of the stage-1 run that fine-tuned it). The data files are the run's data
     fingerprint, kept beside it. Run identities store this key (:mod:`vmhan_lib.train.runner`)."""
@@ -168,38 +215,145 @@ def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
             return {k: settings(v) for k, v in value.items() if k not in FEATURE_SETTINGS_WITHOUT_EFFECT}
         return value
 
-    return {"settings": settings(asdict(features)), "text_encoder": text_encoder,
+    effective = settings(asdict(features))
+    # settings with no effect are left out, so identities stay those of runs recorded before the settings existed
+    if features.visual_source == "captions":
+        del effective["visual_source"], effective["images"]
+    for prompt in ("text_selector", "visual_selector"):
+        if effective[prompt] in (None, features.selector):
+            del effective[prompt]
+    if effective["object_selector"] is None:
+        del effective["object_selector"]
+    return {"settings": effective, "text_encoder": text_encoder,
             "code": {"features": FEATURES_CODE_VERSION, "selections": SELECTION_CODE_VERSION,
                      "chunker": CHUNKER_VERSION, "markers": MARKER_SCHEME}}
+
+
+def _uses_captions(feature_config: FeatureConfig) -> bool:
+    """Whether the visual source reads the captions (``captions``, ``both``)."""
+    return feature_config.visual_source in ("captions", "both")
+
+
+def _uses_images(feature_config: FeatureConfig) -> bool:
+    """Whether the visual source reads the images (``images``, ``both``)."""
+    return feature_config.visual_source in ("images", "both")
+
+
+def _annotated(instances: Sequence[Instance]) -> dict[str, list[tuple[str, tuple[float, ...]]]] | None:
+    """MORE: the annotated objects of each image (from its instances), ``None`` for MNRE."""
+    objects = {i.img_id: i.image_objects for i in instances if getattr(i, "image_objects", None) is not None}
+    return {img: [(name, tuple(box)) for name, box in items] for img, items in objects.items()} if objects else None
+
+
+def _visual_indexes(
+    data_config: DataConfig, split: str, instances: Sequence[Instance], feature_config: FeatureConfig,
+    cache: FeatureCache,
+) -> tuple[CaptionIndex | None, ImageIndex | None]:
+    """The caption index and the image index the visual source needs (each ``None`` when not used)."""
+    img_ids = [i.img_id for i in instances]
+    captions = build_caption_index(
+        data_config.path, split, img_ids, data_config.captioners, feature_config.captions, cache,
+        with_objects=feature_config.k_objects > 0, show_progress=feature_config.show_progress,
+    ) if _uses_captions(feature_config) else None
+    images = build_image_index(
+        data_config.image_path, split, img_ids, feature_config.images, cache, feature_config.show_progress,
+        annotated=_annotated(instances),
+    ) if _uses_images(feature_config) else None
+    return captions, images
+
+
+def _object_candidates(instance: Instance, index: CaptionIndex | ImageIndex) -> list[str]:
+    """What the object prompt offers for ``instance``: its image's caption-named objects, or the
+    distinct names of its detected (MORE: annotated) objects, most confident first."""
+    if isinstance(index, CaptionIndex):
+        return list(index.object_phrases[index.row(instance.img_id)])
+    return list(dict.fromkeys(index.object_names[index.row(instance.img_id)]))
+
+
+def _cached_object_selections(
+    data_config: DataConfig, split: str, instances: Sequence[Instance], selector: NodeSelector | None,
+    feature_config: FeatureConfig, cache: FeatureCache, visual_key: dict[str, Any],
+) -> dict[str, list[list[str]]] | None:
+    """The object prompt's choice (k names among the candidates) for every instance and candidate
+    source (``captions``, ``images``), cached under the selector's name, k, the candidates' key
+    and the instances; ``None`` without an object selector."""
+    if selector is None or feature_config.k_objects == 0:
+        return None
+    captions = {"captioners": list(data_config.captioners), "chunker": CHUNKER_VERSION,
+                "max_phrase_words": feature_config.captions.max_phrase_words,
+                "caption_files": files_sha256(_caption_files(data_config, split, data_config.captioners)),
+                } if _uses_captions(feature_config) else None  # what the caption-named candidates depend on
+    key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key, "captions": captions,
+           "data_file": files_sha256([split_file(data_config, split)]),
+           "instances": key_digest({"indices": [i.index for i in instances]}), "code": OBJECT_SELECTION_CODE_VERSION}
+
+    def compute() -> dict[str, Any]:
+        chosen: dict[str, list[list[str]]] = {}
+        for source, index in zip(("captions", "images"), _visual_indexes(data_config, split, instances, feature_config, cache)):
+            if index is None:
+                continue
+            chosen[source] = []
+            for instance in tqdm(instances, desc=f"select {source} objects", disable=not feature_config.show_progress):
+                candidates = _object_candidates(instance, index)
+                if isinstance(index, ImageIndex) and instance.tail_object:
+                    candidates = [c for c in candidates if c != instance.tail.name]  # MORE: the tail is always kept
+                picked = selector.select_objects(instance, candidates, feature_config.k_objects) if candidates else []
+                chosen[source].append([p for p in picked if p in candidates][: feature_config.k_objects])
+        return chosen
+
+    return cache.load_or_compute("object-selections", split, key, compute)
+
+
+def _visual_key(data_config: DataConfig, split: str, instances: Sequence[Instance],
+                feature_config: FeatureConfig) -> dict[str, Any]:
+    """What the visual material depends on beyond the caption settings (empty for ``captions``)."""
+    if not _uses_images(feature_config):
+        return {}
+    return {"visual_source": feature_config.visual_source,
+            "image_nodes": image_index_key(data_config.image_path, split, [i.img_id for i in instances],
+                                           feature_config.images, _annotated(instances))}
 
 
 def build_split(
     data_config: DataConfig,
     split: str,
     feature_config: FeatureConfig = FeatureConfig(),
-    selector: NodeSelector | None = None,
+    selector: NodeSelector | PromptSelectors | None = None,
     cache: FeatureCache | None = None,
 ) -> BuiltSplit:
-    """Build the :class:`InstanceNodes` of every instance of ``split`` (first
-    ``data_config.max_instances`` when set), with visual nodes from ``data_config.captioners``.
+    """Build the :class:`InstanceNodes` of every instance of ``split``
+    (:func:`vmhan_lib.data.splits.load_split`: dataset, image filter, ``max_instances``), with visual
+    nodes from ``feature_config.visual_source``.
 
     Args:
-        data_config: data directory, instance limit, captioners.
+        data_config: data directory, dataset, instance limit, captioners, image folder.
         split: ``train``, ``val`` or ``test``.
-        feature_config: text encoder, caption nodes, m/n, cache settings.
-        selector: optional LLM node selector (:class:`NodeSelector`); none means no LLM nodes.
+        feature_config: text encoder, visual source, caption and image nodes, k/m/n, cache settings.
+        selector: the selectors of the three prompts (:class:`PromptSelectors`), or one
+            :class:`NodeSelector` for the text and visual prompts; none means no LLM nodes.
         cache: the feature cache; default ``FeatureCache(feature_config.cache_dir or .cache/features)``.
+
+    Raises:
+        ValueError: MORE with a visual source that reads captions (MORE has no captions here).
     """
-    show = feature_config.show_progress
+    if data_config.dataset == "more" and _uses_captions(feature_config):
+        raise ValueError("MORE has no image captions here: set features.visual_source=images")
+    selectors = PromptSelectors.of(selector)
     data_dir = data_config.path
     cache = cache or FeatureCache(
         **({"root": feature_config.cache_dir} if feature_config.cache_dir else {}), enabled=feature_config.use_cache)
     hits_before, misses_before = cache.hits, cache.misses
-    instances = load_mnre(data_dir, split)[: data_config.max_instances]
-    selection_table = load_captions(data_dir, feature_config.visual_selection_captioner, split)
-    selection_captions = [selection_table.get(i.img_id, "") for i in instances]
+    instances = load_split(data_config, split)
+    if data_config.dataset == "more":
+        selection_captions = ["" for _ in instances]
+    else:
+        selection_table = load_captions(data_dir, feature_config.visual_selection_captioner, split)
+        selection_captions = [selection_table.get(i.img_id, "") for i in instances]
     text_selection, visual_selection, selection_fallbacks = _cached_selections(
-        data_config, split, instances, selection_captions, selector, feature_config, cache)
+        data_config, split, instances, selection_captions, selectors, feature_config, cache)
+    visual_key = _visual_key(data_config, split, instances, feature_config)
+    object_selection = _cached_object_selections(
+        data_config, split, instances, selectors.objects, feature_config, cache, visual_key)
 
     caption_config = feature_config.captions
     key = {
@@ -213,16 +367,20 @@ def build_split(
         "max_caption_tokens": caption_config.max_caption_tokens,
         "chunker": CHUNKER_VERSION,
         "data_files": files_sha256(
-            [split_path(data_dir, split)]
-            + [captions_path(data_dir, c, split) for c in sorted({*data_config.captioners, feature_config.visual_selection_captioner})]
+            [split_file(data_config, split)]
+            + _caption_files(data_config, split, [*data_config.captioners, feature_config.visual_selection_captioner])
         ),
         "instances": key_digest({"indices": [i.index for i in instances]}),
         "selections": key_digest({"text": text_selection, "visual": visual_selection}),
+        # present only when they change anything, so the default's entries stay valid
+        **visual_key,
+        **({"tail": "object row 1"} if data_config.dataset == "more" else {}),
+        **({"object_selections": key_digest(object_selection)} if object_selection is not None else {}),
     }
 
     def compute() -> dict[str, Any]:
         nodes, report = _compute_nodes(
-            data_config, split, feature_config, cache, instances, text_selection, visual_selection)
+            data_config, split, feature_config, cache, instances, text_selection, visual_selection, object_selection)
         return {"nodes": pack_nodes(nodes), "report": report.to_dict()}
 
     payload = cache.load_or_compute("nodes", split, key, compute)
@@ -231,21 +389,36 @@ def build_split(
     return BuiltSplit(unpack_nodes(payload["nodes"]), report)
 
 
+def _block(rows: torch.Tensor, offset: int, width: int) -> torch.Tensor:
+    """``rows`` ``[r, d]`` placed at columns ``offset:offset + d`` of a ``[r, width]`` zero tensor."""
+    if rows.shape[1] == width:
+        return rows
+    placed = rows.new_zeros((rows.shape[0], width))
+    placed[:, offset:offset + rows.shape[1]] = rows
+    return placed
+
+
 def _compute_nodes(
     data_config: DataConfig, split: str, feature_config: FeatureConfig, cache: FeatureCache,
     instances: Sequence[Instance], text_selection: list[list[str]] | None, visual_selection: list[list[str]],
+    object_selection: dict[str, list[list[str]]] | None = None,
 ) -> tuple[list[InstanceNodes], BuildReport]:
+    """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: text
+    features, the visual indexes of the source, the chosen objects and visual-LLM phrases placed in
+    their column blocks; an instance without image or caption gets ``[0, width]`` visual rows."""
     show = feature_config.show_progress
     caption_config = feature_config.captions
-    text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection, show)
-    index = build_caption_index(
-        data_config.path, split, [i.img_id for i in instances], data_config.captioners, caption_config, cache,
-        with_objects=feature_config.k_objects > 0, show_progress=show,
-    )
+    k = feature_config.k_objects
+    text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection, show,
+                                data_file=split_file(data_config, split))
+    captions, images = _visual_indexes(data_config, split, instances, feature_config, cache)
     embedder = SentenceEmbedder(caption_config.embedder, caption_config.max_caption_tokens,
                                 caption_config.batch_size, caption_config.device)
+    sentence_dim = embedder.dimension
+    image_dim = images.dim if images is not None else 0
+    width = image_dim + sentence_dim  # [image encoder | sentence embedder]; captions alone: the sentence block only
     names = list(dict.fromkeys(n for i in instances for n in (i.head.name, i.tail.name)))
-    name_embeddings = embedder.embed(names, show_progress=show, desc="embed entity names")
+    name_embeddings = embedder.embed(names, show_progress=show, desc="embed entity names") if captions is not None else None
     name_row = {name: row for row, name in enumerate(names)}
     visual_phrases = list(dict.fromkeys(p for phrases in visual_selection for p in phrases))
     visual_embeddings = embedder.embed(visual_phrases, show_progress=show, desc="embed visual-LLM nodes")
@@ -253,33 +426,69 @@ def _compute_nodes(
 
     nodes: list[InstanceNodes] = []
     without_image: Counter[str] = Counter()
+    failed: dict[str, str] = {}
     not_found = 0
     for position, instance in enumerate(tqdm(instances, desc=f"build {split} nodes", disable=not show)):
         found = text.phrase_found[position] if text_selection is not None else []
         kept_phrases = [p for p, ok in zip(text_selection[position], found) if ok] if text_selection is not None else []
         not_found += len(found) - len(kept_phrases)
         text_features = torch.cat([text.entities[position], text.phrases[position]]) if kept_phrases else text.entities[position]
-        row = index.row(instance.img_id)
-        if index.missing_reason[row]:
-            without_image[index.missing_reason[row]] += 1
-            nodes.append(InstanceNodes(
-                text_features.clone(), torch.zeros((0, index.image_embeddings.shape[1])),
-                [instance.head.name, instance.tail.name, *kept_phrases], [], n_objects=0, has_image=False))
+        text_names = [instance.head.name, instance.tail.name, *kept_phrases]
+        image_row = images.row(instance.img_id) if images is not None else None
+        caption_row = captions.row(instance.img_id) if captions is not None else None
+        reason = (images.missing_reason[image_row] if images is not None else "") or (
+            captions.missing_reason[caption_row] if captions is not None else "")
+        if reason:
+            without_image[reason] += 1
+            if images is not None and images.errors[image_row]:
+                failed.setdefault(instance.img_id, images.errors[image_row])
+            nodes.append(InstanceNodes(text_features.clone(), torch.zeros((0, width)), text_names, [],
+                                       n_objects=0, has_image=False))
             continue
-        chosen = rank_objects(index.object_embeddings[row], name_embeddings[name_row[instance.head.name]],
-                              name_embeddings[name_row[instance.tail.name]], feature_config.k_objects)
+        image_parts, object_rows, object_names = [], [], []
+        if images is not None:
+            image_parts.append(_block(images.image_features[image_row].unsqueeze(0), 0, image_dim if captions else width))
+            detected = images.object_names[image_row]
+            if instance.tail_object:  # MORE: the tail's own object first, then k others
+                tail = detected.index(instance.tail.name)
+                others = [i for i in range(len(detected)) if i != tail]
+                if object_selection is not None:
+                    picked = match_object_names([detected[i] for i in others], object_selection["images"][position])
+                    others = [others[i] for i in picked]
+                chosen = [tail, *others[:k]]
+            elif object_selection is not None:
+                chosen = match_object_names(detected, object_selection["images"][position])[:k]
+            else:
+                chosen = list(range(min(k, len(detected))))
+            object_rows.append(_block(images.object_features[image_row][chosen], 0, width))
+            object_names += [detected[i] for i in chosen]
+        if captions is not None:
+            caption_part = captions.image_embeddings[caption_row].unsqueeze(0)
+            image_parts = [torch.cat([image_parts[0], caption_part], dim=1)] if image_parts else [caption_part]
+            phrases = captions.object_phrases[caption_row]
+            if object_selection is not None:
+                picked_phrases = set(object_selection["captions"][position])
+                chosen = [i for i, phrase in enumerate(phrases) if phrase in picked_phrases]
+                order = {phrase: rank for rank, phrase in enumerate(object_selection["captions"][position])}
+                chosen = sorted(chosen, key=lambda i: order[phrases[i]])[:k]
+            else:
+                chosen = rank_objects(captions.object_embeddings[caption_row], name_embeddings[name_row[instance.head.name]],
+                                      name_embeddings[name_row[instance.tail.name]], k)
+            object_rows.append(_block(captions.object_embeddings[caption_row][chosen], image_dim, width))
+            object_names += [phrases[i] for i in chosen]
         llm_phrases = visual_selection[position]
         visual_features = torch.cat([
-            index.image_embeddings[row].unsqueeze(0),
-            index.object_embeddings[row][chosen],
-            visual_embeddings[[visual_row[p] for p in llm_phrases]] if llm_phrases else torch.zeros((0, embedder.dimension)),
+            *image_parts, *object_rows,
+            _block(visual_embeddings[[visual_row[p] for p in llm_phrases]], image_dim, width) if llm_phrases
+            else torch.zeros((0, width)),
         ])
         nodes.append(InstanceNodes(
-            text_features.clone(), visual_features,
-            [instance.head.name, instance.tail.name, *kept_phrases],
-            [IMAGE_NODE_NAME, *(index.object_phrases[row][i] for i in chosen), *llm_phrases],
-            n_objects=len(chosen), has_image=True,
+            text_features.clone(), visual_features, text_names, [IMAGE_NODE_NAME, *object_names, *llm_phrases],
+            n_objects=len(object_names), has_image=True, tail_visual_row=1 if instance.tail_object else None,
         ))
     report = BuildReport(split=split, n_instances=len(instances), without_image=dict(without_image),
-                         n_truncated=text.n_truncated, text_nodes_not_found=not_found)
+                         n_truncated=text.n_truncated, text_nodes_not_found=not_found,
+                         visual_source=feature_config.visual_source, n_failed_images=len(failed),
+                         failed_images=list(failed.values())[:MAX_NAMED_FAILURES],
+                         object_selections=sum(len(v) for v in (object_selection or {}).values()))
     return nodes, report

@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+IMAGE_NOT_FOUND = "image file not found"
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MODEL_CONFIG_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
 
@@ -44,8 +45,9 @@ class ImagePipelineConfig:
     """How visual nodes are extracted from images.
 
     Attributes:
-        detector: a YOLO weights file (``.pt``, the user's), or a model yaml name/path
-            (``yolov8n.yaml``) that builds an untrained detector.
+        detector: a YOLO weights file (``.pt``, the user's), a model yaml name/path
+            (``yolov8n.yaml``) that builds an untrained detector, or ``None``: no detector (the
+            image node alone, no object).
         top_k: objects kept per image, the most confident first (paper: 3).
         min_confidence: detections below this confidence are dropped (an untrained detector needs 0).
         detector_image_size: YOLO inference size (pixels, longest side).
@@ -55,7 +57,7 @@ class ImagePipelineConfig:
         batch_size: crops per encoder forward pass.
     """
 
-    detector: str = "yolov8n.yaml"
+    detector: str | None = "yolov8n.yaml"
     top_k: int = 3
     min_confidence: float = 0.25
     detector_image_size: int = 640
@@ -128,8 +130,11 @@ class ImageRunResult:
         return self.seconds / attempted if attempted else 0.0
 
 
-def load_detector(detector: str | Path) -> "YOLO":
+def load_detector(detector: str | Path, seed: int = 0) -> "YOLO":
     """An ultralytics YOLO detector from a weights file or a model yaml (untrained), never downloaded.
+
+    A detector built from a yaml gets random weights drawn with ``seed`` (torch's global random
+    state is left as it was), so the same yaml and seed give the same detector in every process.
 
     Raises:
         FileNotFoundError: ``detector`` is a weights path that does not exist (ultralytics would
@@ -146,6 +151,10 @@ def load_detector(detector: str | Path) -> "YOLO":
             f"YOLO weights file not found: {Path(spec).resolve()} (no detector weights are downloaded; "
             "pass the path of your weights file, or a model yaml such as 'yolov8n.yaml' for an untrained detector)"
         )
+    if Path(spec).suffix.lower() in MODEL_CONFIG_SUFFIXES:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return YOLO(spec, task="detect")
     return YOLO(spec, task="detect")
 
 
@@ -184,10 +193,18 @@ def clip_boxes(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return clipped
 
 
+def normalised_boxes_to_pixels(boxes: Sequence[Sequence[float]], width: int, height: int) -> torch.Tensor:
+    """``[N, 4]`` xyxy pixel boxes of boxes given as normalised ``(cx, cy, w, h)`` (MORE's format)."""
+    if not boxes:
+        return torch.zeros(0, 4)
+    cx, cy, w, h = torch.tensor([list(map(float, box)) for box in boxes], dtype=torch.float32).unbind(dim=1)
+    return torch.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], dim=1)
+
+
 class ImageNodeExtractor:
     """Detector + encoder, applied image by image (see the module docstring)."""
 
-    def __init__(self, detector: "YOLO", encoder: ImageEncoder, config: ImagePipelineConfig) -> None:
+    def __init__(self, detector: "YOLO | None", encoder: ImageEncoder, config: ImagePipelineConfig) -> None:
         self.detector = detector
         self.encoder = encoder
         self.config = config
@@ -197,12 +214,12 @@ class ImageNodeExtractor:
         """Load the detector and encoder named by ``config``."""
         encoder = load_image_encoder(config.encoder, config.encoder_weights, device=config.device,
                                      batch_size=config.batch_size)
-        return cls(load_detector(config.detector), encoder, config)
+        return cls(None if config.detector is None else load_detector(config.detector), encoder, config)
 
     def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
         """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
         width, height = image.size
-        if self.config.top_k == 0:
+        if self.config.top_k == 0 or self.detector is None:
             return torch.zeros(0, 4), [], torch.zeros(0)
         result = self.detector.predict(
             image, conf=self.config.min_confidence, imgsz=self.config.detector_image_size,
@@ -215,10 +232,19 @@ class ImageNodeExtractor:
         classes = result.boxes.cls.detach().cpu()[order].long().tolist()
         return boxes, [str(result.names[c]) for c in classes], confidences[order]
 
-    def process(self, img_id: str, path: Path) -> ImageNodes:
-        """Visual nodes of one image file; raises on an unreadable file."""
+    def process(self, img_id: str, path: Path,
+                annotated: Sequence[tuple[str, Sequence[float]]] | None = None) -> ImageNodes:
+        """Visual nodes of one image file; raises on an unreadable file.
+
+        ``annotated`` (MORE): the image's annotated objects as ``(name, (cx, cy, w, h))`` with the
+        box normalised to [0, 1]; they replace the detector's boxes (confidence 1, annotation order).
+        """
         image = read_rgb_image(path)
-        boxes, names, confidences = self.detect(image)
+        if annotated is None:
+            boxes, names, confidences = self.detect(image)
+        else:
+            boxes = clip_boxes(normalised_boxes_to_pixels([box for _, box in annotated], *image.size), *image.size)
+            names, confidences = [name for name, _ in annotated], torch.ones(len(annotated))
         crops = [image.crop(tuple(int(round(v)) for v in box.tolist())) for box in boxes]
         features = self.encoder.encode([image, *crops])
         return ImageNodes(
@@ -227,22 +253,24 @@ class ImageNodeExtractor:
         )
 
     def run(self, image_dir: str | Path, img_ids: Iterable[str] | None = None,
-            show_progress: bool = True) -> ImageRunResult:
+            show_progress: bool = True, paths: Mapping[str, Path] | None = None,
+            annotated: Mapping[str, Sequence[tuple[str, Sequence[float]]]] | None = None) -> ImageRunResult:
         """Visual nodes of ``img_ids`` (default: every image in ``image_dir``); failures are collected.
 
-        Each failure (missing file, not an image, truncated file) is recorded with the file's path
-        and the error, and the run goes on.
+        ``paths`` gives the file of an image where it is not ``image_dir/img_id`` (e.g. in a split
+        sub-folder); ``annotated`` the annotated objects of an image (see :meth:`process`). Each failure (missing file, not an image, truncated file) is recorded with the
+        file's path and the error, and the run goes on.
         """
         folder = Path(image_dir)
         names: Sequence[str] = list(img_ids) if img_ids is not None else list_images(folder)
         result = ImageRunResult()
         started = time.perf_counter()
         for img_id in tqdm(names, desc="images", unit="img", disable=not show_progress):
-            path = folder / img_id
+            path = Path((paths or {}).get(img_id) or folder / img_id)
             try:
                 if not path.is_file():
-                    raise FileNotFoundError("image file not found")
-                result.nodes[img_id] = self.process(img_id, path)
+                    raise FileNotFoundError(IMAGE_NOT_FOUND)
+                result.nodes[img_id] = self.process(img_id, path, None if annotated is None else annotated.get(img_id, []))
             except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on broken files
                 result.failures.append(ImageFailure(img_id, path, f"{type(err).__name__}: {err}"))
         result.seconds = time.perf_counter() - started
@@ -266,7 +294,12 @@ def extract_image_nodes(image_dir: str | Path, img_ids: Iterable[str] | None = N
 
 
 def select_object_indices(image_nodes: ImageNodes, chosen_names: Sequence[str]) -> list[int]:
-    """Map object names chosen by a node selector back to box indices.
+    """Map object names chosen by a node selector back to box indices (:func:`match_object_names`)."""
+    return match_object_names(image_nodes.class_names, chosen_names)
+
+
+def match_object_names(class_names: Sequence[str], chosen_names: Sequence[str]) -> list[int]:
+    """Indices into ``class_names`` (most confident first) of the names a selector chose.
 
     Each name takes the most confident unused box of that class (names are compared
     case-insensitively); names that match no unused box are skipped.
@@ -274,7 +307,7 @@ def select_object_indices(image_nodes: ImageNodes, chosen_names: Sequence[str]) 
     used: set[int] = set()
     indices = []
     for name in chosen_names:
-        for index, class_name in enumerate(image_nodes.class_names):
+        for index, class_name in enumerate(class_names):
             if index not in used and class_name.lower() == name.lower():
                 used.add(index)
                 indices.append(index)

@@ -9,7 +9,9 @@ of one (sentence, entity pair), Eq. 1-3 of the paper:
   ``visual_features[1:]`` = the k objects chosen for the pair, then the n image entities/actions
   chosen by the visual LLM (``n_objects`` tells where the objects end).
 
-Names travel with the features so that case studies can label every node.
+Names travel with the features so that case studies can label every node. On MORE the tail is an
+object of the image: ``tail_visual_row`` names its visual row, whose features the hypergraph's tail
+slot takes (:func:`vmhan_lib.hypergraph.batch.collate_hypergraphs`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class InstanceNodes:
         visual_names: labels of the visual nodes (``"<image>"``, object names, ...).
         n_objects: how many rows after the image node are objects (the rest are visual-LLM nodes).
         has_image: whether ``visual_features[0]`` is the image node.
+        tail_visual_row: MORE: the visual row of the tail's own object (the tail slot's features);
+            ``None`` (MNRE): the tail slot is ``text_features[1]``.
     """
 
     text_features: torch.Tensor
@@ -40,6 +44,7 @@ class InstanceNodes:
     visual_names: list[str]
     n_objects: int
     has_image: bool = True
+    tail_visual_row: int | None = None
 
     def __post_init__(self) -> None:
         if self.text_features.ndim != 2 or self.text_features.shape[0] < 2:
@@ -53,6 +58,8 @@ class InstanceNodes:
         expected_min = int(self.has_image) + self.n_objects
         if self.visual_features.shape[0] < expected_min:
             raise ValueError(f"{self.visual_features.shape[0]} visual rows < image + {self.n_objects} objects")
+        if self.tail_visual_row is not None and not int(self.has_image) <= self.tail_visual_row < expected_min:
+            raise ValueError(f"tail_visual_row {self.tail_visual_row} is not an object row (1..{expected_min - 1})")
 
     @property
     def n_text_llm(self) -> int:
@@ -75,6 +82,7 @@ def pack_nodes(nodes: Sequence[InstanceNodes]) -> dict[str, Any]:
         "visual_names": [n.visual_names for n in nodes],
         "n_objects": [n.n_objects for n in nodes],
         "has_image": [n.has_image for n in nodes],
+        "tail_visual_row": [n.tail_visual_row for n in nodes],
     }
 
 
@@ -84,6 +92,7 @@ def unpack_nodes(payload: dict[str, Any]) -> list[InstanceNodes]:
     visual = torch.split(payload["visual_features"], payload["visual_counts"])
     return [
         InstanceNodes(text[i].clone(), visual[i].clone(), payload["text_names"][i], payload["visual_names"][i],
-                      payload["n_objects"][i], payload["has_image"][i])
+                      payload["n_objects"][i], payload["has_image"][i],
+                      payload.get("tail_visual_row", [None] * len(payload["text_counts"]))[i])
         for i in range(len(payload["text_counts"]))
     ]

@@ -398,17 +398,19 @@ def cached_text_features(
     cache: FeatureCache | None = None,
     phrases: Sequence[Sequence[str]] | None = None,
     show_progress: bool = True,
+    data_file: str | Path | None = None,
 ) -> FrozenTextFeatures:
     """:func:`compute_frozen_text_features` of ``instances`` of ``split``, through the feature cache.
 
     The key holds the model identity (weights sha256), marker scheme, max length, the split
-    file's sha256, which instances (their indices) and the phrases asked for.
+    file's sha256 (``data_file``, default the MNRE file of ``split`` under ``data_dir``), which
+    instances (their indices) and the phrases asked for.
     """
     key = {
         "model": load_frozen_backbone(config.model)[2],
         "marker_scheme": MARKER_SCHEME,
         "max_length": config.max_length,
-        "data_file": files_sha256([split_path(data_dir, split)]),
+        "data_file": files_sha256([Path(data_file) if data_file is not None else split_path(data_dir, split)]),
         "instances": key_digest({"indices": [instance.index for instance in instances]}),
         "phrases": key_digest({"phrases": [list(p) for p in phrases]}) if phrases is not None else None,
     }

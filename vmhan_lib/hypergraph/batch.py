@@ -48,6 +48,8 @@ class HypergraphBatch:
         edge_types: names of the E incidence columns, in :data:`EDGE_TYPES` order.
         node_names: per instance, the labels of its slots (``""`` on padded slots), for case studies.
         labels: ``[B]`` long relation ids, or None.
+        tail_source: ``[B]`` long, the node whose projected features the tail slot takes (MORE: the
+            tail's object node; :data:`TAIL_SLOT` itself otherwise), or None: every tail is its slot.
     """
 
     text_features: torch.Tensor
@@ -60,6 +62,7 @@ class HypergraphBatch:
     edge_types: tuple[str, ...]
     node_names: list[list[str]]
     labels: torch.Tensor | None = None
+    tail_source: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -190,6 +193,12 @@ def collate_hypergraphs(
     label_tensor = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
     if label_tensor is not None and label_tensor.shape != (batch_size,):
         raise ValueError(f"labels must have one id per instance ({batch_size}), got shape {tuple(label_tensor.shape)}")
+    tail_source = None
+    if any(nodes.tail_visual_row is not None for nodes in instances):
+        tail_source = torch.full((batch_size,), TAIL_SLOT, dtype=torch.long)
+        for b, (nodes, (_, _, visual_rows, _)) in enumerate(zip(instances, kept)):
+            if nodes.tail_visual_row is not None and nodes.tail_visual_row in visual_rows:  # absent when visual nodes are off
+                tail_source[b] = num_text + visual_rows.index(nodes.tail_visual_row)
     return HypergraphBatch(
         text_features=text_features,
         visual_features=visual_features,
@@ -201,4 +210,5 @@ def collate_hypergraphs(
         edge_types=config.edge_types,
         node_names=node_names,
         labels=label_tensor,
+        tail_source=tail_source,
     )

@@ -47,12 +47,22 @@ class VariationalRepresentation(nn.Module):
         return self.to_variance is not None
 
     def forward(
-        self, text_features: torch.Tensor, visual_features: torch.Tensor, node_mask: torch.Tensor
+        self, text_features: torch.Tensor, visual_features: torch.Tensor, node_mask: torch.Tensor,
+        tail_source: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return ``(x_mu [B, N, d], x_sigma [B, N, d] or None)``."""
+        """Return ``(x_mu [B, N, d], x_sigma [B, N, d] or None)``.
+
+        ``tail_source`` ``[B]`` (MORE): the node whose projection the tail slot (node 1) takes, so
+        that the tail is its object node, projected by the visual projection; ``None``: unchanged.
+        """
         projected = torch.cat(
             [self.text_projection(text_features), self.visual_projection(visual_features)], dim=1
         )  # [B, N_t + N_v, d]
+        if tail_source is not None:
+            rows = projected[torch.arange(projected.shape[0], device=projected.device), tail_source]  # [B, d]
+            is_tail = torch.zeros(projected.shape[:2], dtype=torch.bool, device=projected.device)
+            is_tail[:, 1] = True
+            projected = torch.where(is_tail.unsqueeze(-1), rows.unsqueeze(1), projected)
         projected = self.norm(projected)
         real = node_mask.unsqueeze(-1)  # [B, N, 1]
         mean = self.to_mean(projected) * real

@@ -121,7 +121,7 @@ class VMHAN(nn.Module):
                 f"{self.config.hypergraph.edge_types}: collate with the model's config.hypergraph"
             )
         initial_mu, initial_sigma = self.representation(
-            batch.text_features, batch.visual_features, batch.node_mask
+            batch.text_features, batch.visual_features, batch.node_mask, batch.tail_source
         )  # [B, N, d] each
         mu, sigma, attention = self._encode(initial_mu, initial_sigma, batch, return_attention)
         pair = entity_pair_features(

@@ -48,9 +48,10 @@ from tqdm.auto import tqdm
 
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint
-from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab, load_mnre, load_relation_vocab
+from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab
+from vmhan_lib.data.splits import load_split, load_vocab
 from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key
-from vmhan_lib.features.node_selection import make_node_selector
+from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
@@ -64,6 +65,8 @@ from vmhan_lib.train.records import DEFAULT_SETTING, read_record, run_difference
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
+MORE_RUNS_FOLDER = "more"
+"""The sub-folder of runs and checkpoints on MORE (read by :mod:`vmhan_lib.analysis.tables`)."""
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
 
 
@@ -134,7 +137,10 @@ class RunPaths:
 
     @classmethod
     def of(cls, config: RunConfig) -> "RunPaths":
-        return cls(runs_dir(config.profile), CHECKPOINT_DIR / config.profile)
+        """The profile's folders, in the sub-folder of the run's inputs (:func:`inputs_folder`), so
+        that runs on other inputs never reuse (or overwrite) each other's records."""
+        folder = inputs_folder(config)
+        return cls(runs_dir(config.profile) / folder, CHECKPOINT_DIR / config.profile / folder)
 
     def run_dir(self, prefix: str, job: Job) -> Path:
         """The record folder of ``job``; ``prefix`` = :func:`run_prefix` of the run's config."""
@@ -152,6 +158,15 @@ class RunPaths:
         """Stage 1's folder, one per encoder (``encoder``, or ``encoder__two-stage-<encoder>``)."""
         tag = setting_tag(config)
         return self.checkpoints / ("encoder" if tag is None else f"encoder__{tag}")
+
+
+def inputs_folder(config: RunConfig) -> str:
+    """The runs' sub-folder of the paper's inputs a run reads: ``""`` for MNRE with caption-based
+    visual nodes (the committed results), ``images`` / ``both`` for MNRE with those visual sources,
+    ``more`` for MORE (read by Table 1's MORE columns)."""
+    if config.data.dataset == "more":
+        return MORE_RUNS_FOLDER
+    return "" if config.features.visual_source == "captions" else config.features.visual_source
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:
@@ -200,8 +215,20 @@ def ensure_run(run_dir: Path, checkpoint_dir: Path, identity: dict[str, Any], mo
 
 
 def _data_identity(config: RunConfig, captioners: Sequence[str]) -> dict[str, Any]:
-    return {"max_instances": config.data.max_instances, "captioners": list(config.data.captioners),
-            "files": data_fingerprint(config.data.path, captioners)}
+    """The data settings that change a result, and the data fingerprint. Settings that keep their
+    default meaning are left out (so identities stay those of runs recorded before the settings
+    existed): the dataset when MNRE, the instance filter when all, the image folder when no
+    image is read."""
+    data = config.data
+    identity: dict[str, Any] = {"max_instances": data.max_instances, "captioners": list(data.captioners),
+                                "files": data_fingerprint(data, captioners)}
+    if data.dataset != "mnre":
+        identity["dataset"] = data.dataset
+    if data.image_instances != "all":
+        identity["image_instances"] = data.image_instances
+    if data.image_instances != "all" or config.features.visual_source != "captions":
+        identity["image_dir"] = data.image_dir  # the images themselves are hashed in the image features' cache key
+    return identity
 
 
 def encoder_identity(config: RunConfig) -> dict[str, Any]:
@@ -246,16 +273,14 @@ class PreparedInputs:
 def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) -> PreparedInputs:
     """The node features of every split: built with the stage-1 encoder (trained once, or reused)
     in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
-    data_dir = config.data.path
-    vocab = load_relation_vocab(data_dir)
-    splits = {s: load_mnre(data_dir, s, vocab)[: config.data.max_instances] for s in SPLITS}
+    vocab = load_vocab(config.data)
+    splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
     if config.experiment.training == "joint":
         features = config.features
     else:
         features = replace(config.features, text=replace(
             config.features.text, model=str(_stage1_encoder(config, paths, splits, vocab, progress))))
-    selector = make_node_selector(features.selector, model=features.selector_model,
-                                  base_url=features.selector_base_url, max_new_tokens=features.selector_max_new_tokens)
+    selector = make_prompt_selectors(features)
     inputs, build = {}, {}
     for split in SPLITS:
         built = build_split(config.data, split, features, selector)

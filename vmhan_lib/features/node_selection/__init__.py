@@ -31,17 +31,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM
+from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM, FeatureConfig
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
 from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
 from vmhan_lib.features.node_selection.llm import LLMNodeSelector
 from vmhan_lib.features.node_selection.openai_chat import OpenAIChatBackend
-from vmhan_lib.features.node_selection.protocol import ChatBackend, NodeSelector, SelectionStats
+from vmhan_lib.features.node_selection.protocol import ChatBackend, NodeSelector, PromptSelectors, SelectionStats
 from vmhan_lib.features.node_selection.transformers_chat import TransformersChatBackend
 from vmhan_lib.features.text_encoder import SentenceEmbedder
 
-__all__ = ["AnswerCache", "EmbeddingRankSelector", "LLMNodeSelector", "NodeSelector", "SelectionStats", "TransformersChatBackend",
-           "make_node_selector"]
+__all__ = ["AnswerCache", "EmbeddingRankSelector", "LLMNodeSelector", "NodeSelector", "PromptSelectors", "SelectionStats",
+           "TransformersChatBackend", "make_node_selector", "make_prompt_selectors"]
 
 
 def make_node_selector(kind: str = "embedding", *, model: str | None = None, gguf_file: str | None = None,
@@ -77,3 +77,25 @@ def make_node_selector(kind: str = "embedding", *, model: str | None = None, ggu
     else:
         raise ValueError(f"unknown node selector {kind!r}; allowed: {', '.join(NODE_SELECTORS)}")
     return LLMNodeSelector(backend, AnswerCache(cache_dir))
+
+
+def make_prompt_selectors(config: FeatureConfig, **kwargs) -> PromptSelectors:
+    """The selector of each of the paper's three prompts named by ``config``
+    (:attr:`~vmhan_lib.features.config.FeatureConfig.prompt_selectors`): prompts of the same kind
+    share one selector (one chat model loaded, one answer cache, one set of counters).
+
+    ``kwargs`` go to :func:`make_node_selector` (e.g. ``cache_dir``, ``device``).
+    """
+    made: dict[str, NodeSelector] = {}
+
+    def of(kind: str | None) -> NodeSelector | None:
+        if kind is None:
+            return None
+        if kind not in made:
+            made[kind] = make_node_selector(kind, model=config.selector_model if kind in ("transformers", "openai") else None,
+                                            base_url=config.selector_base_url,
+                                            max_new_tokens=config.selector_max_new_tokens, **kwargs)
+        return made[kind]
+
+    kinds = config.prompt_selectors
+    return PromptSelectors(of(kinds["text"]), of(kinds["visual"]), of(kinds["objects"]))

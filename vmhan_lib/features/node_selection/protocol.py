@@ -103,6 +103,30 @@ class SelectionStats:
         )
 
 
+@dataclass
+class PromptSelectors:
+    """The selector of each of the paper's three prompts (``None``: that prompt is not asked).
+
+    Attributes:
+        text: text nodes (m spans of the sentence); ``None``: no text-LLM nodes.
+        visual: visual nodes (n entities/actions of the image, read from its caption); ``None``: none.
+        objects: the k objects among the candidates (caption-named or detected); ``None``: the
+            default ranking (embedding relevance for caption objects, confidence for detections).
+    """
+
+    text: NodeSelector | None = None
+    visual: NodeSelector | None = None
+    objects: NodeSelector | None = None
+
+    @classmethod
+    def of(cls, selector: "NodeSelector | PromptSelectors | None") -> "PromptSelectors":
+        """``selector`` as the selectors of the three prompts: one selector serves the text and the
+        visual prompt (the objects keep the default ranking), as before prompts had their own."""
+        if isinstance(selector, PromptSelectors):
+            return selector
+        return cls(selector, selector, None)
+
+
 class ChatBackend(Protocol):
     """A chat model answering one user message. ``name``, ``model`` and ``settings`` key the cache."""
 

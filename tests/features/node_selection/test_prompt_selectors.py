@@ -1,0 +1,71 @@
+"""A selector per prompt: the config fields and their old meaning, the factory, and the object
+prompt in build_split (with a stub chat backend: the real SmolLM2 costs about a second a call)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.features.node_selection.node_selection_fixtures import CountingBackend
+from vmhan_lib.data.config import DataConfig
+from vmhan_lib.features.build import build_split
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.node_selection import (
+    AnswerCache,
+    EmbeddingRankSelector,
+    LLMNodeSelector,
+    PromptSelectors,
+    make_prompt_selectors,
+)
+
+
+def test_prompt_selector_fields_keep_the_old_meaning_of_selector() -> None:
+    assert FeatureConfig().prompt_selectors == {"text": "embedding", "visual": "embedding", "objects": None}
+    assert FeatureConfig(selector="smollm2").prompt_selectors == {"text": "smollm2", "visual": "smollm2", "objects": None}
+    mixed = FeatureConfig(selector="smollm2", text_selector="embedding", object_selector="smollm2")
+    assert mixed.prompt_selectors == {"text": "embedding", "visual": "smollm2", "objects": "smollm2"}
+    with pytest.raises(ValueError, match="unknown node selector object_selector='gpt'; allowed: embedding, smollm2, transformers, openai"):
+        FeatureConfig(object_selector="gpt")
+    with pytest.raises(ValueError, match="visual_selector 'transformers' needs selector_model"):
+        FeatureConfig(visual_selector="transformers")
+
+
+def test_prompts_of_one_kind_share_one_selector() -> None:
+    selectors = make_prompt_selectors(FeatureConfig())
+    assert isinstance(selectors.text, EmbeddingRankSelector) and selectors.visual is selectors.text
+    assert selectors.objects is None
+    chat = make_prompt_selectors(FeatureConfig(text_selector="embedding", selector="smollm2", object_selector="smollm2"))
+    assert isinstance(chat.visual, LLMNodeSelector) and chat.objects is chat.visual and chat.text is not chat.visual
+    assert chat.visual.name.startswith("llm:transformers:")
+
+
+def _last_offered(prompt: str) -> str:
+    """The stub's answer to the object prompt: the last object of the listing."""
+    listing = prompt.split("Objects detected in the image:\n", 1)[1].split("\nSentence posted", 1)[0]
+    return "1. " + listing.splitlines()[-1].split(". ", 1)[1]
+
+
+def test_object_prompt_picks_among_caption_objects_and_is_cached(mnre_dir: Path, tmp_path: Path) -> None:
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=4)
+    config = FeatureConfig(show_progress=False, k_objects=1, object_selector="smollm2")
+    cache = FeatureCache(root=tmp_path / "features")
+    backend = CountingBackend(_last_offered)
+    chat = LLMNodeSelector(backend, AnswerCache(tmp_path / "llm"))
+    built = build_split(data, "test", config, PromptSelectors(objects=chat), cache=cache)
+    plain = build_split(data, "test", replace(config, object_selector=None), cache=cache)
+    assert backend.calls == chat.stats.selections["objects"] == built.report.object_selections == 4
+    assert chat.stats.total_fallbacks == 0
+    for node, prompt in zip(built.nodes, backend.prompts):
+        assert node.n_objects == 1 and node.visual_names[1] == _last_offered(prompt)[3:]
+    assert [n.visual_names for n in plain.nodes] != [n.visual_names for n in built.nodes]  # the prompt chose otherwise
+
+    again = CountingBackend(_last_offered)
+    rerun = build_split(data, "test", config, PromptSelectors(objects=LLMNodeSelector(again, AnswerCache(tmp_path / "other"))),
+                        cache=cache)
+    assert again.calls == 0 and rerun.report.cache_misses == 0  # object selections and nodes from the cache
+    build_split(replace(data, captioners=("qwen",)), "test", config,
+                PromptSelectors(objects=LLMNodeSelector(again, AnswerCache(tmp_path / "other"))), cache=cache)
+    assert again.calls == 4  # other captions, other candidates: asked again

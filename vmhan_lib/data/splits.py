@@ -1,0 +1,71 @@
+"""The instances a run reads of one split: dataset, image filter, instance limit (one place for all users).
+
+:func:`load_split` is what the feature builder, stage 1 and the analyses call, so every layer
+sees the same instances in the same order; :func:`image_file` is where an instance's image is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmhan_lib.data.config import DataConfig
+from vmhan_lib.data.mnre import DataFormatError, Instance, RelationVocab, load_mnre, load_relation_vocab, split_path
+
+SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "val": ("val", "valid", "dev"), "test": ("test",)}
+"""Sub-folders of the image folder searched per split (MNRE's ``img_org/train``, MORE's ``img_org/valid``)."""
+
+
+def image_file(image_dir: str | Path, split: str, img_id: str) -> Path | None:
+    """The image file of ``img_id``: ``image_dir/img_id`` or ``image_dir/<split folder>/img_id``; ``None`` if neither exists."""
+    root = Path(image_dir)
+    for candidate in (root / img_id, *(root / folder / img_id for folder in SPLIT_FOLDERS[split])):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_vocab(config: DataConfig) -> RelationVocab:
+    """The relation vocabulary of ``config.dataset``."""
+    if config.dataset == "more":
+        from vmhan_lib.data.more import load_more_vocab
+
+        return load_more_vocab(config.path)
+    return load_relation_vocab(config.path)
+
+
+def split_file(config: DataConfig, split: str) -> Path:
+    """The text file of ``split`` (MNRE ``text/mnre_<split>.txt``, MORE ``txt/<split>.txt``)."""
+    if config.dataset == "more":
+        from vmhan_lib.data.more import more_split_path
+
+        return more_split_path(config.path, split)
+    return split_path(config.path, split)
+
+
+def load_split(config: DataConfig, split: str, vocab: RelationVocab | None = None) -> list[Instance]:
+    """The instances of ``split`` a run uses: the dataset's file, ordered or filtered by
+    ``config.image_instances`` against ``config.image_path``, cut to ``config.max_instances``.
+
+    Raises:
+        DataFormatError: a missing or malformed file; ``image_instances='only'`` leaving the split
+            without instances (the message names the split and the image folder).
+    """
+    if config.dataset == "more":
+        from vmhan_lib.data.more import load_more
+
+        instances = load_more(config.path, split, vocab)
+    else:
+        instances = load_mnre(config.path, split, vocab)
+    if config.image_instances != "all":
+        folder = config.image_path
+        has_image = {img: image_file(folder, split, img) is not None for img in {i.img_id for i in instances}}
+        with_image = [i for i in instances if has_image[i.img_id]]
+        if config.image_instances == "only":
+            if not with_image:
+                raise DataFormatError(
+                    f"no {split} instance has its image in {folder} (data.image_instances=only); "
+                    "use data.image_instances=first or another data.image_dir")
+            instances = with_image
+        else:
+            instances = with_image + [i for i in instances if not has_image[i.img_id]]
+    return instances[: config.max_instances]

@@ -65,7 +65,7 @@ def test_retrain_stale_flag_sets_the_policy(capsys, monkeypatch) -> None:
     seen = {}
     monkeypatch.setattr("vmhan_lib.train.runner.run_jobs",
                         lambda config, jobs, **kwargs: seen.setdefault("policy", config.experiment.stale_runs) and [])
-    monkeypatch.setattr("vmhan_lib.analysis.tables.write_tables", lambda *args: {})
+    monkeypatch.setattr("vmhan_lib.analysis.tables.write_tables", lambda *args, **kwargs: {})
     assert _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--retrain-stale")[0] == 0
     assert seen["policy"] == "retrain"
     seen.clear()

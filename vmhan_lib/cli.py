@@ -55,6 +55,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("run every notebook with papermill, in order",
                   "Execute the numbered notebooks in order with papermill, passing the profile, data directory and "
                   "--set fields; executed copies go to results/executed/<profile>/."),
+    "case-study": ("write the case-study bundle of one run (notebook 08 starts from it)",
+                   "Write the case-study bundle of one run: its dev-selected model and the node features of its first "
+                   "100 test instances, to results/case_study/<run id>.pt (results/tiny/case_study/ for tiny; the "
+                   "cpu headline run's bundle is committed). Trains the run's checkpoint first when it is missing."),
 }
 
 
@@ -66,12 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = {name: sub.add_parser(name, help=short, description=long,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
                 for name, (short, long) in SUBCOMMANDS.items()}
-    for name in ("config", "stats", "train", "tables", "reproduce"):
+    for name in ("config", "stats", "train", "tables", "reproduce", "case-study"):
         commands[name].add_argument("--profile", choices=PROFILES, default=None,
                                     help="default: $VMHAN_PROFILE, else cpu")
         commands[name].add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE",
                                     default=None, help=SET_HELP)
-    for name in ("config", "stats", "download", "train", "reproduce"):
+    for name in ("config", "stats", "download", "train", "reproduce", "case-study"):
         commands[name].add_argument("--data-dir", default=None,
                                     help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
     for name in ("train", "reproduce"):
@@ -94,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
                                     help="also render the tables into README.md (cpu profile)")
     commands["reproduce"].add_argument("--from", dest="start_from", type=int, default=None,
                                        help="resume from notebook NN")
+    commands["case-study"].add_argument("--variant", default="VM-HAN (Ours)", help="the run's row (default VM-HAN (Ours))")
+    commands["case-study"].add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     return parser
 
 
@@ -231,9 +237,21 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _case_study(args: argparse.Namespace) -> int:
+    from vmhan_lib.analysis.case_study import write_bundle
+    from vmhan_lib.train.checkpoints import ensure_best_checkpoint
+    from vmhan_lib.train.runner import Job
+
+    config = _config(args)
+    job = Job(args.variant, args.seed)
+    path = write_bundle(config, job, ensure_best_checkpoint(config, job, train_if_missing=True))
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _show_config, "stats": _stats, "download": _download, "train": _train, "tables": _tables,
-    "reproduce": _reproduce,
+    "reproduce": _reproduce, "case-study": _case_study,
 }
 
 

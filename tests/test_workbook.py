@@ -12,6 +12,7 @@ import pytest
 from vmhan_lib.workbook import INJECTED_PARAMETERS, NotebookFailed, numbered_notebooks, plan, reproduce
 
 NOTEBOOKS = numbered_notebooks()
+NOTEBOOK_DIR = NOTEBOOKS[0].parent
 
 
 def test_there_are_numbered_notebooks() -> None:
@@ -82,3 +83,33 @@ def test_nbval_cells_wait_longer_for_output_than_nbvals_hard_coded_5_s() -> None
     assert code == 0
     assert len(seen) == sum(c.cell_type == "code" for c in nbformat.read(notebook, as_version=4).cells)
     assert len(set(seen)) == 1 and seen[0] >= 60  # the repository's conftest.py sets it
+
+
+@pytest.mark.parametrize("notebook, parameters, message", [
+    ("04_training.ipynb", {"variants": ["VM-HAN"]}, "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours)"),
+    ("04_training.ipynb", {"overrides": {"train.epoch": 3}}, "unknown field 'train.epoch'"),
+    ("07_analyses.ipynb", {"models": ["GCN", "VM-HAN"]}, "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours)"),
+    ("08_case_studies.ipynb", {"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ("08_case_studies.ipynb", {"variant": "VMHAN"}, "unknown or no variant(s) ['VMHAN']; allowed:"),
+    ("01_data.ipynb", {"data_dir": "/nonexistent/mnre"}, "MNRE data directory not found: /nonexistent/mnre"),
+    ("03_hypergraph.ipynb", {"data_dir": "/nonexistent/mnre"}, "MNRE data directory not found: /nonexistent/mnre"),
+])
+def test_bad_parameters_fail_in_the_first_code_cell_naming_what_is_allowed(
+        notebook: str, parameters: dict, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cell after ``parameters`` validates every parameter before any work: run only those two
+    cells, with one parameter made bad (work would mean training or building features, which these
+    stubs refuse)."""
+    import vmhan_lib.train.runner as runner
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the parameters were checked")
+
+    monkeypatch.setattr(runner, "prepare_inputs", no_work)
+    monkeypatch.setattr(runner, "run_jobs", no_work)
+    cells = [c for c in nbformat.read(NOTEBOOK_DIR / notebook, as_version=4).cells if c.cell_type == "code"]
+    namespace: dict = {}
+    exec(cells[0].source, namespace)
+    namespace.update(parameters)
+    with pytest.raises(Exception) as raised:
+        exec(cells[1].source, namespace)
+    assert message in str(raised.value) and not isinstance(raised.value, AssertionError)

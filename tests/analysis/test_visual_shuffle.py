@@ -105,3 +105,27 @@ def test_vmhan_output_depends_on_the_visual_nodes() -> None:
     swapped = shuffle_visual_nodes(split.nodes, visual_derangement(20, 0))
     shuffled = predict_nodes(model, swapped, TINY, 64, torch.device("cpu")).probabilities
     assert not torch.allclose(normal, shuffled, atol=1e-4)
+
+
+def test_sentence_says_which_way_the_numbers_go_and_results_fall_back_to_the_committed_file(
+        tmp_path, monkeypatch, capsys) -> None:
+    import pandas as pd
+
+    from vmhan_lib.analysis import visual_shuffle as vs
+
+    row = {"variant": "VM-HAN (Ours)", "seed": 0, "training": "two-stage", "encoder": "all-MiniLM-L6-v2",
+           "visual_source": "captions", "f1": 62.17, "shuffled_f1": 62.34, "shuffled_f1_std": 0.1, "f1_drop": -0.17,
+           "f1_drop_std": 0.1, "permutations": 5}
+    table = pd.DataFrame([row, {**row, "seed": 1, "shuffled_f1": 55.0, "f1_drop": 7.17}])
+    sentence = vs.shuffle_sentence(table)
+    assert "a drop of -0.17 points: no sign that it uses the image of its instance." in sentence
+    assert "seed 1" in sentence and "a drop of 7.17 points: it reads its own image." in sentence
+    assert "nothing to score" in vs.shuffle_sentence(table.iloc[:0])
+
+    monkeypatch.setattr(vs, "shuffle_table", lambda config, jobs, seeds: pd.DataFrame())
+    assert vs.shuffle_results(None, [], tmp_path).empty  # no checkpoint, no committed file
+    table.to_csv(tmp_path / vs.SHUFFLE_FILE, index=False)
+    read = vs.shuffle_results(None, [], tmp_path)
+    assert read["f1_drop"].tolist() == [-0.17, 7.17] and "read from" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="permutations must be >= 1"):
+        vs.shuffle_results(None, [], tmp_path, permutations=0)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
+import pandas as pd
 import torch
 
 from vmhan_lib.data.mnre import RelationVocab
@@ -24,6 +26,10 @@ from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.train.fit import scores_of
 from vmhan_lib.train.hypergraph_task import SplitNodes, predict_nodes
+
+if TYPE_CHECKING:
+    from vmhan_lib.config import RunConfig
+    from vmhan_lib.train.runner import Job
 
 
 def visual_derangement(n: int, seed: int) -> list[int]:
@@ -95,3 +101,80 @@ def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: Spli
     normal = scores(split.nodes)
     shuffled = [scores(shuffle_visual_nodes(split.nodes, visual_derangement(len(split.nodes), seed))) for seed in seeds]
     return VisualShuffleResult(normal, shuffled, tuple(seeds))
+
+
+SHUFFLE_FILE = "visual_shuffle.csv"
+"""The committed result of :func:`shuffle_table` (``results/``, ``results/tiny/`` for ``tiny``)."""
+
+
+def shuffle_table(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> pd.DataFrame:
+    """The visual-shuffle test of every job of ``config`` whose best checkpoint is at hand, on the
+    whole test split: one row per job with its training mode and encoder, the normal test F1, the
+    mean and spread of the shuffled F1 over ``seeds`` and the drop (points). A job without a
+    checkpoint is left out and named (printed): the test needs the trained model."""
+    from vmhan_lib.data.splits import load_split, load_vocab
+    from vmhan_lib.features.build import build_split
+    from vmhan_lib.features.config import FeatureConfig
+    from vmhan_lib.features.node_selection import make_prompt_selectors
+    from vmhan_lib.config_tree import from_dict
+    from vmhan_lib.train.checkpoints import best_checkpoint_path, load_best_checkpoint, model_from_checkpoint
+
+    vocab = load_vocab(config.data)
+    instances = load_split(config.data, "test", vocab)
+    rows, built = [], {}
+    for job in jobs:
+        path = best_checkpoint_path(config, job)
+        if not path.is_file():
+            print(f"visual-shuffle test: no checkpoint of {job.name} seed {job.seed} ({path}); left out")
+            continue
+        checkpoint = load_best_checkpoint(path)
+        model, model_config = model_from_checkpoint(checkpoint)
+        features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=False)
+        key = repr(features)
+        if key not in built:
+            built[key] = build_split(config.data, "test", features, make_prompt_selectors(features)).nodes
+        split = SplitNodes(built[key], vocab.ids([i.relation for i in instances]), [i.index for i in instances])
+        result = visual_shuffle_test(model, model_config, split, vocab, seeds)
+        drop, spread = result.f1_drop()
+        shuffled = [100 * s["f1"] for s in result.shuffled]
+        rows.append({"variant": job.name, "seed": job.seed, "training": config.experiment.training,
+                     "encoder": config.features.text.model, "visual_source": config.features.visual_source,
+                     "f1": 100 * result.normal["f1"], "shuffled_f1": statistics.mean(shuffled),
+                     "shuffled_f1_std": statistics.stdev(shuffled) if len(shuffled) > 1 else 0.0,
+                     "f1_drop": drop, "f1_drop_std": spread, "permutations": len(seeds)})
+    return pd.DataFrame(rows)
+
+
+def shuffle_sentence(table: pd.DataFrame) -> str:
+    """One sentence per row, computed from the numbers: whether shuffling the images costs the
+    model more than the spread over permutations."""
+    if table.empty:
+        return "No trained model at hand: the visual-shuffle test has nothing to score."
+    lines = []
+    for row in table.itertuples():
+        uses = row.f1_drop > max(2 * row.f1_drop_std, 0.1)
+        lines.append(
+            f"{row.variant} (seed {row.seed}, {row.training}, {row.encoder}): test F1 {row.f1:.2f} with its own visual "
+            f"nodes, {row.shuffled_f1:.2f} ± {row.shuffled_f1_std:.2f} with another instance's "
+            f"({row.permutations} permutations), a drop of {row.f1_drop:.2f} points: "
+            + ("it reads its own image." if uses else "no sign that it uses the image of its instance."))
+    return " ".join(lines)
+
+
+def shuffle_results(config: "RunConfig", jobs: Sequence["Job"], results_dir: Path, permutations: int = 5) -> pd.DataFrame:
+    """:func:`shuffle_table` written to ``results_dir/visual_shuffle.csv`` when any job's checkpoint
+    is at hand; otherwise the committed file (a fresh clone has the records, not the checkpoints),
+    said so; an empty table when neither exists."""
+    from vmhan_lib.io import atomic_write_text
+
+    if permutations < 1:
+        raise ValueError(f"permutations must be >= 1, got {permutations}")
+    table = shuffle_table(config, jobs, tuple(range(permutations)))
+    path = Path(results_dir) / SHUFFLE_FILE
+    if not table.empty:
+        atomic_write_text(path, table.to_csv(index=False))
+        return table
+    if path.is_file():
+        print(f"no checkpoint at hand: the visual-shuffle results are read from {path}")
+        return pd.read_csv(path)
+    return table

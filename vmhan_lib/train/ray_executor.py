@@ -41,9 +41,11 @@ from tqdm.auto import tqdm
 from vmhan_lib.config import RunConfig
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.paths import REPO_ROOT
-from vmhan_lib.train import runner
 from vmhan_lib.train.records import RerunMismatchWarning
-from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, train_job
+
+# The runner calls this module and hands it its per-run functions, jobs, inputs and paths (runner.Job,
+# runner.PreparedInputs, runner.RunPaths), which pass through here unopened: typed Any, so no import back.
+Job = PreparedInputs = RunPaths = Any
 
 FORWARDED_ENV: tuple[str, ...] = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "YOLO_AUTOINSTALL",
                                   "YOLO_CONFIG_DIR")
@@ -153,16 +155,16 @@ def _stage1_task(prepare: Callable[..., PreparedInputs], config: RunConfig, path
     return {"splits": {split: len(part.nodes) for split, part in inputs.data.items()}}, inputs
 
 
-def _run_task(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPaths, need_model: bool, threads: int,
-              expected_root: str) -> tuple[dict[str, Any], list[str]]:
-    """One run inside a task: :func:`vmhan_lib.train.runner.train_job` with ``threads`` torch threads;
+def _run_task(train: Callable[..., dict[str, Any]], config: RunConfig, job: Job, inputs: PreparedInputs,
+              paths: RunPaths, need_model: bool, threads: int, expected_root: str) -> tuple[dict[str, Any], list[str]]:
+    """One run inside a task: ``train`` (:func:`vmhan_lib.train.runner.train_job`) with ``threads`` torch threads;
     returns its record and the messages of its :class:`~vmhan_lib.train.records.RerunMismatchWarning`
     (a worker's warnings would not reach the driver; :func:`run_on_ray` warns them again there)."""
     _check_checkout(expected_root)
     _use_threads(threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RerunMismatchWarning)
-        record = train_job(config, job, inputs, paths, need_model=need_model, progress=False)
+        record = train(config, job, inputs, paths, need_model=need_model, progress=False)
     return record, [str(w.message) for w in caught if issubclass(w.category, RerunMismatchWarning)]
 
 
@@ -174,10 +176,12 @@ def describe_error(err: BaseException) -> str:
     return f"{type(shown).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = False, paths: RunPaths | None = None,
+def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[..., PreparedInputs],
+               train: Callable[..., dict[str, Any]], paths: RunPaths, need_models: bool = False,
                progress: bool = True) -> dict[Job, dict[str, Any]]:
-    """Run ``jobs`` (each with work to do) as Ray tasks after the one stage-1 task; returns
-    ``job -> record``.
+    """Run ``jobs`` (each with work to do) as Ray tasks after the one stage-1 task, ``prepare``
+    (:func:`~vmhan_lib.train.runner.prepare_inputs`), each run task calling ``train``
+    (:func:`~vmhan_lib.train.runner.train_job`); returns ``job -> record``.
 
     At most ``experiment.max_parallel`` runs are in flight (``None``: as many as the cluster's
     resources allow); each is retried ``experiment.max_retries`` times.
@@ -187,7 +191,6 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fa
             (raised once every other run has completed).
         ConfigError: ray is not installed, or no cluster answers at ``experiment.ray_address``.
     """
-    paths = paths or RunPaths.of(config)
     experiment = config.experiment
     retries = experiment.max_retries
     root = str(REPO_ROOT)
@@ -196,8 +199,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fa
         stage1_resources = task_resources(ray, config.encoder_train.device, config.encoder_train.cpu_threads,
                                           default_threads=os.cpu_count() or 1)
         stage1 = ray.remote(_stage1_task).options(num_returns=2, **options, **stage1_resources)
-        summary_ref, inputs_ref = stage1.remote(runner.prepare_inputs, config, paths,  # looked up now: tests replace it
-                                                stage1_resources["num_cpus"], root)
+        summary_ref, inputs_ref = stage1.remote(prepare, config, paths, stage1_resources["num_cpus"], root)
         try:
             ray.get(summary_ref)
         except ray.exceptions.RayError as err:
@@ -211,7 +213,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fa
             while queue or in_flight:
                 while queue and (experiment.max_parallel is None or len(in_flight) < experiment.max_parallel):
                     job = queue.pop(0)
-                    ref = run_task.remote(config, job, inputs_ref, paths, need_models, run_resources["num_cpus"], root)
+                    ref = run_task.remote(train, config, job, inputs_ref, paths, need_models, run_resources["num_cpus"], root)
                     in_flight[ref] = job
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:

@@ -403,8 +403,8 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     if config.experiment.executor == "ray":
         from vmhan_lib.train.ray_executor import run_on_ray
 
-        trained = run_on_ray(config, [job for job, todo in zip(jobs, pending) if todo], need_models=need_models,
-                             paths=paths, progress=progress)
+        trained = run_on_ray(config, [job for job, todo in zip(jobs, pending) if todo], prepare=prepare_inputs,
+                             train=train_job, paths=paths, need_models=need_models, progress=progress)
         return [trained[job] if todo else read_record(run_dir) for job, run_dir, todo in zip(jobs, run_dirs, pending)]
     inputs = prepare_inputs(config, paths, progress)
     return [train_job(config, job, inputs, paths, need_model=need_models, progress=progress)

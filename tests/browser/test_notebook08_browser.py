@@ -220,7 +220,7 @@ def _explore(playwright_api: ModuleType, page: Page, url: str, prepared: Prepare
     failure = page.locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
     box.or_(failure).first.wait_for(timeout=NOTEBOOK_RUN_MS)
     assert failure.count() == 0, f"notebook 08 failed in the browser:\n{failure.first.inner_text()}"
-    expect(page.locator(".jp-OutputArea-output", has_text="profile=tiny; model")).to_have_count(1)
+    expect(page.locator(".jp-OutputArea-output", has_text="profile=tiny; ")).to_have_count(1)
     search = box.locator(".vmhan-search input")
     sentence = box.locator(".vmhan-sentence select")
     pair = box.locator(".vmhan-pair select")

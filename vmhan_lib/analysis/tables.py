@@ -19,6 +19,7 @@ import pandas as pd
 from vmhan_lib.evaluate.reachability import reachable
 from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
+from vmhan_lib.config import ENCODER_VARIANT
 from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
 
@@ -65,7 +66,7 @@ def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> p
 def _fallback_note(record: dict[str, Any]) -> str:
     """The feature fallbacks of a run's build, for the table notes (the stage-1 encoder reads
     text only and has none to report)."""
-    if "encoder_dir" in record:
+    if record["variant"] == ENCODER_VARIANT:
         return ""
     if "build" not in record:
         return "feature fallbacks not recorded (run made before build reports were stored)"

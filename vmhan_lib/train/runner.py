@@ -185,11 +185,11 @@ class StaleRunsError(ConfigError):
     """Finished runs whose stored identity differs from the current one (``stale_runs=refuse``)."""
 
 
-def refuse_stale(runs: Sequence[tuple[Path, dict[str, Any]]], policy: str) -> None:
-    """Raise :class:`StaleRunsError` naming every finished run of ``runs`` (``(run_dir,
-    identity)``) whose stored identity differs from ``identity`` and what differs, unless
-    ``policy`` is ``retrain`` (then :func:`ensure_run` trains them again)."""
-    stale = [(run_dir, differences) for run_dir, identity in runs if (differences := run_differences(run_dir, identity))]
+def refuse_stale(runs: Sequence[tuple[Path, list[str] | None]], policy: str) -> None:
+    """Raise :class:`StaleRunsError` naming every finished run of ``runs`` (``(run_dir,``
+    :func:`~vmhan_lib.train.records.run_differences` ``of its current identity)``) that differs
+    and what differs, unless ``policy`` is ``retrain`` (then :func:`ensure_run` trains them again)."""
+    stale = [(run_dir, differences) for run_dir, differences in runs if differences]
     if not stale or policy == "retrain":
         return
     named = "; ".join(f"{run_dir.name} ({', '.join(d[:3])}{', ...' if len(d) > 3 else ''})" for run_dir, d in stale[:4])
@@ -302,7 +302,7 @@ def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[I
     checkpoint_dir = paths.encoder_checkpoint_dir(config)
     identity = encoder_identity(config)
     run_dir = paths.encoder_run_dir(config)
-    refuse_stale([(run_dir, identity)], config.experiment.stale_runs)
+    refuse_stale([(run_dir, run_differences(run_dir, identity))], config.experiment.stale_runs)
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
         task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
@@ -335,15 +335,6 @@ def train_identity(config: RunConfig) -> dict[str, Any]:
     if config.experiment.training != "joint":
         del values["encoder_lr"]
     return values
-
-
-def job_needs_training(config: RunConfig, paths: RunPaths, job: Job, need_model: bool) -> bool:
-    """Whether ``job`` has work to do: no finished run of its identity, or its model is needed and
-    not at hand."""
-    identity, prefix = job_identity(config, job), run_prefix(config)
-    finished = run_differences(paths.run_dir(prefix, job), identity) == []
-    return not (finished and (not need_model or best_model_ready(paths.checkpoint_dir(prefix, job),
-                                                                 key_digest(identity))))
 
 
 def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPaths, *, need_model: bool = False,
@@ -395,9 +386,12 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     paths = paths or RunPaths.of(config)
     prefix = run_prefix(config)
     run_dirs = [paths.run_dir(prefix, job) for job in jobs]
-    refuse_stale([(run_dir, job_identity(config, job)) for run_dir, job in zip(run_dirs, jobs)],
-                 config.experiment.stale_runs)
-    pending = [job_needs_training(config, paths, job, need_models) for job in jobs]
+    identities = [job_identity(config, job) for job in jobs]
+    differences = [run_differences(run_dir, identity) for run_dir, identity in zip(run_dirs, identities)]
+    refuse_stale(list(zip(run_dirs, differences)), config.experiment.stale_runs)
+    # work to do: no finished run of its identity, or its model needed and not at hand
+    pending = [d != [] or (need_models and not best_model_ready(paths.checkpoint_dir(prefix, job), key_digest(i)))
+               for job, i, d in zip(jobs, identities, differences)]
     if not any(pending):
         return [read_record(run_dir) for run_dir in run_dirs]
     if config.experiment.executor == "ray":

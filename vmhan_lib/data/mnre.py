@@ -169,7 +169,8 @@ def split_path(data_dir: str | Path, split: str) -> Path:
     )
 
 
-def _entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
+def parse_entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
+    """The ``h`` / ``t`` field of a split line as an :class:`Entity` inside ``n_tokens`` tokens."""
     if not isinstance(raw, dict) or "name" not in raw or "pos" not in raw:
         raise DataFormatError(f"{where}: {role!r} must be a dict with 'name' and 'pos'")
     pos = raw["pos"]
@@ -183,8 +184,10 @@ def _entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
     return Entity(name=str(raw["name"]), start=start, end=end)
 
 
-def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Instance:
-    """Parse one split line into an :class:`Instance`; errors name ``where`` (file:line)."""
+def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
+    """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
+    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
+    ``where`` (file:line)."""
     try:
         raw = ast.literal_eval(line)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
@@ -197,14 +200,20 @@ def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Ins
     tokens = raw["token"]
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
         raise DataFormatError(f"{where}: 'token' must be a non-empty list of strings")
+    return raw, tokens
+
+
+def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Instance:
+    """Parse one split line into an :class:`Instance`; errors name ``where`` (file:line)."""
+    raw, tokens = parse_record(line, where)
     relation = raw["relation"]
     if relation not in labels:
         raise DataFormatError(f"{where}: unknown relation label {relation!r}")
     return Instance(
         index=index,
         tokens=tuple(tokens),
-        head=_entity(raw["h"], "h", len(tokens), where),
-        tail=_entity(raw["t"], "t", len(tokens), where),
+        head=parse_entity(raw["h"], "h", len(tokens), where),
+        tail=parse_entity(raw["t"], "t", len(tokens), where),
         img_id=str(raw["img_id"]),
         relation=relation,
     )

@@ -24,12 +24,13 @@ malformed line, a span outside the tokens, an unknown relation, a box that is no
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from vmhan_lib.data.mnre import NEGATIVE_LABEL, DataFormatError, Entity, Instance, RelationVocab, _entity
+from vmhan_lib.data.mnre import (
+    NEGATIVE_LABEL, DataFormatError, Entity, Instance, RelationVocab, parse_entity, parse_record, read_lines,
+)
 
 MORE_SPLIT_NAMES: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
 """Our split names -> the release's file names."""
@@ -51,8 +52,9 @@ def more_split_path(data_dir: str | Path, split: str) -> Path:
     return path
 
 
-def load_more_vocab(data_dir: str | Path) -> RelationVocab:
-    """The relations of ``rel2id.json`` by id, the id-0 (negative) one read as ``None``."""
+def _relations_by_id(data_dir: str | Path) -> list[str]:
+    """The relation names of ``rel2id.json`` in id order, as the release spells them (id 0 the
+    negative one: one of :data:`NEGATIVE_ALIASES`)."""
     path = Path(data_dir) / REL2ID_FILE
     if not path.is_file():
         raise DataFormatError(f"MORE relation vocabulary not found: {path.resolve()}")
@@ -66,7 +68,12 @@ def load_more_vocab(data_dir: str | Path) -> RelationVocab:
     if labels[0] not in NEGATIVE_ALIASES:
         raise DataFormatError(f"{path}: the relation with id 0 must be the negative one "
                               f"({', '.join(sorted(NEGATIVE_ALIASES))}), got {labels[0]!r}")
-    return RelationVocab((NEGATIVE_LABEL, *labels[1:]))
+    return labels
+
+
+def load_more_vocab(data_dir: str | Path) -> RelationVocab:
+    """The relations of ``rel2id.json`` by id, the id-0 (negative) one read as ``None``."""
+    return RelationVocab((NEGATIVE_LABEL, *_relations_by_id(data_dir)[1:]))
 
 
 def check_box(raw: object, where: str, what: str) -> Box:
@@ -121,22 +128,11 @@ def load_object_dict(data_dir: str | Path, split: str) -> dict[str, dict[str, Bo
 def parse_more_line(line: str, index: int, labels: frozenset[str], objects: Mapping[str, Mapping[str, Box]],
                     where: str, negative: str = NEGATIVE_LABEL) -> Instance:
     """One MORE line as an :class:`Instance` (tail name appended to the tokens); errors name ``where``."""
-    try:
-        raw = ast.literal_eval(line)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-        raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
-    if not isinstance(raw, dict):
-        raise DataFormatError(f"{where}: expected a dict, got {type(raw).__name__}")
-    missing = [k for k in ("token", "h", "t", "img_id", "relation") if k not in raw]
-    if missing:
-        raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}")
-    tokens = raw["token"]
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
-        raise DataFormatError(f"{where}: 'token' must be a non-empty list of strings")
+    raw, tokens = parse_record(line, where)
     relation = NEGATIVE_LABEL if raw["relation"] == negative else raw["relation"]
     if relation not in labels:
         raise DataFormatError(f"{where}: unknown relation label {raw['relation']!r}")
-    head = _entity(raw["h"], "h", len(tokens), where)
+    head = parse_entity(raw["h"], "h", len(tokens), where)
     tail = raw["t"]
     if not isinstance(tail, dict) or "name" not in tail or "box" not in tail:
         raise DataFormatError(f"{where}: 't' must be a dict with 'name' and 'box' (an object of the image)")
@@ -164,14 +160,11 @@ def load_more(data_dir: str | Path, split: str, vocab: RelationVocab | None = No
         DataFormatError: a missing file, or a malformed line or box (the message has file:line).
     """
     path = more_split_path(data_dir, split)
-    vocabulary = vocab or load_more_vocab(data_dir)
-    negative = sorted(json.loads((Path(data_dir) / REL2ID_FILE).read_text(encoding="utf-8").splitlines()[0]).items(),
-                      key=lambda item: item[1])[0][0] if (Path(data_dir) / REL2ID_FILE).is_file() else NEGATIVE_LABEL
+    has_relations = (Path(data_dir) / REL2ID_FILE).is_file()
+    relations = _relations_by_id(data_dir) if vocab is None or has_relations else []
+    vocabulary = vocab or RelationVocab((NEGATIVE_LABEL, *relations[1:]))
+    negative = relations[0] if relations else NEGATIVE_LABEL  # how this release spells the id-0 relation
     objects = load_object_dict(data_dir, split)
     labels = frozenset(vocabulary.labels)
-    instances: list[Instance] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                instances.append(parse_more_line(line, len(instances), labels, objects, f"{path}:{line_no}", negative))
-    return instances
+    return [parse_more_line(line, position, labels, objects, f"{path}:{line_no}", negative)
+            for position, (line_no, line) in enumerate(read_lines(path))]

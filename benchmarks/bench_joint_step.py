@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from measure import rss_bytes, saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
+from measure import fit_loop_batches, rss_bytes, saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
 from vmhan_lib.config import DEVICES, run_config
 from vmhan_lib.config_tree import ConfigError, parse_assignments
 from vmhan_lib.features.config import PACKAGED_MINILM, PACKAGED_MPNET
@@ -64,13 +64,7 @@ def bench_encoder(profile: str, data_dir: str | None, overrides: dict[str, Any],
     task = make_task(config, variant_config(variant, inputs.model), inputs.data, inputs, device)
     rss_before = rss_bytes()
     model, optimizer, scheduler = start_training(task, config.train, BENCH_SEED, device)
-    chosen: list[torch.Tensor] = []  # the fit loop's batches, epoch after epoch, until steps + 1
-    for epoch in range(steps + 1):
-        batches = task.train_batches(BENCH_SEED * 1_000 + epoch)
-        chosen.extend(batches.chosen[: steps + 1 - len(chosen)])
-        if len(chosen) == steps + 1:
-            break
-    collate = batches.collate
+    chosen, collate = fit_loop_batches(task, BENCH_SEED, steps + 1)
 
     def step(indices: torch.Tensor) -> None:
         train_step(model, optimizer, scheduler, task.loss(model, collate(indices)), config.train.max_grad_norm)

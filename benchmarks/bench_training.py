@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from measure import saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
+from measure import fit_loop_batches, saved_tensor_bytes, synchronized_seconds, tensor_state_bytes
 from vmhan_lib.config_tree import ConfigError, parse_assignments
 from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre
 from vmhan_lib.io import atomic_write_json, provenance
@@ -119,13 +119,7 @@ def bench_stage1(config: RunConfig, vocab: RelationVocab, text_model: str, devic
                        train_config.eval_batch_size, train_config.dropout, device)
     model, optimizer, scheduler = start_training(task, train_config, seed, device)
     train_instances = len(task.labels["train"])
-    chosen: list[torch.Tensor] = []  # the fit loop's batches, epoch after epoch, until steps + 1
-    for epoch in range(steps + 1):
-        epoch_batches = task.train_batches(seed * 1_000 + epoch)
-        chosen.extend(epoch_batches.chosen[: steps + 1 - len(chosen)])
-        if len(chosen) == steps + 1:
-            break
-    collate = epoch_batches.collate
+    chosen, collate = fit_loop_batches(task, seed, steps + 1)
 
     def run(indices: torch.Tensor) -> None:
         train_step(model, optimizer, scheduler, task.loss(model, collate(indices)), train_config.max_grad_norm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -50,3 +51,16 @@ def tensor_state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer
             for state in optimizer.state.values() for value in state.values() if torch.is_tensor(value)
         )
     return total
+
+
+def fit_loop_batches(task: Any, seed: int, count: int) -> tuple[list[torch.Tensor], Callable[[torch.Tensor], Any]]:
+    """The first ``count`` training batches the fit loop would draw from ``task`` (a
+    :class:`~vmhan_lib.train.fit.FitTask`) with ``seed``, epoch after epoch, and their collate
+    function: a benchmark times the very batches training sees."""
+    chosen: list[torch.Tensor] = []
+    for epoch in range(count):
+        batches = task.train_batches(seed * 1_000 + epoch)
+        chosen.extend(batches.chosen[: count - len(chosen)])
+        if len(chosen) == count:
+            break
+    return chosen, batches.collate

@@ -50,8 +50,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "`tables` does.\n\nvariants: " + "; ".join(VARIANTS)),
     "tables": ("build Tables 1 and 2 from the run records of a profile",
                "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
-               "table2_ablations.{csv,md} under the profile's results folder; --readme also renders them into "
-               "README.md."),
+               "table2_ablations.{csv,md} under the profile's results folder (a non-default training mode or encoder: "
+               "table1_main_results__<setting>.{csv,md}, beside them); --readme also renders them into README.md."),
     "reproduce": ("run every notebook with papermill, in order",
                   "Execute the numbered notebooks in order with papermill, passing the profile, data directory and "
                   "--set fields; executed copies go to results/executed/<profile>/."),
@@ -204,18 +204,21 @@ def _tables(args: argparse.Namespace) -> int:
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
     from vmhan_lib.config import ENCODER_VARIANT
 
-    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder
+    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder, setting_tag
 
     config = _config(args)
     mnre = replace(config, data=replace(config.data, dataset="mnre"))  # MNRE columns: the runs of these visual inputs
     runs = runs_dir(config.profile) / inputs_folder(mnre)
+    tag = setting_tag(config)
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
-                         config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER)
+                         config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER,
+                         name_suffix="" if tag is None else f"__{tag}")
     for name, table in built.items():
         print(f"\n{name}\n{to_markdown(table)}")
     if getattr(args, "readme", False):
-        if config.profile != "cpu":
-            raise ConfigError("--readme renders the committed cpu results only; use --profile cpu")
+        if config.profile != "cpu" or tag is not None:
+            raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
+                              "cpu without --set experiment.training / features.text.model")
         render_into_readme(REPO_ROOT / "README.md", built, (
             f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu --readme` from "
             f"`results/runs/` ({len(load_runs(runs, config.setting))} complete runs).\n\n"

@@ -36,11 +36,13 @@ EXECUTORS: tuple[str, ...] = ("local", "ray")
 EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "max_parallel", "max_retries", "stale_runs")
 """The fields of :class:`ExperimentConfig` that say where and whether runs execute, not what they
 compute: run records leave them out, so the tables cannot tell where a run ran."""
-TRAINING_MODES: tuple[str, ...] = ("two-stage", "joint")
+TRAINING_MODES: tuple[str, ...] = ("two-stage", "out-of-fold", "joint")
 """How the text encoder is trained (``experiment.training``): ``two-stage`` = fine-tuned once with a
 linear head (stage 1), then frozen under every hypergraph model (stage 2, cached features);
-``joint`` = trained end to end with each model under its Eq. 12 loss, as the paper
-(:mod:`vmhan_lib.train.joint_task`)."""
+``out-of-fold`` = two-stage whose stage-2 *train* features come from k-fold cross-fitting (each
+train instance encoded by a stage-1 encoder fine-tuned without its fold, ``experiment.folds``),
+dev and test features from the stage-1 encoder of all train; ``joint`` = trained end to end with
+each model under its Eq. 12 loss, as the paper (:mod:`vmhan_lib.train.joint_task`)."""
 ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
 """The run name of stage 1: the fine-tuned encoder with its linear head is itself a model."""
 
@@ -161,6 +163,9 @@ class ExperimentConfig:
             saved epoch.
         training: one of :data:`TRAINING_MODES` (default ``two-stage``, the cheap one; ``full``
             uses ``joint``, the paper's).
+        folds: ``training=out-of-fold`` only: k of the k-fold cross-fitting of stage 1 (default 5;
+            folds grouped by sentence, :func:`vmhan_lib.data.splits.sentence_folds`, seeded with
+            ``encoder_seed``).
     """
 
     variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
@@ -174,6 +179,7 @@ class ExperimentConfig:
     max_parallel: int | None = None
     max_retries: int = 2
     training: str = "two-stage"
+    folds: int = 5
 
     def __post_init__(self) -> None:
         if self.stale_runs not in STALE_RUN_POLICIES:
@@ -195,6 +201,8 @@ class ExperimentConfig:
             raise ValueError("ray_address must be None, 'auto' or HOST:PORT, got an empty string")
         if self.max_parallel is not None and self.max_parallel < 1:
             raise ValueError(f"max_parallel must be None or an integer >= 1, got {self.max_parallel}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries}")
 

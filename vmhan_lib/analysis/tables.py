@@ -187,7 +187,7 @@ def gap_reasons(training: str, text_encoder: str) -> str:
     """Why runs of this setting may fall short of the paper, as one clause list."""
     reasons = [ENCODER_GAPS[text_encoder]] if text_encoder in ENCODER_GAPS else []
     reasons.append("visual nodes from VLM captions instead of the images")
-    if training == "two-stage":
+    if training != "joint":  # two-stage, out-of-fold
         reasons.append("the encoder fine-tuned once and frozen for the hypergraph stage instead of end to end")
     return "; ".join(reasons) + ("; and paper figures that cannot all come from one prediction file on this test set "
                                  "(its accuracy and recall are not reachable)")
@@ -222,9 +222,10 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
                  table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
-                 more_runs_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+                 more_runs_dir: str | Path | None = None, name_suffix: str = "") -> dict[str, pd.DataFrame]:
     """Build both tables from the run records (of ``setting``, see :func:`load_runs`) and save each
-    as CSV and markdown in ``out_dir``; Table 1's MORE columns come from the records in
+    as CSV and markdown in ``out_dir`` (``<table><name_suffix>.csv``: the tables of other settings
+    stand beside the default's, never over them); Table 1's MORE columns come from the records in
     ``more_runs_dir`` (default ``runs_dir/more``)."""
     runs = load_runs(runs_dir, setting)
     if runs.empty:
@@ -235,8 +236,8 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     tables = {"table1_main_results": table1(runs, table1_variants, more_runs),
               "table2_ablations": table2(runs, table2_variants)}
     for name, table in tables.items():
-        atomic_write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False))
-        atomic_write_text(Path(out_dir) / f"{name}.md", to_markdown(table))
+        atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.csv", table.to_csv(index=False))
+        atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.md", to_markdown(table))
     return tables
 
 

@@ -6,7 +6,9 @@ sees the same instances in the same order; :func:`image_file` is where an instan
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Sequence
 
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import DataFormatError, Instance, RelationVocab, load_mnre, load_relation_vocab, split_path
@@ -69,3 +71,30 @@ def load_split(config: DataConfig, split: str, vocab: RelationVocab | None = Non
         else:
             instances = with_image + [i for i in instances if not has_image[i.img_id]]
     return instances[: config.max_instances]
+
+
+def sentence_folds(instances: Sequence[Instance], k: int, seed: int) -> list[list[int]]:
+    """Positions of ``instances`` cut into ``k`` folds for cross-fitting, grouped by sentence.
+
+    Every instance of one sentence (:attr:`Instance.sentence_key`: image and tokens; MNRE labels
+    several entity pairs per sentence) lands in the same fold, so an encoder trained without a fold
+    has never read its sentences. The sentences are shuffled with ``seed`` and each goes to the fold
+    with the fewest instances so far (ties: the lowest fold), which keeps the folds' sizes within
+    one sentence's instances of each other. Returns ``k`` sorted lists that together hold every
+    position once.
+
+    Raises:
+        ValueError: ``k < 2``, or fewer sentences than folds.
+    """
+    if k < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {k}")
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for position, instance in enumerate(instances):
+        groups.setdefault(instance.sentence_key, []).append(position)
+    if len(groups) < k:
+        raise ValueError(f"{len(groups)} sentence(s) cannot fill {k} folds")
+    order = random.Random(seed).sample(list(groups.values()), len(groups))
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for members in order:
+        min(folds, key=len).extend(members)  # min returns the first of equal sizes: the lowest fold
+    return [sorted(fold) for fold in folds]

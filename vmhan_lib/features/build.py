@@ -31,7 +31,7 @@ selections included, so a rerun loads it without touching a model.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
@@ -44,12 +44,13 @@ from vmhan_lib.data.splits import load_split, split_file
 from vmhan_lib.features.cache import FEATURES_CODE_VERSION, FeatureCache
 from vmhan_lib.io import files_sha256, key_digest
 from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, CaptionIndex, build_caption_index, rank_objects
-from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.config import FeatureConfig, TextEncoderConfig
 from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_index_key
 from vmhan_lib.features.images import match_object_names
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
-from vmhan_lib.features.text_encoder import MARKER_SCHEME, SentenceEmbedder, cached_text_features, load_frozen_backbone
+from vmhan_lib.features.text_encoder import (MARKER_SCHEME, FrozenTextFeatures, SentenceEmbedder, cached_text_features,
+                                             load_frozen_backbone)
 
 IMAGE_NODE_NAME = "<image>"
 MAX_NAMED_FAILURES = 20
@@ -229,6 +230,25 @@ def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
                      "chunker": CHUNKER_VERSION, "markers": MARKER_SCHEME}}
 
 
+def _default_cache(feature_config: FeatureConfig) -> FeatureCache:
+    """The feature cache of ``feature_config`` (``cache_dir``, else ``.cache/features``)."""
+    return FeatureCache(**({"root": feature_config.cache_dir} if feature_config.cache_dir else {}),
+                        enabled=feature_config.use_cache)
+
+
+def _split_selections(
+    data_config: DataConfig, split: str, instances: Sequence[Instance], selectors: PromptSelectors,
+    feature_config: FeatureConfig, cache: FeatureCache,
+) -> tuple[list[list[str]] | None, list[list[str]], dict[str, int]]:
+    """:func:`_cached_selections` of ``split``, the visual prompt reading the selection captioner's captions."""
+    if data_config.dataset == "more":
+        selection_captions = ["" for _ in instances]
+    else:
+        selection_table = load_captions(data_config.path, feature_config.visual_selection_captioner, split)
+        selection_captions = [selection_table.get(i.img_id, "") for i in instances]
+    return _cached_selections(data_config, split, instances, selection_captions, selectors, feature_config, cache)
+
+
 def _uses_captions(feature_config: FeatureConfig) -> bool:
     """Whether the visual source reads the captions (``captions``, ``both``)."""
     return feature_config.visual_source in ("captions", "both")
@@ -339,18 +359,11 @@ def build_split(
     if data_config.dataset == "more" and _uses_captions(feature_config):
         raise ValueError("MORE has no image captions here: set features.visual_source=images")
     selectors = PromptSelectors.of(selector)
-    data_dir = data_config.path
-    cache = cache or FeatureCache(
-        **({"root": feature_config.cache_dir} if feature_config.cache_dir else {}), enabled=feature_config.use_cache)
+    cache = cache or _default_cache(feature_config)
     hits_before, misses_before = cache.hits, cache.misses
     instances = load_split(data_config, split)
-    if data_config.dataset == "more":
-        selection_captions = ["" for _ in instances]
-    else:
-        selection_table = load_captions(data_dir, feature_config.visual_selection_captioner, split)
-        selection_captions = [selection_table.get(i.img_id, "") for i in instances]
-    text_selection, visual_selection, selection_fallbacks = _cached_selections(
-        data_config, split, instances, selection_captions, selectors, feature_config, cache)
+    text_selection, visual_selection, selection_fallbacks = _split_selections(
+        data_config, split, instances, selectors, feature_config, cache)
     visual_key = _visual_key(data_config, split, instances, feature_config)
     object_selection = _cached_object_selections(
         data_config, split, instances, selectors.objects, feature_config, cache, visual_key)
@@ -387,6 +400,60 @@ def build_split(
     report = BuildReport(**{**payload["report"], "selection_fallbacks": selection_fallbacks})
     report.cache_hits, report.cache_misses = cache.hits - hits_before, cache.misses - misses_before
     return BuiltSplit(unpack_nodes(payload["nodes"]), report)
+
+
+def _text_rows(text: FrozenTextFeatures, position: int, selection: list[list[str]] | None
+               ) -> tuple[torch.Tensor, list[str], int]:
+    """The text-node rows of the instance at ``position``: head and tail, then the selected spans
+    found in its sentence (``[2 + kept, d]``), the kept spans, and how many were dropped."""
+    if selection is None:
+        return text.entities[position], [], 0
+    found = text.phrase_found[position]
+    kept = [phrase for phrase, ok in zip(selection[position], found) if ok]
+    rows = torch.cat([text.entities[position], text.phrases[position]]) if kept else text.entities[position]
+    return rows, kept, len(found) - len(kept)
+
+
+def with_fold_text_features(
+    built: BuiltSplit, data_config: DataConfig, split: str, folds: Sequence[Sequence[int]],
+    fold_encoders: Sequence[TextEncoderConfig], feature_config: FeatureConfig,
+    selector: NodeSelector | PromptSelectors | None = None, cache: FeatureCache | None = None,
+) -> BuiltSplit:
+    """Out-of-fold text features (cross-fitting): ``built`` (``split`` as :func:`build_split` made it
+    with ``feature_config``) with the text nodes of the instances at positions ``folds[f]`` taken from
+    the encoder of ``fold_encoders[f]`` (trained without those instances) instead.
+
+    Only the text side changes (head, tail, text-LLM span rows); the visual nodes do not depend on
+    the text encoder and are kept. The spans are the split's own selections (cached), so each
+    fold's features come from exactly the spans ``built`` holds; the fold's text features go through
+    the feature cache like any other.
+
+    Raises:
+        ValueError: the folds are not a partition of the split's positions, their number differs from
+            the encoders', or a fold encoder's tokenizer finds other spans in a sentence than the one
+            that built the split (they must share one tokenizer).
+    """
+    positions = sorted(p for fold in folds for p in fold)
+    if positions != list(range(len(built.nodes))) or len(folds) != len(fold_encoders):
+        raise ValueError(f"need {len(fold_encoders)} folds that together hold each of the {len(built.nodes)} "
+                         f"positions of {split} once, got {len(folds)} folds holding {len(positions)} positions")
+    cache = cache or _default_cache(feature_config)
+    instances = load_split(data_config, split)
+    text_selection, _, _ = _split_selections(data_config, split, instances, PromptSelectors.of(selector),
+                                             feature_config, cache)
+    nodes = list(built.nodes)
+    for fold, text_config in zip(folds, fold_encoders):
+        members = [instances[p] for p in fold]
+        chosen = [text_selection[p] for p in fold] if text_selection is not None else None
+        text = cached_text_features(data_config.path, split, members, text_config, cache, chosen,
+                                    feature_config.show_progress, data_file=split_file(data_config, split))
+        for row, position in enumerate(fold):
+            rows, kept, _ = _text_rows(text, row, chosen)
+            if nodes[position].text_names[2:] != kept:
+                raise ValueError(f"{split} instance {instances[position].index}: the encoder {text_config.model} finds "
+                                 f"the spans {kept}, the split was built with {nodes[position].text_names[2:]}")
+            nodes[position] = replace(nodes[position], text_features=rows)
+    return BuiltSplit(nodes, built.report)
 
 
 def _block(rows: torch.Tensor, offset: int, width: int) -> torch.Tensor:
@@ -429,10 +496,8 @@ def _compute_nodes(
     failed: dict[str, str] = {}
     not_found = 0
     for position, instance in enumerate(tqdm(instances, desc=f"build {split} nodes", disable=not show)):
-        found = text.phrase_found[position] if text_selection is not None else []
-        kept_phrases = [p for p, ok in zip(text_selection[position], found) if ok] if text_selection is not None else []
-        not_found += len(found) - len(kept_phrases)
-        text_features = torch.cat([text.entities[position], text.phrases[position]]) if kept_phrases else text.entities[position]
+        text_features, kept_phrases, dropped = _text_rows(text, position, text_selection)
+        not_found += dropped
         text_names = [instance.head.name, instance.tail.name, *kept_phrases]
         image_row = images.row(instance.img_id) if images is not None else None
         caption_row = captions.row(instance.img_id) if captions is not None else None

@@ -18,6 +18,14 @@ the encoder, which is exactly what Table 2 ablates) and with the text-only row o
 features, no visual nodes, no hypergraph). It is not the paper's end-to-end fine-tuning; the
 seed spread therefore covers the hypergraph part only.
 
+In two-stage training the stage-2 *train* features come from an encoder fine-tuned on those same
+instances, so on train the text alone separates the classes better than it will on dev and test.
+``out-of-fold`` (k-fold cross-fitting, ``experiment.folds``) removes that: train is cut into k
+folds grouped by sentence, k more stage-1 encoders are fine-tuned, each without one fold
+(:func:`_fold_encoders`, records in ``runs/folds/``), and each train instance's text nodes come
+from the encoder that never saw it (:func:`~vmhan_lib.features.build.with_fold_text_features`);
+dev and test features come from the stage-1 encoder of all train, shared with ``two-stage``.
+
 Every run has an identity (:func:`encoder_identity`, :func:`job_identity`): its settings, the
 data fingerprint (sha256 of every data file it reads) and the feature key. A finished run counts
 only while its stored identity equals the current one; one that differs is refused with a message
@@ -49,8 +57,8 @@ from tqdm.auto import tqdm
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint
 from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab
-from vmhan_lib.data.splits import load_split, load_vocab
-from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key
+from vmhan_lib.data.splits import load_split, load_vocab, sentence_folds
+from vmhan_lib.features.build import build_split, describe_fallbacks, feature_key, with_fold_text_features
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
@@ -65,6 +73,10 @@ from vmhan_lib.train.records import DEFAULT_SETTING, read_record, run_difference
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
 RERUN_DIR = "rerun"
+FOLDS_FOLDER = "folds"
+"""The sub-folder of a profile's runs holding the ``out-of-fold`` fold encoders' records."""
+FOLD_ASSIGNMENT = "sentence-grouped-1"
+"""Names the fold assignment (:func:`~vmhan_lib.data.splits.sentence_folds`); change it when the assignment changes."""
 MORE_RUNS_FOLDER = "more"
 """The sub-folder of runs and checkpoints on MORE (read by :mod:`vmhan_lib.analysis.tables`)."""
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
@@ -152,12 +164,38 @@ class RunPaths:
         return folder / run_id(prefix, job.name, job.seed)
 
     def encoder_run_dir(self, config: RunConfig) -> Path:
-        return self.runs / run_id(run_prefix(config), ENCODER_VARIANT, config.experiment.encoder_seed)
+        """Stage 1's record (of the encoder of all train, :func:`stage1_config`)."""
+        stage1 = stage1_config(config)
+        return self.runs / run_id(run_prefix(stage1), ENCODER_VARIANT, stage1.experiment.encoder_seed)
 
     def encoder_checkpoint_dir(self, config: RunConfig) -> Path:
         """Stage 1's folder, one per encoder (``encoder``, or ``encoder__two-stage-<encoder>``)."""
-        tag = setting_tag(config)
+        tag = setting_tag(stage1_config(config))
         return self.checkpoints / ("encoder" if tag is None else f"encoder__{tag}")
+
+    def fold_encoder_run_dir(self, config: RunConfig, fold: int) -> Path:
+        """The record of the stage-1 encoder trained without ``fold`` (``out-of-fold``), in ``folds/``."""
+        return self.runs / FOLDS_FOLDER / run_id(run_prefix(config), fold_encoder_name(config, fold),
+                                                 config.experiment.encoder_seed)
+
+    def fold_encoder_checkpoint_dir(self, config: RunConfig, fold: int) -> Path:
+        """Beside stage 1's folder: ``encoder__fold-<f>-of-<k>``."""
+        stage1 = self.encoder_checkpoint_dir(config)
+        return stage1.with_name(f"{stage1.name}__fold-{fold + 1}-of-{config.experiment.folds}")
+
+
+def stage1_config(config: RunConfig) -> RunConfig:
+    """The configuration of the stage-1 encoder of all train that ``config``'s dev and test features
+    come from: ``out-of-fold`` runs share the ``two-stage`` run's (the same encoder, trained once)."""
+    if config.experiment.training != "out-of-fold":
+        return config
+    return replace(config, experiment=replace(config.experiment, training="two-stage"))
+
+
+def fold_encoder_name(config: RunConfig, fold: int) -> str:
+    """The run name of the stage-1 encoder trained without ``fold`` (0-based), e.g.
+    ``Text-only (fine-tuned encoder) fold 1 of 5``."""
+    return f"{ENCODER_VARIANT} fold {fold + 1} of {config.experiment.folds}"
 
 
 def inputs_folder(config: RunConfig) -> str:
@@ -237,6 +275,24 @@ def encoder_identity(config: RunConfig) -> dict[str, Any]:
             "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
 
 
+def fold_encoder_identity(config: RunConfig, fold: int) -> dict[str, Any]:
+    """What makes the stage-1 encoder trained without ``fold``: the encoder's identity, the fold and
+    k (the folds are a function of the train file, k and the encoder seed,
+    :func:`~vmhan_lib.data.splits.sentence_folds`)."""
+    return {**encoder_identity(config), "fold": fold + 1, "folds": config.experiment.folds,
+            "fold_assignment": FOLD_ASSIGNMENT}
+
+
+def stage1_digest(config: RunConfig) -> str:
+    """The stage-2 features' text encoder, as a job's identity names it: the digest of the stage-1
+    run, and for ``out-of-fold`` also those of the fold encoders that encoded train."""
+    full = f"stage-1 run {key_digest(encoder_identity(config))}"
+    if config.experiment.training != "out-of-fold":
+        return full
+    folds = ", ".join(key_digest(fold_encoder_identity(config, f)) for f in range(config.experiment.folds))
+    return f"{full}; train out-of-fold from stage-1 runs {folds}"
+
+
 def job_identity(config: RunConfig, job: Job) -> dict[str, Any]:
     """What makes a stage-2 run: the variant's model and training settings, the data it reads
     (captions of ``data.captioners`` and the selection captioner included) and the feature key,
@@ -244,14 +300,14 @@ def job_identity(config: RunConfig, job: Job) -> dict[str, Any]:
     (``joint``)."""
     captioners = {*config.data.captioners, config.features.visual_selection_captioner}
     joint = config.experiment.training == "joint"
-    text_encoder = ("trained with the run" if joint else f"stage-1 run {key_digest(encoder_identity(config))}")
+    text_encoder = "trained with the run" if joint else stage1_digest(config)
     identity = {"variant": job.name, "seed": job.seed, "model": asdict(variant_config(job.variant, config.model)),
                 "train": train_identity(config), "data": _data_identity(config, sorted(captioners)),
                 "features": feature_key(config.features, text_encoder)}
     if job.visual_proportion is not None:
         identity["visual_proportion"] = job.visual_proportion
-    if joint:
-        identity["training"] = "joint"
+    if config.experiment.training != "two-stage":
+        identity["training"] = config.experiment.training
     return identity
 
 
@@ -284,6 +340,11 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     inputs, build = {}, {}
     for split in SPLITS:
         built = build_split(config.data, split, features, selector)
+        if split == "train" and config.experiment.training == "out-of-fold":
+            folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed)
+            encoders = [replace(config.features.text, model=str(d))
+                        for d in _fold_encoders(config, paths, splits, vocab, folds, progress)]
+            built = with_fold_text_features(built, config.data, "train", folds, encoders, features, selector)
         inputs[split] = SplitNodes(nodes=built.nodes, labels=vocab.ids([x.relation for x in splits[split]]),
                                    indices=[x.index for x in splits[split]])
         build[split] = built.report.to_dict()
@@ -298,17 +359,37 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
 
 def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
                     progress: bool) -> Path:
-    """Stage 1 of ``two-stage`` training (trained once, or reused): the fine-tuned encoder's folder."""
-    checkpoint_dir = paths.encoder_checkpoint_dir(config)
-    identity = encoder_identity(config)
-    run_dir = paths.encoder_run_dir(config)
+    """Stage 1 (trained once, or reused) of the encoder of all train (:func:`stage1_config`): the
+    fine-tuned encoder's folder."""
+    stage1 = stage1_config(config)
+    return _train_encoder(stage1, ENCODER_VARIANT, encoder_identity(stage1), splits, vocab,
+                          paths.encoder_run_dir(stage1), paths.encoder_checkpoint_dir(stage1), progress)
+
+
+def _fold_encoders(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
+                   folds: list[list[int]], progress: bool) -> list[Path]:
+    """``out-of-fold``: one stage-1 encoder per fold, fine-tuned (or reused) on train without the
+    instances at that fold's positions, selected on dev like the encoder of all train; their folders."""
+    encoders = []
+    for fold, held_out in enumerate(tqdm(folds, desc="stage-1 folds", disable=not progress)):
+        left_out = set(held_out)
+        fold_splits = {**splits, "train": [x for p, x in enumerate(splits["train"]) if p not in left_out]}
+        encoders.append(_train_encoder(config, fold_encoder_name(config, fold), fold_encoder_identity(config, fold),
+                                       fold_splits, vocab, paths.fold_encoder_run_dir(config, fold),
+                                       paths.fold_encoder_checkpoint_dir(config, fold), progress))
+    return encoders
+
+
+def _train_encoder(config: RunConfig, name: str, identity: dict[str, Any], splits: dict[str, list[Instance]],
+                   vocab: RelationVocab, run_dir: Path, checkpoint_dir: Path, progress: bool) -> Path:
+    """One stage-1 run (trained, or reused by :func:`ensure_run`): the exported encoder's folder."""
     refuse_stale([(run_dir, run_differences(run_dir, identity))], config.experiment.stale_runs)
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
         task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
                            config.encoder_train.eval_batch_size, config.encoder_train.dropout,
                            resolve_device(config.encoder_train.device))
-        return fit(name=ENCODER_VARIANT, task=task, train_config=config.encoder_train, vocab=vocab,
+        return fit(name=name, task=task, train_config=config.encoder_train, vocab=vocab,
                    seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
                    config_record={**identity, "run": config.to_record()}, identity=identity,
                    extra_record={"identity": identity, **setting_record(config)}, progress=progress)

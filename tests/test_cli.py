@@ -103,9 +103,9 @@ def test_train_and_tables_run_the_jobs_of_the_profile(capsys, monkeypatch, tmp_p
         seen["epochs"] = config.train.epochs
         return [{}] * len(jobs)
 
-    def fake_write_tables(runs_dir, out_dir, table1, table2, setting, more_runs_dir=None):
+    def fake_write_tables(runs_dir, out_dir, table1, table2, setting, more_runs_dir=None, name_suffix=""):
         seen["tables"] = (Path(runs_dir), Path(out_dir))
-        seen["setting"] = setting
+        seen["setting"], seen["suffix"] = setting, name_suffix
         return {}
 
     monkeypatch.setattr("vmhan_lib.train.runner.run_jobs", fake_run_jobs)
@@ -113,12 +113,15 @@ def test_train_and_tables_run_the_jobs_of_the_profile(capsys, monkeypatch, tmp_p
     code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--set", "train.epochs=5")
     assert code == 0 and seen["jobs"] == [("GCN", 0)] and seen["epochs"] == 5 and "1 runs complete" in out
     assert seen["tables"][0].parts[-3:] == ("results", "tiny", "runs") and seen["tables"][1].name == "tiny"
-    assert seen["setting"] == ("two-stage", "all-MiniLM-L6-v2")  # the tables of the run's own setting
+    assert seen["setting"] == ("two-stage", "all-MiniLM-L6-v2") and seen["suffix"] == ""  # the run's own setting
     code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--set", "experiment.training=joint",
                         "--set", "features.text.model=all-mpnet-base-v2")
     assert code == 0 and seen["setting"] == ("joint", "all-mpnet-base-v2")
+    assert seen["suffix"] == "__joint-all-mpnet-base-v2"  # beside the default setting's tables, never over them
     code, _, err = _run(capsys, "tables", "--profile", "tiny", "--readme")
-    assert code == 2 and "--readme renders the committed cpu results only" in err
+    assert code == 2 and "--readme renders the committed cpu results of the default setting only" in err
+    code, _, err = _run(capsys, "tables", "--profile", "cpu", "--readme", "--set", "experiment.training=out-of-fold")
+    assert code == 2 and "without --set experiment.training" in err
 
 
 def test_interrupt_says_how_to_resume(capsys, monkeypatch) -> None:

@@ -96,8 +96,11 @@ def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None
     joint = run_config("cpu", overrides={"experiment.training": "joint", "features.text.model": "all-mpnet-base-v2",
                                          "train.encoder_lr": "3e-5"})
     assert (joint.experiment.training, joint.features.text.model, joint.train.encoder_lr) == ("joint", "all-mpnet-base-v2", 3e-5)
-    with pytest.raises(ConfigError, match=r"^experiment: unknown training mode 'end-to-end'; allowed: two-stage, joint$"):
+    with pytest.raises(ConfigError, match=r"^experiment: unknown training mode 'end-to-end'; allowed: two-stage, out-of-fold, joint$"):
         run_config("cpu", overrides={"experiment.training": "end-to-end"})
+    assert run_config("cpu", overrides={"experiment.training": "out-of-fold", "experiment.folds": "3"}).experiment.folds == 3
+    with pytest.raises(ConfigError, match=r"folds must be an integer >= 2, got 1"):
+        run_config("cpu", overrides={"experiment.folds": 1})
     with pytest.raises(ConfigError, match="encoder_lr must be > 0"):
         run_config("cpu", overrides={"train.encoder_lr": 0})
 

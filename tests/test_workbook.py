@@ -89,6 +89,8 @@ def test_nbval_cells_wait_longer_for_output_than_nbvals_hard_coded_5_s() -> None
     ("04_training.ipynb", {"variants": ["VM-HAN"]}, "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours)"),
     ("04_training.ipynb", {"overrides": {"train.epoch": 3}}, "unknown field 'train.epoch'"),
     ("07_analyses.ipynb", {"models": ["GCN", "VM-HAN"]}, "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours)"),
+    ("07_analyses.ipynb", {"training_modes": ["in-fold"]},
+     "unknown or no training mode(s) ['in-fold']; allowed: two-stage, out-of-fold, joint"),
     ("08_case_studies.ipynb", {"seed": -1}, "seed must be an integer >= 0, got -1"),
     ("08_case_studies.ipynb", {"variant": "VMHAN"}, "unknown or no variant(s) ['VMHAN']; allowed:"),
     ("01_data.ipynb", {"data_dir": "/nonexistent/mnre"}, "MNRE data directory not found: /nonexistent/mnre"),

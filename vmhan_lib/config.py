@@ -20,7 +20,7 @@ the encoder at ``train.encoder_lr`` (2e-5), the fresh part at ``train.lr``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from vmhan_lib.config_tree import ConfigError, apply_overrides, from_dict, to_dict
 from vmhan_lib.data.config import DataConfig
@@ -45,6 +45,14 @@ dev and test features from the stage-1 encoder of all train; ``joint`` = trained
 each model under its Eq. 12 loss, as the paper (:mod:`vmhan_lib.train.joint_task`)."""
 ENCODER_VARIANT = "Text-only (fine-tuned encoder)"
 """The run name of stage 1: the fine-tuned encoder with its linear head is itself a model."""
+
+
+def check_training_modes(modes: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` naming the allowed values when ``modes`` is empty or holds an
+    unknown training mode (notebooks check their parameters with it before any work)."""
+    unknown = [mode for mode in modes if mode not in TRAINING_MODES]
+    if unknown or not modes:
+        raise ConfigError(f"unknown or no training mode(s) {unknown}; allowed: {', '.join(TRAINING_MODES)}")
 
 
 def _positive(**values: float) -> None:

@@ -149,3 +149,22 @@ def test_more_columns_fill_from_the_runs_on_more(runs_dir: Path) -> None:
     assert ours.loc["VM-HAN (Ours)", "MORE F1"] == f"{f1.mean():.2f} ± {f1.std(ddof=1):.2f}"
     assert ours.loc["repl. GCN", "MORE F1"] == "data not reachable here"  # no run on MORE
     assert len(load_runs(runs_dir)) == 9  # the MORE runs are not MNRE runs
+
+
+def test_tables_of_another_setting_are_written_beside_the_default_ones(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.tables import write_tables
+
+    gold = list(np.random.default_rng(1).choice(LABELS, size=100))
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for seed in range(2):
+        _fake_run(runs, "VM-HAN (Ours)", seed, gold, 0.8)  # the default setting (older records)
+        _fake_run(runs, "VM-HAN (Ours)", seed, gold, 0.5, ("out-of-fold", "all-MiniLM-L6-v2"))
+    default = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("two-stage", "all-MiniLM-L6-v2"))
+    other = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("out-of-fold", "all-MiniLM-L6-v2"),
+                         name_suffix="__out-of-fold-all-minilm-l6-v2")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{t}{s}.{e}" for t in ("table1_main_results", "table2_ablations") for s in ("", "__out-of-fold-all-minilm-l6-v2")
+        for e in ("csv", "md"))
+    assert (out / "table1_main_results.csv").read_text() == default["table1_main_results"].to_csv(index=False)
+    assert other["table1_main_results"].iloc[0]["training"] == "out-of-fold"
+    assert default["table1_main_results"].iloc[0]["training"] == "two-stage"

@@ -154,3 +154,19 @@ def test_selections_are_cached_so_a_rerun_asks_the_selector_nothing(mnre_dir: Pa
     assert [n.text_names for n in again.nodes] == [n.text_names for n in built.nodes]
     build_split(data, "test", replace(config, m_text_nodes=2), selector=second, cache=cache)
     assert second.calls == 4  # m is part of the key
+
+
+def test_fold_text_features_replace_the_text_side_only(mnre_dir: Path, cache: FeatureCache) -> None:
+    from vmhan_lib.features.build import with_fold_text_features
+
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=6)
+    config = replace(QUIET, m_text_nodes=2, n_visual_nodes=2)
+    built = build_split(data, "test", config, selector=FakeSelector(), cache=cache)
+    folds = [[0, 2, 5], [1, 3, 4]]
+    same = with_fold_text_features(built, data, "test", folds, [config.text, config.text], config, FakeSelector(), cache)
+    for a, b in zip(same.nodes, built.nodes):  # the same encoder per fold: the same nodes (one pass per fold)
+        assert a.text_names == b.text_names and torch.allclose(a.text_features, b.text_features, atol=1e-5)
+        assert a.text_features.shape == (3, 384) and torch.equal(a.visual_features, b.visual_features)
+    with pytest.raises(ValueError, match="need 2 folds that together hold each of the 6 positions of test once"):
+        with_fold_text_features(built, data, "test", [[0, 1], [2, 3]], [config.text, config.text], config,
+                                FakeSelector(), cache)

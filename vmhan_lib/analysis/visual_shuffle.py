@@ -28,6 +28,7 @@ from vmhan_lib.train.fit import scores_of
 from vmhan_lib.train.hypergraph_task import SplitNodes, predict_nodes
 
 if TYPE_CHECKING:
+    from vmhan_lib.analysis.run_analyses import Settings
     from vmhan_lib.config import RunConfig
     from vmhan_lib.train.runner import Job
 
@@ -104,14 +105,14 @@ def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: Spli
 
 
 SHUFFLE_FILE = "visual_shuffle.csv"
-"""The committed result of :func:`shuffle_table` (``results/``, ``results/tiny/`` for ``tiny``)."""
+"""The committed result of :func:`shuffle_results` (``results/``, ``results/tiny/`` for ``tiny``)."""
 
 
-def shuffle_table(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> pd.DataFrame:
-    """The visual-shuffle test of every job of ``config`` whose best checkpoint is at hand, on the
-    whole test split: one row per job with its training mode and encoder, the normal test F1, the
-    mean and spread of the shuffled F1 over ``seeds`` and the drop (points). A job without a
-    checkpoint is left out and named (printed): the test needs the trained model."""
+def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int] = (0, 1, 2, 3, 4)
+                 ) -> list[dict[str, Any]]:
+    """The visual-shuffle test of every job of ``config`` (its best checkpoint at hand) on the whole
+    test split, built with the features the checkpoint was trained on: per job the normal test F1,
+    the mean and spread of the shuffled F1 over ``seeds`` and the drop (points)."""
     from vmhan_lib.data.splits import load_split, load_vocab
     from vmhan_lib.features.build import build_split
     from vmhan_lib.features.config import FeatureConfig
@@ -123,11 +124,7 @@ def shuffle_table(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[in
     instances = load_split(config.data, "test", vocab)
     rows, built = [], {}
     for job in jobs:
-        path = best_checkpoint_path(config, job)
-        if not path.is_file():
-            print(f"visual-shuffle test: no checkpoint of {job.name} seed {job.seed} ({path}); left out")
-            continue
-        checkpoint = load_best_checkpoint(path)
+        checkpoint = load_best_checkpoint(best_checkpoint_path(config, job))
         model, model_config = model_from_checkpoint(checkpoint)
         features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=False)
         key = repr(features)
@@ -137,12 +134,10 @@ def shuffle_table(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[in
         result = visual_shuffle_test(model, model_config, split, vocab, seeds)
         drop, spread = result.f1_drop()
         shuffled = [100 * s["f1"] for s in result.shuffled]
-        rows.append({"variant": job.name, "seed": job.seed, "training": config.experiment.training,
-                     "encoder": config.features.text.model, "visual_source": config.features.visual_source,
-                     "f1": 100 * result.normal["f1"], "shuffled_f1": statistics.mean(shuffled),
+        rows.append({"f1": 100 * result.normal["f1"], "shuffled_f1": statistics.mean(shuffled),
                      "shuffled_f1_std": statistics.stdev(shuffled) if len(shuffled) > 1 else 0.0,
-                     "f1_drop": drop, "f1_drop_std": spread, "permutations": len(seeds)})
-    return pd.DataFrame(rows)
+                     "f1_drop": drop, "f1_drop_std": spread})
+    return rows
 
 
 def shuffle_sentence(table: pd.DataFrame) -> str:
@@ -161,20 +156,15 @@ def shuffle_sentence(table: pd.DataFrame) -> str:
     return " ".join(lines)
 
 
-def shuffle_results(config: "RunConfig", jobs: Sequence["Job"], results_dir: Path, permutations: int = 5) -> pd.DataFrame:
-    """:func:`shuffle_table` written to ``results_dir/visual_shuffle.csv`` when any job's checkpoint
-    is at hand; otherwise the committed file (a fresh clone has the records, not the checkpoints),
-    said so; an empty table when neither exists."""
-    from vmhan_lib.io import atomic_write_text
+def shuffle_results(settings: "Settings", results_dir: Path, permutations: int = 5) -> pd.DataFrame:
+    """The visual-shuffle test of every run of ``settings`` (:func:`shuffle_rows` where its model is
+    at hand, else its current row of ``results_dir/visual_shuffle.csv``: a fresh clone has the
+    records, not the checkpoints), written back to that file
+    (:func:`~vmhan_lib.analysis.run_analyses.per_run_rows`)."""
+    from vmhan_lib.analysis.run_analyses import per_run_rows
 
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
-    table = shuffle_table(config, jobs, tuple(range(permutations)))
-    path = Path(results_dir) / SHUFFLE_FILE
-    if not table.empty:
-        atomic_write_text(path, table.to_csv(index=False))
-        return table
-    if path.is_file():
-        print(f"no checkpoint at hand: the visual-shuffle results are read from {path}")
-        return pd.read_csv(path)
-    return table
+    seeds = tuple(range(permutations))
+    return per_run_rows(settings, Path(results_dir) / SHUFFLE_FILE, lambda config, jobs: shuffle_rows(config, jobs, seeds),
+                        {"permutations": permutations}, "visual-shuffle test")

@@ -357,6 +357,20 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
                           splits)
 
 
+def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:
+    """Whether every stage-1 encoder that ``config``'s features come from (the encoder of all train;
+    ``out-of-fold``: the fold encoders too) is exported here by the run of its current identity, so
+    :func:`prepare_inputs` trains nothing (``joint`` has no stage 1: always)."""
+    if config.experiment.training == "joint":
+        return True
+    stage1 = stage1_config(config)
+    exported = [(paths.encoder_checkpoint_dir(stage1), encoder_identity(stage1))]
+    if config.experiment.training == "out-of-fold":
+        exported += [(paths.fold_encoder_checkpoint_dir(config, f), fold_encoder_identity(config, f))
+                     for f in range(config.experiment.folds)]
+    return all(encoder_ready(folder, key_digest(identity)) for folder, identity in exported)
+
+
 def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
                     progress: bool) -> Path:
     """Stage 1 (trained once, or reused) of the encoder of all train (:func:`stage1_config`): the

@@ -1,0 +1,96 @@
+"""Out-of-fold stage-1 features end to end on real MNRE lines: one encoder per fold trained without
+it, each train instance encoded by the encoder that never saw it, dev and test by the shared
+stage-1 encoder, every encoder reused on a rerun."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import vmhan_lib.train.runner as runner
+from vmhan_lib.config import run_config
+from vmhan_lib.data.splits import load_split, sentence_folds
+from vmhan_lib.features.text_encoder import compute_frozen_text_features
+from vmhan_lib.io import key_digest
+from vmhan_lib.train.records import read_record
+from vmhan_lib.train.runner import Job, RunPaths, prepare_inputs, run_jobs, stage1_ready
+
+SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 1, "experiment.folds": 2,
+            "features.show_progress": False, "encoder_train.device": "cpu", "train.device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def trained(mnre_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One out-of-fold VM-HAN run (2 folds), the train instances each encoder was fine-tuned on."""
+    root = tmp_path_factory.mktemp("oof")
+    config = run_config("tiny", str(mnre_dir), {**SETTINGS, "features.cache_dir": str(root / "cache"),
+                                                "experiment.training": "out-of-fold"})
+    paths = RunPaths(root / "runs", root / "ckpt")
+    assert not stage1_ready(config, paths)
+    seen: list[list[int]] = []
+    real_task = runner.EncoderTask
+
+    def recording_task(splits, *args, **kwargs):
+        seen.append([x.index for x in splits["train"]])
+        return real_task(splits, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "EncoderTask", recording_task)
+        [record] = run_jobs(config, [Job("VM-HAN (Ours)", 0)], paths=paths, progress=False)
+    return {"config": config, "paths": paths, "record": record, "seen": seen}
+
+
+def test_each_fold_encoder_is_trained_without_its_fold(trained: dict) -> None:
+    config, paths = trained["config"], trained["paths"]
+    train = load_split(config.data, "train")
+    folds = sentence_folds(train, 2, config.experiment.encoder_seed)
+    everything = [x.index for x in train]
+    assert trained["seen"][0] == everything  # the shared stage-1 encoder: all of train
+    for fold, used in zip(folds, trained["seen"][1:]):
+        assert used == [x.index for p, x in enumerate(train) if p not in set(fold)]
+    assert len(trained["seen"]) == 3 and stage1_ready(config, paths)
+    for fold in range(2):
+        record = read_record(paths.fold_encoder_run_dir(config, fold))
+        assert record["variant"] == f"Text-only (fine-tuned encoder) fold {fold + 1} of 2"
+        assert record["training"] == "out-of-fold" and record["complete"]
+        assert record["identity"]["fold"] == fold + 1 and record["identity"]["folds"] == 2
+    assert paths.fold_encoder_run_dir(config, 0).parent.name == "folds"
+
+
+def test_train_text_nodes_come_from_the_encoder_that_never_saw_them(trained: dict) -> None:
+    config, paths = trained["config"], trained["paths"]
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:  # a rerun trains nothing
+        patch.setattr(runner, "EncoderTask", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
+        inputs = prepare_inputs(config, paths, progress=False)
+        in_fold = prepare_inputs(replace(config, experiment=replace(config.experiment, training="two-stage")), paths,
+                                 progress=False)
+    assert calls == []
+    train = load_split(config.data, "train")
+    folds = sentence_folds(train, 2, config.experiment.encoder_seed)
+    for fold, positions in enumerate(folds):
+        encoder = replace(config.features.text, model=str(paths.fold_encoder_checkpoint_dir(config, fold) / "encoder"))
+        reference = compute_frozen_text_features([train[p] for p in positions], encoder, None, False)
+        for row, position in enumerate(positions):
+            node = inputs.data["train"].nodes[position]
+            assert torch.allclose(node.text_features[:2], reference.entities[row], atol=1e-5)
+            assert torch.equal(node.visual_features, in_fold.data["train"].nodes[position].visual_features)
+    assert any(not torch.allclose(a.text_features, b.text_features, atol=1e-3)
+               for a, b in zip(inputs.data["train"].nodes, in_fold.data["train"].nodes))
+    for split in ("val", "test"):  # dev and test: the shared stage-1 encoder, as two-stage
+        for a, b in zip(inputs.data[split].nodes, in_fold.data[split].nodes):
+            assert torch.equal(a.text_features, b.text_features)
+
+
+def test_out_of_fold_runs_have_their_own_ids_and_name_their_fold_encoders(trained: dict) -> None:
+    config, record = trained["config"], trained["record"]
+    assert record["run_id"] == "tiny__out-of-fold-all-minilm-l6-v2__vm-han-ours__seed0"
+    assert record["training"] == "out-of-fold" and record["identity"]["training"] == "out-of-fold"
+    fold_digests = [key_digest(runner.fold_encoder_identity(config, f)) for f in range(2)]
+    assert all(d in record["identity"]["features"]["text_encoder"] for d in fold_digests)
+    two_stage = replace(config, experiment=replace(config.experiment, training="two-stage"))
+    assert runner.job_identity(two_stage, Job("VM-HAN (Ours)", 0))["features"]["text_encoder"] == \
+        f"stage-1 run {key_digest(runner.encoder_identity(two_stage))}"

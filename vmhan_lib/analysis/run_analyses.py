@@ -1,0 +1,123 @@
+"""Analyses that run trained models, one row per run, kept in a results CSV across machines.
+
+A fresh clone carries the run records, not the checkpoints, so an analysis that needs the models
+(the visual-shuffle test, the fit gap) keeps its rows in a committed CSV, each row with the
+``run_digest`` of the run's identity (:func:`~vmhan_lib.train.runner.job_identity`) and the
+analysis' own settings. :func:`per_run_rows` computes the rows of the runs whose models are at hand,
+keeps the stored row of every other run only while its digest and settings are the current ones
+(a row of a run trained again since, or made with other settings, is dropped and named), and writes
+the file atomically. So a table read from the file never mixes in a row of a run that has changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from vmhan_lib.config import RunConfig
+from vmhan_lib.io import atomic_write_text, key_digest
+from vmhan_lib.train.hypergraph_task import best_model_ready
+from vmhan_lib.train.records import is_complete
+from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_prefix, table_jobs
+
+RUN_COLUMNS = ("variant", "seed", "training", "encoder", "visual_source", "run_digest")
+"""The columns that name a row's run (every row of a per-run analysis has them first)."""
+
+Settings = Sequence[tuple[RunConfig, Sequence[Job]]]
+"""Runs to analyse: per configuration (a training mode, encoder, visual source), its jobs."""
+
+
+def training_settings(config: RunConfig, training_modes: Sequence[str], jobs: Callable[[RunConfig], Sequence[Job]]
+                      ) -> list[tuple[RunConfig, list[Job]]]:
+    """``config`` in each of ``training_modes`` (``experiment.training``), with ``jobs(config)`` of each."""
+    settings = []
+    for mode in dict.fromkeys(training_modes):
+        moded = replace(config, experiment=replace(config.experiment, training=mode))
+        settings.append((moded, list(jobs(moded))))
+    return settings
+
+
+def recorded_jobs(config: RunConfig, variants: Sequence[str]) -> list[Job]:
+    """The table jobs of ``variants`` (every seed) that have a complete run record in ``config``'s setting."""
+    paths, prefix = RunPaths.of(config), run_prefix(config)
+    return [job for job in table_jobs(config, variants) if is_complete(paths.run_dir(prefix, job))]
+
+
+def run_columns(config: RunConfig, job: Job) -> dict[str, Any]:
+    """The :data:`RUN_COLUMNS` of ``job`` in ``config``."""
+    training, encoder = config.setting
+    return {"variant": job.name, "seed": job.seed, "training": training, "encoder": encoder,
+            "visual_source": config.features.visual_source, "run_digest": key_digest(job_identity(config, job))}
+
+
+def per_run_rows(
+    settings: Settings, path: Path, compute: Callable[[RunConfig, list[Job]], list[dict[str, Any]]],
+    analysis: Mapping[str, Any], what: str, ready: Callable[[RunConfig], str | None] = lambda config: None,
+) -> pd.DataFrame:
+    """The rows of an analysis for every run of ``settings``, computed where the model is at hand,
+    else read from ``path``; the whole table written back to ``path`` (atomically) when anything was
+    computed.
+
+    Args:
+        compute: ``compute(config, jobs)`` -> one row per job (its values; the run columns are added).
+        analysis: the analysis' settings (e.g. ``{"permutations": 5}``), stored in every row; a stored
+            row counts only with equal values.
+        what: the analysis' name in the messages.
+        ready: ``ready(config)`` -> ``None`` when ``compute`` can run for ``config``, else why not
+            (its stored rows are read instead).
+    Returns:
+        The rows in ``settings`` order; runs with neither a model nor a current stored row are left out
+        (printed, with why).
+    """
+    stored = pd.read_csv(path) if Path(path).is_file() else pd.DataFrame(columns=[*RUN_COLUMNS, *analysis])
+    if not set(RUN_COLUMNS) <= set(stored.columns):
+        print(f"{what}: {path} has rows without run identities (an older file); they are not used")
+        stored = pd.DataFrame(columns=[*RUN_COLUMNS, *analysis])
+    rows: list[dict[str, Any]] = []
+    computed = False
+    for config, jobs in settings:
+        paths, prefix = RunPaths.of(config), run_prefix(config)
+        named = [run_columns(config, job) for job in jobs]
+        blocked = ready(config)
+        at_hand = [] if blocked else [
+            i for i, job in enumerate(jobs) if best_model_ready(paths.checkpoint_dir(prefix, job), named[i]["run_digest"])]
+        results = dict(zip(at_hand, compute(config, [jobs[i] for i in at_hand]))) if at_hand else {}
+        computed = computed or bool(results)
+        for i, job in enumerate(jobs):
+            if i in results:
+                rows.append({**named[i], **analysis, **results[i]})
+                continue
+            match = stored[(stored["run_digest"] == named[i]["run_digest"]).to_numpy()
+                           & _equal(stored, analysis)] if not stored.empty else stored
+            if not match.empty:
+                rows.append(match.iloc[0].to_dict())
+                continue
+            changed = any(_key(row) == _key(named[i]) for row in stored.to_dict("records"))
+            why = blocked or "no checkpoint at hand"
+            print(f"{what}: {job.name} seed {job.seed} ({named[i]['training']}) left out: {why}"
+                  + ("; its stored row is of another run or other settings" if changed else ""))
+    columns = list(dict.fromkeys([*RUN_COLUMNS, *analysis, *(k for r in rows for k in r)]))
+    table = pd.DataFrame(rows, columns=columns)
+    if computed:  # the stored rows of runs not analysed now are kept in the file
+        asked = {_key(row) for row in rows} | {_key(run_columns(c, j)) for c, jobs in settings for j in jobs}
+        others = [row for row in stored.to_dict("records") if _key(row) not in asked]
+        atomic_write_text(path, pd.DataFrame([*rows, *others], columns=columns).to_csv(index=False))
+    elif rows:
+        print(f"{what}: no model at hand; the rows are read from {path}")
+    return table
+
+
+def _key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row's run, without its digest: variant, seed, training, encoder, visual source."""
+    return tuple(str(row[name]) for name in RUN_COLUMNS[:-1])
+
+
+def _equal(stored: pd.DataFrame, analysis: Mapping[str, Any]) -> Any:
+    """Rows of ``stored`` whose analysis settings equal ``analysis`` (a boolean array)."""
+    mask = pd.Series(True, index=stored.index)
+    for name, value in analysis.items():
+        mask &= stored[name].astype(str) == str(value) if name in stored else False
+    return mask.to_numpy()

@@ -199,24 +199,24 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, to_markdown, write_tables
+    from vmhan_lib.analysis.tables import (headline_gap, load_runs, render_into_readme, tables_suffix, to_markdown,
+                                           write_tables)
     from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
     from vmhan_lib.config import ENCODER_VARIANT
 
-    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder, setting_tag
+    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder
 
     config = _config(args)
     mnre = replace(config, data=replace(config.data, dataset="mnre"))  # MNRE columns: the runs of these visual inputs
     runs = runs_dir(config.profile) / inputs_folder(mnre)
-    tag = setting_tag(config)
+    suffix = tables_suffix(config)
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
-                         config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER,
-                         name_suffix="" if tag is None else f"__{tag}")
+                         config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER, name_suffix=suffix)
     for name, table in built.items():
         print(f"\n{name}\n{to_markdown(table)}")
     if getattr(args, "readme", False):
-        if config.profile != "cpu" or tag is not None:
+        if config.profile != "cpu" or suffix:
             raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
                               "cpu without --set experiment.training / features.text.model")
         render_into_readme(REPO_ROOT / "README.md", built, (

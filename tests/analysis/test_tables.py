@@ -168,3 +168,26 @@ def test_tables_of_another_setting_are_written_beside_the_default_ones(tmp_path:
     assert (out / "table1_main_results.csv").read_text() == default["table1_main_results"].to_csv(index=False)
     assert other["table1_main_results"].iloc[0]["training"] == "out-of-fold"
     assert default["table1_main_results"].iloc[0]["training"] == "two-stage"
+
+
+def test_settings_comparison_tells_each_setting_apart_and_names_the_winners(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.tables import settings_comparison, settings_sentence
+
+    gold = list(np.random.default_rng(2).choice(LABELS, size=400, p=[0.5, 0.3, 0.2]))
+    oof = ("out-of-fold", "all-MiniLM-L6-v2")
+    for seed in range(3):
+        _fake_run(tmp_path, "VM-HAN (Ours)", seed, gold, 0.6)
+        _fake_run(tmp_path, "Text-only", seed, gold, 0.6)
+        _fake_run(tmp_path, "VM-HAN (Ours)", seed, gold, 0.95, oof)
+        _fake_run(tmp_path, "Text-only", seed, gold, 0.3, oof)
+    _fake_run(tmp_path, "GCN", 0, gold, 0.9, ("joint", "all-MiniLM-L6-v2"))  # no pair of models: no row
+    runs = load_runs(tmp_path)
+    table = settings_comparison(runs)
+    assert sorted(table["training"]) == ["out-of-fold", "two-stage"]
+    row = table.set_index("training").loc["out-of-fold"]
+    ours = summarize(runs[(runs.training == "out-of-fold")]).loc["VM-HAN (Ours)"]
+    assert row.vm_han_f1 == pytest.approx(ours.f1) and row.vm_han_seeds == 3 and row.beyond_spread
+    assert row.difference == pytest.approx(row.vm_han_f1 - row.baseline_f1) and row.difference > 0
+    sentence = settings_sentence(table)
+    assert sentence.startswith("VM-HAN beats Text-only by more than the seeds' spread in: out-of-fold with all-MiniLM-L6-v2.")
+    assert "two-stage with all-MiniLM-L6-v2" in sentence and "setting has complete runs" in settings_sentence(table.iloc[:0])

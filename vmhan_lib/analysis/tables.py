@@ -19,9 +19,10 @@ import pandas as pd
 from vmhan_lib.evaluate.reachability import reachable
 from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
-from vmhan_lib.config import ENCODER_VARIANT
+from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
+from vmhan_lib.train.runner import setting_tag
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -210,6 +211,48 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
         text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
                  f"the difference is {difference:+.2f}, {verdict} the larger seed spread ({spread:.2f}).")
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
+
+
+def tables_suffix(config: RunConfig) -> str:
+    """The file-name suffix of the tables of ``config``'s setting: ``""`` for the default, else
+    ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.runner.setting_tag`), so the tables of other
+    settings stand beside the default's."""
+    tag = setting_tag(config)
+    return "" if tag is None else f"__{tag}"
+
+
+def settings_comparison(runs: pd.DataFrame, baseline: str = "Text-only") -> pd.DataFrame:
+    """VM-HAN against ``baseline`` in every (training mode, text encoder) setting of ``runs``
+    (:func:`load_runs` without a setting) that has complete runs of both: test F1 mean ± std and
+    seeds of each, the difference, the larger seed spread, and whether the difference exceeds it."""
+    rows = []
+    for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False):
+        summary = summarize(group)
+        if FULL_MODEL not in summary.index or baseline not in summary.index:
+            continue
+        ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
+        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, base.f1, base.f1_std)
+        rows.append({"training": training, "encoder": encoder, "vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std,
+                     "vm_han_seeds": len(ours.seeds), "baseline": baseline, "baseline_f1": base.f1,
+                     "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds), "difference": difference,
+                     "spread": spread, "beyond_spread": bool(beyond)})
+    return pd.DataFrame(rows)
+
+
+def settings_sentence(table: pd.DataFrame) -> str:
+    """Which settings, if any, have VM-HAN above the baseline by more than the seeds' spread, from
+    the numbers of :func:`settings_comparison`."""
+    if table.empty:
+        return "No setting has complete runs of both VM-HAN and the text-only model yet."
+    each = "; ".join(
+        f"{r.training} with {r.encoder}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
+        f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}), {r.difference:+.2f}, "
+        f"{'more than' if r.beyond_spread else 'within'} the spread {r.spread:.2f}" for r in table.itertuples())
+    winners = [f"{r.training} with {r.encoder}" for r in table.itertuples() if r.beyond_spread and r.difference > 0]
+    verdict = (f"VM-HAN beats {table.baseline.iloc[0]} by more than the seeds' spread in: {', '.join(winners)}."
+               if winners else
+               f"In none of the {len(table)} setting(s) does VM-HAN beat {table.baseline.iloc[0]} by more than the seeds' spread.")
+    return f"{verdict} Test F1 per setting: {each}."
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -191,3 +191,26 @@ def test_settings_comparison_tells_each_setting_apart_and_names_the_winners(tmp_
     sentence = settings_sentence(table)
     assert sentence.startswith("VM-HAN beats Text-only by more than the seeds' spread in: out-of-fold with all-MiniLM-L6-v2.")
     assert "two-stage with all-MiniLM-L6-v2" in sentence and "setting has complete runs" in settings_sentence(table.iloc[:0])
+
+
+def test_training_cost_sums_the_recorded_wall_times_per_setting_and_part(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.tables import training_cost
+
+    def record(folder: Path, variant: str, seed: int, epochs: list[float], training: str) -> None:
+        run_dir = folder / run_id(f"cpu__{training}", variant, seed)
+        write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "complete": True,
+                            "epochs": [{"wall_s": s} for s in epochs], "train_wall_s": sum(epochs),
+                            "training": training, "text_encoder": "all-MiniLM-L6-v2"}, [Prediction(0, "None", "None", (1.0,))])
+
+    record(tmp_path, "Text-only (fine-tuned encoder)", 0, [100.0, 80.0], "two-stage")
+    for fold in range(3):
+        record(tmp_path / "folds", f"Text-only (fine-tuned encoder) fold {fold + 1} of 3", 0, [60.0, 40.0], "out-of-fold")
+    for seed in range(2):
+        record(tmp_path, "VM-HAN (Ours)", seed, [10.0, 20.0, 30.0], "out-of-fold")
+    cost = training_cost(tmp_path).set_index(["training", "part"])
+    assert cost.loc[("two-stage", "stage 1: encoder of all train"), "total s"] == 180.0
+    folds = cost.loc[("out-of-fold", "stage 1: fold encoders")]
+    assert (folds["runs"], folds["epochs per run"], folds["s per epoch"], folds["total s"]) == (3, 2.0, 50.0, 300.0)
+    vmhan = cost.loc[("out-of-fold", "VM-HAN (Ours)")]
+    assert (vmhan["runs"], vmhan["s per epoch"], vmhan["total s"]) == (2, 20.0, 120.0)
+    assert training_cost(tmp_path / "none").empty

@@ -22,7 +22,7 @@ from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
-from vmhan_lib.train.runner import setting_tag
+from vmhan_lib.train.runner import FOLDS_FOLDER, setting_tag
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -211,6 +211,26 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
         text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
                  f"the difference is {difference:+.2f}, {verdict} the larger seed spread ({spread:.2f}).")
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
+
+
+def training_cost(runs_dir: str | Path) -> pd.DataFrame:
+    """What training cost, per setting (training mode, text encoder) and part, from the records'
+    wall times: the stage-1 encoder of all train, the out-of-fold fold encoders (``runs/folds/``),
+    and each stage-2 (or joint) variant: runs, epochs per run, mean seconds per epoch, total seconds."""
+    rows = []
+    for folder, fold_part in ((Path(runs_dir), False), (Path(runs_dir) / FOLDS_FOLDER, True)):
+        for _, record in iter_records(folder):
+            training, encoder = record_setting(record)
+            part = ("stage 1: fold encoders" if fold_part else "stage 1: encoder of all train"
+                    if record["variant"] == ENCODER_VARIANT else record["variant"])
+            epoch_s = [epoch["wall_s"] for epoch in record["epochs"]]
+            rows.append({"training": training, "encoder": encoder, "part": part, "epochs": len(epoch_s),
+                         "epoch_s": sum(epoch_s) / len(epoch_s), "total_s": record["train_wall_s"]})
+    if not rows:
+        return pd.DataFrame(columns=["training", "encoder", "part", "runs", "epochs per run", "s per epoch", "total s"])
+    grouped = pd.DataFrame(rows).groupby(["training", "encoder", "part"], sort=False)
+    return pd.DataFrame({"runs": grouped.size(), "epochs per run": grouped["epochs"].mean(),
+                         "s per epoch": grouped["epoch_s"].mean(), "total s": grouped["total_s"].sum()}).reset_index()
 
 
 def tables_suffix(config: RunConfig) -> str:

@@ -211,14 +211,14 @@ def _tables(args: argparse.Namespace) -> int:
     mnre = replace(config, data=replace(config.data, dataset="mnre"))  # MNRE columns: the runs of these visual inputs
     runs = runs_dir(config.profile) / inputs_folder(mnre)
     suffix = tables_suffix(config)
+    if getattr(args, "readme", False) and (config.profile != "cpu" or suffix):
+        raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
+                          "cpu without --set experiment.training / features.text.model")
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
                          config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER, name_suffix=suffix)
     for name, table in built.items():
         print(f"\n{name}\n{to_markdown(table)}")
     if getattr(args, "readme", False):
-        if config.profile != "cpu" or suffix:
-            raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
-                              "cpu without --set experiment.training / features.text.model")
         render_into_readme(REPO_ROOT / "README.md", built, (
             f"Profile `cpu`, MNRE-2 test set; built by `python -m vmhan_lib tables --profile cpu --readme` from "
             f"`results/runs/` ({len(load_runs(runs, config.setting))} complete runs).\n\n"

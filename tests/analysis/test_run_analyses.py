@@ -22,8 +22,8 @@ def _settings(data_dir: Path, lr: float = 1e-3):
 def test_rows_are_computed_reused_or_dropped_by_run_identity(tiny_mnre: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     path = tmp_path / "analysis.csv"
-    at_hand = {"on": True}
-    monkeypatch.setattr(ra, "best_model_ready", lambda folder, digest: at_hand["on"])
+    at_hand = {"on": True, "only": ""}
+    monkeypatch.setattr(ra, "best_model_ready", lambda folder, digest: at_hand["on"] and at_hand["only"] in folder.name)
     calls = []
 
     def compute(config, jobs):
@@ -55,6 +55,13 @@ def test_rows_are_computed_reused_or_dropped_by_run_identity(tiny_mnre: Path, tm
     assert stored["training"].tolist() == ["two-stage", "two-stage", "out-of-fold", "out-of-fold"]
     assert stored["score"].tolist() == [30.0, 31.0, 20.0, 21.0]
 
+    at_hand["only"] = "gcn"  # one model at hand, analysed with other settings: every stored row stays in the file
+    three = ra.per_run_rows(only_two_stage, path, compute, {"permutations": 3}, "demo")
+    assert three["variant"].tolist() == ["GCN"] and three["permutations"].tolist() == [3]
+    kept = pd.read_csv(path)
+    assert len(kept) == 5 and sorted(kept["permutations"]) == [3, 5, 5, 5, 5]
+    assert ra.per_run_rows(only_two_stage, path, compute, {"permutations": 5}, "demo")["score"].tolist() == [50.0, 31.0]
+
 
 def test_a_setting_that_cannot_be_computed_reads_its_rows_and_says_why(tiny_mnre: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -62,3 +69,18 @@ def test_a_setting_that_cannot_be_computed_reads_its_rows_and_says_why(tiny_mnre
     table = ra.per_run_rows(_settings(tiny_mnre)[:1], tmp_path / "a.csv", lambda c, jobs: pytest.fail("computed"), {},
                             "demo", ready=lambda config: "its encoder is not here")
     assert table.empty and "GAT seed 0 (two-stage) left out: its encoder is not here" in capsys.readouterr().out
+
+
+def test_rows_of_another_code_version_leave_the_file_when_it_is_written(tiny_mnre: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "analysis.csv"
+    ready = {"on": True}
+    monkeypatch.setattr(ra, "best_model_ready", lambda folder, digest: ready["on"])
+    settings = _settings(tiny_mnre)[:1]
+    ra.per_run_rows(settings, path, lambda c, jobs: [{"score": 1.0} for _ in jobs], {"code": "v1"}, "demo")
+    ready["on"] = False
+    assert ra.per_run_rows(settings, path, lambda c, jobs: [], {"code": "v2"}, "demo").empty  # v1 rows do not count
+    ready["on"] = True
+    ra.per_run_rows(settings, path, lambda c, jobs: [{"score": 2.0} for _ in jobs], {"code": "v2"}, "demo")
+    stored = pd.read_csv(path)
+    assert stored["code"].tolist() == ["v2", "v2"] and stored["score"].tolist() == [2.0, 2.0]

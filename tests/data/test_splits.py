@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.data.splits import sentence_folds
 
@@ -36,7 +37,7 @@ def test_folds_follow_the_seed_and_refuse_impossible_requests() -> None:
     instances = _instances([1] * 40)
     assert sentence_folds(instances, 5, 1) == sentence_folds(instances, 5, 1) != sentence_folds(instances, 5, 2)
     assert [len(fold) for fold in sentence_folds(instances, 5, 1)] == [8] * 5
-    with pytest.raises(ValueError, match="at least 2 folds, got 1"):
+    with pytest.raises(ConfigError, match="at least 2 folds, got 1"):
         sentence_folds(instances, 1, 0)
-    with pytest.raises(ValueError, match="3 sentence\\(s\\) cannot fill 5 folds"):
+    with pytest.raises(ConfigError, match="^experiment.folds=5: 3 sentence\\(s\\) cannot fill 5 folds$"):
         sentence_folds(_instances([2, 2, 2]), 5, 0)

@@ -170,3 +170,5 @@ def test_fold_text_features_replace_the_text_side_only(mnre_dir: Path, cache: Fe
     with pytest.raises(ValueError, match="need 2 folds that together hold each of the 6 positions of test once"):
         with_fold_text_features(built, data, "test", [[0, 1], [2, 3]], [config.text, config.text], config,
                                 FakeSelector(), cache)
+    with pytest.raises(ValueError, match="need 1 folds"):  # two folds, one encoder
+        with_fold_text_features(built, data, "test", folds, [config.text], config, FakeSelector(), cache)

@@ -89,8 +89,27 @@ def test_out_of_fold_runs_have_their_own_ids_and_name_their_fold_encoders(traine
     config, record = trained["config"], trained["record"]
     assert record["run_id"] == "tiny__out-of-fold-all-minilm-l6-v2__vm-han-ours__seed0"
     assert record["training"] == "out-of-fold" and record["identity"]["training"] == "out-of-fold"
-    fold_digests = [key_digest(runner.fold_encoder_identity(config, f)) for f in range(2)]
+    fold_digests = [key_digest(identity) for identity in runner.fold_encoder_identities(config)]
     assert all(d in record["identity"]["features"]["text_encoder"] for d in fold_digests)
     two_stage = replace(config, experiment=replace(config.experiment, training="two-stage"))
     assert runner.job_identity(two_stage, Job("VM-HAN (Ours)", 0))["features"]["text_encoder"] == \
         f"stage-1 run {key_digest(runner.encoder_identity(two_stage))}"
+
+
+def test_stale_stage1_runs_are_refused_together_before_any_training(trained: dict, tmp_path: Path) -> None:
+    config, paths = trained["config"], trained["paths"]
+    changed = replace(config, encoder_train=replace(config.encoder_train, lr=1e-4))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("trained before refusing"))
+        with pytest.raises(runner.StaleRunsError, match=r"^3 finished run\(s\).*fold-1-of-2.*fold-2-of-2"):
+            prepare_inputs(changed, paths, progress=False)
+    assert not stage1_ready(changed, paths) and stage1_ready(config, paths)
+    assert not stage1_ready(config, RunPaths(tmp_path / "no-runs", paths.checkpoints))  # encoders, but no records
+
+
+def test_fold_identities_name_the_held_out_instances_when_images_decide_them(mnre_dir: Path) -> None:
+    settings = {**SETTINGS, "experiment.training": "out-of-fold"}
+    plain = runner.fold_encoder_identities(run_config("tiny", str(mnre_dir), settings))
+    assert all("held_out" not in identity for identity in plain)  # the fingerprinted train file decides the folds
+    first = runner.fold_encoder_identities(run_config("tiny", str(mnre_dir), {**settings, "data.image_instances": "first"}))
+    assert len({identity["held_out"] for identity in first}) == 2

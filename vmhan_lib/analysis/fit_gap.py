@@ -26,6 +26,8 @@ from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.runner import Job, RunPaths, prepare_inputs, stage1_ready
 
 FIT_GAP_FILE = "fit_gap.csv"
+FIT_GAP_CODE_VERSION = "fit-gap-1"
+"""Stored with every row; change it when a change to the scoring changes its numbers (old rows then do not count)."""
 SPLIT_COLUMNS = {"train": "train", "val": "dev", "test": "test"}
 """Column prefix of each split's scores."""
 
@@ -73,7 +75,8 @@ def _ready(config: RunConfig) -> str | None:
 def fit_gap_results(settings: Settings, results_dir: Path) -> pd.DataFrame:
     """:func:`fit_gap_rows` of every run of ``settings`` where its model and stage-1 encoders are at
     hand, else its current row of ``results_dir/fit_gap.csv``; written back to that file."""
-    return per_run_rows(settings, Path(results_dir) / FIT_GAP_FILE, fit_gap_rows, {}, "fit gap", ready=_ready)
+    return per_run_rows(settings, Path(results_dir) / FIT_GAP_FILE, fit_gap_rows, {"code": FIT_GAP_CODE_VERSION},
+                        "fit gap", ready=_ready)
 
 
 def fit_gap_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -4,9 +4,10 @@ A fresh clone carries the run records, not the checkpoints, so an analysis that 
 (the visual-shuffle test, the fit gap) keeps its rows in a committed CSV, each row with the
 ``run_digest`` of the run's identity (:func:`~vmhan_lib.train.runner.job_identity`) and the
 analysis' own settings. :func:`per_run_rows` computes the rows of the runs whose models are at hand,
-keeps the stored row of every other run only while its digest and settings are the current ones
-(a row of a run trained again since, or made with other settings, is dropped and named), and writes
-the file atomically. So a table read from the file never mixes in a row of a run that has changed.
+reads the stored row of every other run only while its digest and settings are the current ones
+(a row of a run trained again since, or made with other settings, is not used, and the run is named),
+and writes the file atomically, every stored row kept unless a new row of the same run and settings
+replaces it. So a table read from the file never mixes in a row of a run that has changed.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def per_run_rows(
 
     Args:
         compute: ``compute(config, jobs)`` -> one row per job (its values; the run columns are added).
-        analysis: the analysis' settings (e.g. ``{"permutations": 5}``), stored in every row; a stored
-            row counts only with equal values.
+        analysis: the analysis' settings (e.g. ``{"permutations": 5, "code": "visual-shuffle-1"}``),
+            stored in every row; a stored row counts only with equal values (``code``: the version of
+            the analysis' code; rows of another version are dropped from the file when it is written).
         what: the analysis' name in the messages.
         ready: ``ready(config)`` -> ``None`` when ``compute`` can run for ``config``, else why not
             (its stored rows are read instead).
@@ -84,7 +86,7 @@ def per_run_rows(
         blocked = ready(config)
         at_hand = [] if blocked else [
             i for i, job in enumerate(jobs) if best_model_ready(paths.checkpoint_dir(prefix, job), named[i]["run_digest"])]
-        results = dict(zip(at_hand, compute(config, [jobs[i] for i in at_hand]))) if at_hand else {}
+        results = dict(zip(at_hand, compute(config, [jobs[i] for i in at_hand]), strict=True)) if at_hand else {}
         computed = computed or bool(results)
         for i, job in enumerate(jobs):
             if i in results:
@@ -101,9 +103,12 @@ def per_run_rows(
                   + ("; its stored row is of another run or other settings" if changed else ""))
     columns = list(dict.fromkeys([*RUN_COLUMNS, *analysis, *(k for r in rows for k in r)]))
     table = pd.DataFrame(rows, columns=columns)
-    if computed:  # the stored rows of runs not analysed now are kept in the file
-        asked = {_key(row) for row in rows} | {_key(run_columns(c, j)) for c, jobs in settings for j in jobs}
-        others = [row for row in stored.to_dict("records") if _key(row) not in asked]
+    if computed:  # a stored row leaves the file when a row of the same run and settings replaces it, or
+        # when another version of the analysis' code made it (it can never count again)
+        replaced = {_key(row) for row in rows}
+        others = [row for row in stored.to_dict("records")
+                  if not (_key(row) in replaced and bool(_equal(pd.DataFrame([row]), analysis)[0]))
+                  and ("code" not in analysis or str(row.get("code")) == str(analysis["code"]))]
         atomic_write_text(path, pd.DataFrame([*rows, *others], columns=columns).to_csv(index=False))
     elif rows:
         print(f"{what}: no model at hand; the rows are read from {path}")

@@ -215,8 +215,9 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
 
 def training_cost(runs_dir: str | Path) -> pd.DataFrame:
     """What training cost, per setting (training mode, text encoder) and part, from the records'
-    wall times: the stage-1 encoder of all train, the out-of-fold fold encoders (``runs/folds/``),
-    and each stage-2 (or joint) variant: runs, epochs per run, mean seconds per epoch, total seconds."""
+    wall times: the stage-1 encoder of all train (listed under ``two-stage``; ``out-of-fold`` shares
+    it), the out-of-fold fold encoders (``runs/folds/``), and each stage-2 (or joint) variant: runs,
+    epochs per run, mean seconds per epoch, total seconds."""
     rows = []
     for folder, fold_part in ((Path(runs_dir), False), (Path(runs_dir) / FOLDS_FOLDER, True)):
         for _, record in iter_records(folder):

@@ -104,6 +104,8 @@ def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: Spli
     return VisualShuffleResult(normal, shuffled, tuple(seeds))
 
 
+SHUFFLE_CODE_VERSION = "visual-shuffle-1"
+"""Stored with every row; change it when a change to the test changes its numbers (old rows then do not count)."""
 SHUFFLE_FILE = "visual_shuffle.csv"
 """The committed result of :func:`shuffle_results` (``results/``, ``results/tiny/`` for ``tiny``)."""
 
@@ -167,4 +169,4 @@ def shuffle_results(settings: "Settings", results_dir: Path, permutations: int =
         raise ValueError(f"permutations must be >= 1, got {permutations}")
     seeds = tuple(range(permutations))
     return per_run_rows(settings, Path(results_dir) / SHUFFLE_FILE, lambda config, jobs: shuffle_rows(config, jobs, seeds),
-                        {"permutations": permutations}, "visual-shuffle test")
+                        {"permutations": permutations, "code": SHUFFLE_CODE_VERSION}, "visual-shuffle test")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from vmhan_lib.data.config import DataConfig
-from vmhan_lib.data.mnre import DataFormatError, Instance, RelationVocab, load_mnre, load_relation_vocab, split_path
+from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.data.mnre import (DataFormatError, Instance, RelationVocab, group_by_sentence, load_mnre,
+                                 load_relation_vocab, split_path)
 
 SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "val": ("val", "valid", "dev"), "test": ("test",)}
 """Sub-folders of the image folder searched per split (MNRE's ``img_org/train``, MORE's ``img_org/valid``)."""
@@ -84,16 +86,14 @@ def sentence_folds(instances: Sequence[Instance], k: int, seed: int) -> list[lis
     position once.
 
     Raises:
-        ValueError: ``k < 2``, or fewer sentences than folds.
+        ConfigError: ``k < 2``, or fewer sentences than folds (a user's setting: one line, no traceback).
     """
     if k < 2:
-        raise ValueError(f"cross-fitting needs at least 2 folds, got {k}")
-    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    for position, instance in enumerate(instances):
-        groups.setdefault(instance.sentence_key, []).append(position)
+        raise ConfigError(f"cross-fitting needs at least 2 folds, got {k}")
+    groups = [list(group.instance_indices) for group in group_by_sentence(instances)]
     if len(groups) < k:
-        raise ValueError(f"{len(groups)} sentence(s) cannot fill {k} folds")
-    order = random.Random(seed).sample(list(groups.values()), len(groups))
+        raise ConfigError(f"experiment.folds={k}: {len(groups)} sentence(s) cannot fill {k} folds")
+    order = random.Random(seed).sample(groups, len(groups))
     folds: list[list[int]] = [[] for _ in range(k)]
     for members in order:
         min(folds, key=len).extend(members)  # min returns the first of equal sizes: the lowest fold

@@ -426,7 +426,8 @@ def with_fold_text_features(
     Only the text side changes (head, tail, text-LLM span rows); the visual nodes do not depend on
     the text encoder and are kept. The spans are the split's own selections (cached), so each
     fold's features come from exactly the spans ``built`` holds; the fold's text features go through
-    the feature cache like any other.
+    the feature cache like any other. The returned report is ``built``'s: the fold encoders share the
+    tokenizer (checked below), so truncations and dropped spans are the same.
 
     Raises:
         ValueError: the folds are not a partition of the split's positions, their number differs from

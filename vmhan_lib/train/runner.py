@@ -22,7 +22,7 @@ In two-stage training the stage-2 *train* features come from an encoder fine-tun
 instances, so on train the text alone separates the classes better than it will on dev and test.
 ``out-of-fold`` (k-fold cross-fitting, ``experiment.folds``) removes that: train is cut into k
 folds grouped by sentence, k more stage-1 encoders are fine-tuned, each without one fold
-(:func:`_fold_encoders`, records in ``runs/folds/``), and each train instance's text nodes come
+(:func:`stage1_runs`, records in ``runs/folds/``), and each train instance's text nodes come
 from the encoder that never saw it (:func:`~vmhan_lib.features.build.with_fold_text_features`);
 dev and test features come from the stage-1 encoder of all train, shared with ``two-stage``.
 
@@ -275,12 +275,22 @@ def encoder_identity(config: RunConfig) -> dict[str, Any]:
             "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
 
 
-def fold_encoder_identity(config: RunConfig, fold: int) -> dict[str, Any]:
-    """What makes the stage-1 encoder trained without ``fold``: the encoder's identity, the fold and
-    k (the folds are a function of the train file, k and the encoder seed,
-    :func:`~vmhan_lib.data.splits.sentence_folds`)."""
-    return {**encoder_identity(config), "fold": fold + 1, "folds": config.experiment.folds,
-            "fold_assignment": FOLD_ASSIGNMENT}
+def fold_encoder_identities(config: RunConfig) -> list[dict[str, Any]]:
+    """What makes each stage-1 encoder trained without one fold: the encoder's identity, the fold and
+    k. The folds are a function of the train instances, k and the encoder seed
+    (:func:`~vmhan_lib.data.splits.sentence_folds`, named by :data:`FOLD_ASSIGNMENT`); the instances
+    are those of the fingerprinted train file, except with ``data.image_instances`` ``first`` /
+    ``only``, where they depend on which image files exist: then the held-out instances themselves
+    enter the identity."""
+    base = encoder_identity(config)
+    identities = [{**base, "fold": fold + 1, "folds": config.experiment.folds, "fold_assignment": FOLD_ASSIGNMENT}
+                  for fold in range(config.experiment.folds)]
+    if config.data.image_instances != "all":
+        train = load_split(config.data, "train")
+        for identity, fold in zip(identities, sentence_folds(train, config.experiment.folds,
+                                                             config.experiment.encoder_seed)):
+            identity["held_out"] = key_digest({"indices": [train[p].index for p in fold]})
+    return identities
 
 
 def stage1_digest(config: RunConfig) -> str:
@@ -289,7 +299,7 @@ def stage1_digest(config: RunConfig) -> str:
     full = f"stage-1 run {key_digest(encoder_identity(config))}"
     if config.experiment.training != "out-of-fold":
         return full
-    folds = ", ".join(key_digest(fold_encoder_identity(config, f)) for f in range(config.experiment.folds))
+    folds = ", ".join(key_digest(identity) for identity in fold_encoder_identities(config))
     return f"{full}; train out-of-fold from stage-1 runs {folds}"
 
 
@@ -331,20 +341,22 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
     vocab = load_vocab(config.data)
     splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
-    if config.experiment.training == "joint":
-        features = config.features
-    else:
-        features = replace(config.features, text=replace(
-            config.features.text, model=str(_stage1_encoder(config, paths, splits, vocab, progress))))
+    runs = stage1_runs(config, paths)
+    refuse_stale([(run.run_dir, run_differences(run.run_dir, run.identity)) for run in runs],
+                 config.experiment.stale_runs)  # every stage-1 run at once, before any is trained
+    folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed) \
+        if config.experiment.training == "out-of-fold" else []
+    encoders = [_train_encoder(run, splits, vocab, [] if run.fold is None else folds[run.fold], progress)
+                for run in tqdm(runs, desc="stage 1", disable=not progress or len(runs) < 2)]
+    features = config.features if not encoders else replace(
+        config.features, text=replace(config.features.text, model=str(encoders[0])))
     selector = make_prompt_selectors(features)
     inputs, build = {}, {}
     for split in SPLITS:
         built = build_split(config.data, split, features, selector)
-        if split == "train" and config.experiment.training == "out-of-fold":
-            folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed)
-            encoders = [replace(config.features.text, model=str(d))
-                        for d in _fold_encoders(config, paths, splits, vocab, folds, progress)]
-            built = with_fold_text_features(built, config.data, "train", folds, encoders, features, selector)
+        if split == "train" and folds:
+            fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
+            built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector)
         inputs[split] = SplitNodes(nodes=built.nodes, labels=vocab.ids([x.relation for x in splits[split]]),
                                    indices=[x.index for x in splits[split]])
         build[split] = built.report.to_dict()
@@ -357,60 +369,67 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
                           splits)
 
 
-def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:
-    """Whether every stage-1 encoder that ``config``'s features come from (the encoder of all train;
-    ``out-of-fold``: the fold encoders too) is exported here by the run of its current identity, so
-    :func:`prepare_inputs` trains nothing (``joint`` has no stage 1: always)."""
+@dataclass(frozen=True)
+class Stage1Run:
+    """One stage-1 encoder run a configuration's features come from.
+
+    Attributes:
+        config: the configuration it trains with (:func:`stage1_config` for the encoder of all train).
+        name: its run name (:data:`~vmhan_lib.config.ENCODER_VARIANT`, or :func:`fold_encoder_name`).
+        identity: :func:`encoder_identity` or :func:`fold_encoder_identities`.
+        run_dir, checkpoint_dir: its record and its resumable state and exported encoder.
+        fold: the fold it is trained without (0-based), ``None`` for the encoder of all train.
+    """
+
+    config: RunConfig
+    name: str
+    identity: dict[str, Any]
+    run_dir: Path
+    checkpoint_dir: Path
+    fold: int | None = None
+
+
+def stage1_runs(config: RunConfig, paths: RunPaths) -> list[Stage1Run]:
+    """The stage-1 runs of ``config``: none for ``joint``; the encoder of all train; for
+    ``out-of-fold`` then one per fold."""
     if config.experiment.training == "joint":
-        return True
+        return []
     stage1 = stage1_config(config)
-    exported = [(paths.encoder_checkpoint_dir(stage1), encoder_identity(stage1))]
+    runs = [Stage1Run(stage1, ENCODER_VARIANT, encoder_identity(stage1), paths.encoder_run_dir(stage1),
+                      paths.encoder_checkpoint_dir(stage1))]
     if config.experiment.training == "out-of-fold":
-        exported += [(paths.fold_encoder_checkpoint_dir(config, f), fold_encoder_identity(config, f))
-                     for f in range(config.experiment.folds)]
-    return all(encoder_ready(folder, key_digest(identity)) for folder, identity in exported)
+        runs += [Stage1Run(config, fold_encoder_name(config, fold), identity, paths.fold_encoder_run_dir(config, fold),
+                           paths.fold_encoder_checkpoint_dir(config, fold), fold)
+                 for fold, identity in enumerate(fold_encoder_identities(config))]
+    return runs
 
 
-def _stage1_encoder(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
-                    progress: bool) -> Path:
-    """Stage 1 (trained once, or reused) of the encoder of all train (:func:`stage1_config`): the
-    fine-tuned encoder's folder."""
-    stage1 = stage1_config(config)
-    return _train_encoder(stage1, ENCODER_VARIANT, encoder_identity(stage1), splits, vocab,
-                          paths.encoder_run_dir(stage1), paths.encoder_checkpoint_dir(stage1), progress)
+def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:
+    """Whether every stage-1 run of ``config`` (:func:`stage1_runs`) is finished with its current
+    identity and its encoder exported here by that run, so :func:`prepare_inputs` trains nothing."""
+    return all(run_differences(run.run_dir, run.identity) == [] and
+               encoder_ready(run.checkpoint_dir, key_digest(run.identity)) for run in stage1_runs(config, paths))
 
 
-def _fold_encoders(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
-                   folds: list[list[int]], progress: bool) -> list[Path]:
-    """``out-of-fold``: one stage-1 encoder per fold, fine-tuned (or reused) on train without the
-    instances at that fold's positions, selected on dev like the encoder of all train; their folders."""
-    encoders = []
-    for fold, held_out in enumerate(tqdm(folds, desc="stage-1 folds", disable=not progress)):
-        left_out = set(held_out)
-        fold_splits = {**splits, "train": [x for p, x in enumerate(splits["train"]) if p not in left_out]}
-        encoders.append(_train_encoder(config, fold_encoder_name(config, fold), fold_encoder_identity(config, fold),
-                                       fold_splits, vocab, paths.fold_encoder_run_dir(config, fold),
-                                       paths.fold_encoder_checkpoint_dir(config, fold), progress))
-    return encoders
-
-
-def _train_encoder(config: RunConfig, name: str, identity: dict[str, Any], splits: dict[str, list[Instance]],
-                   vocab: RelationVocab, run_dir: Path, checkpoint_dir: Path, progress: bool) -> Path:
-    """One stage-1 run (trained, or reused by :func:`ensure_run`): the exported encoder's folder."""
-    refuse_stale([(run_dir, run_differences(run_dir, identity))], config.experiment.stale_runs)
+def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: RelationVocab, held_out: Sequence[int],
+                   progress: bool) -> Path:
+    """One stage-1 run, fine-tuned on train without the positions ``held_out`` (trained, or reused by
+    :func:`ensure_run`; :func:`prepare_inputs` has refused stale runs): the exported encoder's folder."""
+    config, left_out = run.config, set(held_out)
+    run_splits = {**splits, "train": [x for p, x in enumerate(splits["train"]) if p not in left_out]}
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
-        task = EncoderTask(splits, vocab, config.features.text, config.encoder_train.batch_size,
+        task = EncoderTask(run_splits, vocab, config.features.text, config.encoder_train.batch_size,
                            config.encoder_train.eval_batch_size, config.encoder_train.dropout,
                            resolve_device(config.encoder_train.device))
-        return fit(name=name, task=task, train_config=config.encoder_train, vocab=vocab,
-                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
-                   config_record={**identity, "run": config.to_record()}, identity=identity,
-                   extra_record={"identity": identity, **setting_record(config)}, progress=progress)
+        return fit(name=run.name, task=task, train_config=config.encoder_train, vocab=vocab,
+                   seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=run.checkpoint_dir,
+                   config_record={**run.identity, "run": config.to_record()}, identity=run.identity,
+                   extra_record={"identity": run.identity, **setting_record(config)}, progress=progress)
 
-    ensure_run(run_dir, checkpoint_dir, identity, encoder_ready(checkpoint_dir, key_digest(identity)), True,
-               train_encoder, "the features of stage 2 come from the retrained encoder")
-    return exported_encoder_dir(checkpoint_dir)
+    ensure_run(run.run_dir, run.checkpoint_dir, run.identity, encoder_ready(run.checkpoint_dir, key_digest(run.identity)),
+               True, train_encoder, "the features of stage 2 come from the retrained encoder")
+    return exported_encoder_dir(run.checkpoint_dir)
 
 
 def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,

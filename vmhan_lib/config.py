@@ -252,6 +252,10 @@ class RunConfig:
         """(training mode, text encoder): what every run record and table row says of the text side."""
         return self.experiment.training, self.features.text.model
 
+    def with_training(self, mode: str) -> "RunConfig":
+        """This configuration in training mode ``mode`` (``experiment.training``), all else kept."""
+        return replace(self, experiment=replace(self.experiment, training=mode))
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 

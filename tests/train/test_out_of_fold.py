@@ -66,7 +66,7 @@ def test_train_text_nodes_come_from_the_encoder_that_never_saw_them(trained: dic
     with pytest.MonkeyPatch.context() as patch:  # a rerun trains nothing
         patch.setattr(runner, "EncoderTask", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
         inputs = prepare_inputs(config, paths, progress=False)
-        in_fold = prepare_inputs(replace(config, experiment=replace(config.experiment, training="two-stage")), paths,
+        in_fold = prepare_inputs(config.with_training("two-stage"), paths,
                                  progress=False)
     assert calls == []
     train = load_split(config.data, "train")
@@ -91,7 +91,7 @@ def test_out_of_fold_runs_have_their_own_ids_and_name_their_fold_encoders(traine
     assert record["training"] == "out-of-fold" and record["identity"]["training"] == "out-of-fold"
     fold_digests = [key_digest(identity) for identity in runner.fold_encoder_identities(config)]
     assert all(d in record["identity"]["features"]["text_encoder"] for d in fold_digests)
-    two_stage = replace(config, experiment=replace(config.experiment, training="two-stage"))
+    two_stage = config.with_training("two-stage")
     assert runner.job_identity(two_stage, Job("VM-HAN (Ours)", 0))["features"]["text_encoder"] == \
         f"stage-1 run {key_digest(runner.encoder_identity(two_stage))}"
 

@@ -49,10 +49,11 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
     rows = []
     for job in jobs:
         model, model_config = model_from_checkpoint(load_best_checkpoint(best_checkpoint_path(config, job)))
+        model = model.to(device)
         row: dict[str, Any] = {}
         for split in SPLITS:
             part = inputs.data[split]
-            probabilities = predict_nodes(model.to(device), part.nodes, model_config, config.train.eval_batch_size,
+            probabilities = predict_nodes(model, part.nodes, model_config, config.train.eval_batch_size,
                                           device).probabilities
             scores = scores_of(inputs.vocab, part.labels, probabilities)
             row[f"{SPLIT_COLUMNS[split]}_accuracy"] = 100 * scores["accuracy"]

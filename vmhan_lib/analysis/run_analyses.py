@@ -12,7 +12,6 @@ replaces it. So a table read from the file never mixes in a row of a run that ha
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -36,7 +35,7 @@ def training_settings(config: RunConfig, training_modes: Sequence[str], jobs: Ca
     """``config`` in each of ``training_modes`` (``experiment.training``), with ``jobs(config)`` of each."""
     settings = []
     for mode in dict.fromkeys(training_modes):
-        moded = replace(config, experiment=replace(config.experiment, training=mode))
+        moded = config.with_training(mode)
         settings.append((moded, list(jobs(moded))))
     return settings
 
@@ -74,10 +73,10 @@ def per_run_rows(
         The rows in ``settings`` order; runs with neither a model nor a current stored row are left out
         (printed, with why).
     """
-    stored = pd.read_csv(path) if Path(path).is_file() else pd.DataFrame(columns=[*RUN_COLUMNS, *analysis])
-    if not set(RUN_COLUMNS) <= set(stored.columns):
+    stored = pd.read_csv(path).to_dict("records") if Path(path).is_file() else []
+    if stored and not set(RUN_COLUMNS) <= set(stored[0]):
         print(f"{what}: {path} has rows without run identities (an older file); they are not used")
-        stored = pd.DataFrame(columns=[*RUN_COLUMNS, *analysis])
+        stored = []
     rows: list[dict[str, Any]] = []
     computed = False
     for config, jobs in settings:
@@ -92,12 +91,12 @@ def per_run_rows(
             if i in results:
                 rows.append({**named[i], **analysis, **results[i]})
                 continue
-            match = stored[(stored["run_digest"] == named[i]["run_digest"]).to_numpy()
-                           & _equal(stored, analysis)] if not stored.empty else stored
-            if not match.empty:
-                rows.append(match.iloc[0].to_dict())
+            match = next((row for row in stored if str(row["run_digest"]) == named[i]["run_digest"]
+                          and _same_settings(row, analysis)), None)
+            if match is not None:
+                rows.append(match)
                 continue
-            changed = any(_key(row) == _key(named[i]) for row in stored.to_dict("records"))
+            changed = any(_key(row) == _key(named[i]) for row in stored)
             why = blocked or "no checkpoint at hand"
             print(f"{what}: {job.name} seed {job.seed} ({named[i]['training']}) left out: {why}"
                   + ("; its stored row is of another run or other settings" if changed else ""))
@@ -106,8 +105,8 @@ def per_run_rows(
     if computed:  # a stored row leaves the file when a row of the same run and settings replaces it, or
         # when another version of the analysis' code made it (it can never count again)
         replaced = {_key(row) for row in rows}
-        others = [row for row in stored.to_dict("records")
-                  if not (_key(row) in replaced and bool(_equal(pd.DataFrame([row]), analysis)[0]))
+        others = [row for row in stored
+                  if not (_key(row) in replaced and _same_settings(row, analysis))
                   and ("code" not in analysis or str(row.get("code")) == str(analysis["code"]))]
         atomic_write_text(path, pd.DataFrame([*rows, *others], columns=columns).to_csv(index=False))
     elif rows:
@@ -120,9 +119,7 @@ def _key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(str(row[name]) for name in RUN_COLUMNS[:-1])
 
 
-def _equal(stored: pd.DataFrame, analysis: Mapping[str, Any]) -> Any:
-    """Rows of ``stored`` whose analysis settings equal ``analysis`` (a boolean array)."""
-    mask = pd.Series(True, index=stored.index)
-    for name, value in analysis.items():
-        mask &= stored[name].astype(str) == str(value) if name in stored else False
-    return mask.to_numpy()
+def _same_settings(row: Mapping[str, Any], analysis: Mapping[str, Any]) -> bool:
+    """Whether a stored row was made with the analysis settings ``analysis`` (compared as text, as a
+    CSV stores them)."""
+    return all(name in row and str(row[name]) == str(value) for name, value in analysis.items())

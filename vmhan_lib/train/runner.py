@@ -189,7 +189,7 @@ def stage1_config(config: RunConfig) -> RunConfig:
     come from: ``out-of-fold`` runs share the ``two-stage`` run's (the same encoder, trained once)."""
     if config.experiment.training != "out-of-fold":
         return config
-    return replace(config, experiment=replace(config.experiment, training="two-stage"))
+    return config.with_training("two-stage")
 
 
 def fold_encoder_name(config: RunConfig, fold: int) -> str:

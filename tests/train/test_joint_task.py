@@ -14,6 +14,8 @@ import torch
 from tests.conftest import write_tiny_mnre
 from tests.factories import sentence_split
 from vmhan_lib.analysis.case_study import CaseStudyExplorer
+from vmhan_lib.analysis.fit_gap import fit_gap_rows
+from vmhan_lib.analysis.visual_shuffle import shuffle_rows
 from vmhan_lib.config import TrainConfig, run_config
 from vmhan_lib.data.captions import CAPTIONERS
 from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
@@ -134,7 +136,7 @@ def test_spans_the_tokenizer_cannot_find_are_refused(tiny: dict) -> None:
         JointTask(tiny["base"], data, tiny["instances"], TextEncoderConfig(max_length=32), 4, 8, 1e-4, CPU)
 
 
-def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path) -> None:
+def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_tiny_mnre(tmp_path / "mnre")
     for name in CAPTIONERS:  # the case-study explorer shows every captioner's caption
         for split in SPANS:
@@ -169,3 +171,13 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path) 
     explorer = CaseStudyExplorer.from_checkpoint(best)
     recorded = torch.tensor([p.probabilities for p in read_predictions(paths.runs / records[0]["run_id"])])
     torch.testing.assert_close(explorer._predict_all(), recorded, atol=1e-4, rtol=0)
+    # the analyses that rebuild a joint model's inputs encode them with its own exported encoder: the fit gap's
+    # dev and test columns and the visual-shuffle test's normal score are the recorded ones
+    monkeypatch.setattr(RunPaths, "of", classmethod(lambda cls, c: paths))
+    jobs = table_jobs(config)
+    for row, record in zip(fit_gap_rows(config, jobs), records, strict=True):
+        assert row["dev_f1"] == pytest.approx(100 * record["dev"]["f1"])
+        assert row["test_accuracy"] == pytest.approx(100 * record["test"]["accuracy"])
+        assert row["test_f1"] == pytest.approx(100 * record["test"]["f1"]) and 0 <= row["train_f1"] <= 100
+    for row, record in zip(shuffle_rows(config, jobs, seeds=(0,)), records, strict=True):
+        assert row["f1"] == pytest.approx(100 * record["test"]["f1"])

@@ -36,9 +36,7 @@ from vmhan_lib.analysis.hypergraph_view import draw_hypergraph, draw_hypergraph_
 from vmhan_lib.data.captions import CAPTIONERS, load_captions
 from vmhan_lib.data.mnre import DataFormatError, Instance, group_by_sentence
 from vmhan_lib.data.splits import load_split, load_vocab
-from vmhan_lib.config_tree import from_dict
 from vmhan_lib.features.build import build_split
-from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
@@ -48,7 +46,8 @@ from vmhan_lib.model.vmhan import VMHAN
 from vmhan_lib.config import RunConfig
 from vmhan_lib.io import atomic_torch_save, key_digest
 from vmhan_lib.paths import output_dirs
-from vmhan_lib.train.checkpoints import ensure_best_checkpoint, load_best_checkpoint, model_from_checkpoint, run_config_of
+from vmhan_lib.train.checkpoints import (checkpoint_features, ensure_best_checkpoint, load_best_checkpoint,
+                                         model_from_checkpoint, run_config_of)
 from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.records import Prediction, read_predictions, run_id
 from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_prefix
@@ -234,7 +233,7 @@ class CaseStudyExplorer:
         limits = [n for n in (trained.data.max_instances, max_test_instances) if n is not None]
         data = replace(trained.data, max_instances=min(limits) if limits else None,
                        data_dir=data_dir if data_dir is not None else trained.data.data_dir)
-        features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=progress)
+        features = checkpoint_features(checkpoint, show_progress=progress)
         built = build_split(data, "test", features, make_prompt_selectors(features))
         data_dir_path = data.path
         vocab = load_vocab(data)

@@ -115,24 +115,20 @@ def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int
     """The visual-shuffle test of every job of ``config`` (its best checkpoint at hand) on the whole
     test split, built with the features the checkpoint was trained on: per job the normal test F1,
     the mean and spread of the shuffled F1 over ``seeds`` and the drop (points)."""
-    from vmhan_lib.data.splits import load_split, load_vocab
-    from vmhan_lib.features.build import build_split
-    from vmhan_lib.features.config import FeatureConfig
-    from vmhan_lib.features.node_selection import make_prompt_selectors
-    from vmhan_lib.config_tree import from_dict
-    from vmhan_lib.train.checkpoints import best_checkpoint_path, load_best_checkpoint, model_from_checkpoint
+    from vmhan_lib.data.splits import load_vocab
+    from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_features, checkpoint_inputs,
+                                             load_best_checkpoint, model_from_checkpoint)
 
     vocab = load_vocab(config.data)
-    instances = load_split(config.data, "test", vocab)
     rows, built = [], {}
     for job in jobs:
         checkpoint = load_best_checkpoint(best_checkpoint_path(config, job))
         model, model_config = model_from_checkpoint(checkpoint)
-        features = replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=False)
+        features = checkpoint_features(checkpoint)
         key = repr(features)
         if key not in built:
-            built[key] = build_split(config.data, "test", features, make_prompt_selectors(features)).nodes
-        split = SplitNodes(built[key], vocab.ids([i.relation for i in instances]), [i.index for i in instances])
+            built[key] = checkpoint_inputs(config, features, ["test"])["test"]
+        split = built[key]
         result = visual_shuffle_test(model, model_config, split, vocab, seeds)
         drop, spread = result.f1_drop()
         shuffled = [100 * s["f1"] for s in result.shuffled]

@@ -7,17 +7,23 @@ A stage-2 run's checkpoint folder holds ``best.pt`` = ``{"digest", "config", "mo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from vmhan_lib.config_tree import from_dict
+from vmhan_lib.data.mnre import SPLITS
+from vmhan_lib.data.splits import load_split, load_vocab
+from vmhan_lib.features.build import build_split
+from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig
 from vmhan_lib.io import key_digest
-from vmhan_lib.train.hypergraph_task import BEST_FILE, best_model_ready
+from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
 from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs, run_prefix
 
 
@@ -78,3 +84,25 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[VMHAN, ModelConfi
 def run_config_of(checkpoint: dict[str, Any]) -> RunConfig:
     """The whole run configuration a checkpoint was trained with."""
     return RunConfig.from_dict(checkpoint["config"]["run"])
+
+
+def checkpoint_features(checkpoint: dict[str, Any], show_progress: bool = False) -> FeatureConfig:
+    """The feature settings a loaded checkpoint was trained on: for a ``two-stage`` run the stage-1
+    encoder, for a ``joint`` run its own exported, fine-tuned encoder (whose frozen states are the
+    live features of its evaluation)."""
+    return replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=show_progress)
+
+
+def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequence[str] = SPLITS
+                      ) -> dict[str, SplitNodes]:
+    """The inputs of ``splits`` of ``config``'s data built with ``features`` (e.g.
+    :func:`checkpoint_features`): every instance's nodes from that one encoder, so not the
+    out-of-fold train features (:func:`~vmhan_lib.train.runner.prepare_inputs` builds those)."""
+    vocab = load_vocab(config.data)
+    selector = make_prompt_selectors(features)
+    inputs = {}
+    for split in splits:
+        instances = load_split(config.data, split, vocab)
+        inputs[split] = SplitNodes(build_split(config.data, split, features, selector).nodes,
+                                   vocab.ids([x.relation for x in instances]), [x.index for x in instances])
+    return inputs

@@ -55,6 +55,13 @@ def test_provenance_has_versions_and_config() -> None:
     assert revision.removesuffix("-dirty") == head
 
 
+def test_provenance_names_the_revision_the_process_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vmhan_lib.io as io
+
+    monkeypatch.setattr(io, "git_revision", lambda repo=REPO: "f" * 40)  # a commit made while a run trains
+    assert provenance({})["git_revision"] == io.IMPORTED_REVISION != "f" * 40
+
+
 def test_git_revision_outside_a_repository_is_unknown(no_git_around: Path) -> None:
     assert git_revision(no_git_around) == "unknown"
 

@@ -97,6 +97,11 @@ def git_revision(repo: Path = REPO_ROOT) -> str:
     return f"{rev}-dirty" if dirty else rev
 
 
+IMPORTED_REVISION = git_revision()
+"""The commit of the code this process runs, read once when the package is imported: a record
+written at the end of an hour-long run names the code that made it, not a commit made meanwhile."""
+
+
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
     versions = {}
     for name in names:
@@ -111,7 +116,7 @@ def provenance(config: dict[str, Any]) -> dict[str, Any]:
     """What a result file stores about how it was made."""
     return {
         "config": config,
-        "git_revision": git_revision(),
+        "git_revision": IMPORTED_REVISION,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "packages": package_versions(),

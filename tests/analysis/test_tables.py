@@ -18,7 +18,7 @@ def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy
     """A run record; ``setting`` = (training, text_encoder) fields, None = a record from before they existed."""
     rng = np.random.default_rng(hash((variant, seed, setting)) % 2**32)
     pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
-    run_dir = runs_dir / run_id("cpu" if setting is None else f"cpu__{setting[0]}", variant, seed)
+    run_dir = runs_dir / run_id("cpu" if setting is None else f"cpu__{setting[0]}-{setting[1].lower()}", variant, seed)
     scores = score(gold, pred).as_dict()
     fields = {} if setting is None else {"training": setting[0], "text_encoder": setting[1]}
     write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
@@ -118,6 +118,8 @@ def test_headline_gap_states_the_distance_to_the_paper_and_to_the_baseline(runs_
     spread = max(ours.f1_std, kl.f1_std)
     assert ("within" if abs(ours.f1 - kl.f1) <= spread else "more than") in close
     assert "Against our" not in headline_gap(runs, baseline="Text-only")  # no such runs
+    one_seed = headline_gap(runs[(runs.variant != "repl. GCN") | (runs.seed == 0)], baseline="repl. GCN")
+    assert "not yet comparable with a seed spread (one seed on a side)" in one_seed
 
 
 def test_rows_name_their_setting_and_settings_are_never_averaged(runs_dir: Path) -> None:
@@ -181,8 +183,17 @@ def test_settings_comparison_tells_each_setting_apart_and_names_the_winners(tmp_
         _fake_run(tmp_path, "VM-HAN (Ours)", seed, gold, 0.95, oof)
         _fake_run(tmp_path, "Text-only", seed, gold, 0.3, oof)
     _fake_run(tmp_path, "GCN", 0, gold, 0.9, ("joint", "all-MiniLM-L6-v2"))  # no pair of models: no row
+    mpnet = ("two-stage", "all-mpnet-base-v2")
+    _fake_run(tmp_path, "VM-HAN (Ours)", 0, gold, 0.99, mpnet)  # one seed a side: no verdict, however far apart
+    _fake_run(tmp_path, "Text-only", 0, gold, 0.2, mpnet)
     runs = load_runs(tmp_path)
     table = settings_comparison(runs)
+    single = table[table.encoder == "all-mpnet-base-v2"].iloc[0]
+    assert single.beyond_spread is None and single.difference > 10 and single.spread == 0
+    assert "two-stage with all-mpnet-base-v2" not in settings_sentence(table).split(" Test F1")[0]
+    assert "one seed on a side, no spread yet" in settings_sentence(table)
+    assert settings_sentence(table[table.encoder == "all-mpnet-base-v2"]).startswith("No setting has two or more seeds")
+    table = table[table.encoder == "all-MiniLM-L6-v2"]
     assert sorted(table["training"]) == ["out-of-fold", "two-stage"]
     row = table.set_index("training").loc["out-of-fold"]
     ours = summarize(runs[(runs.training == "out-of-fold")]).loc["VM-HAN (Ours)"]

@@ -63,6 +63,7 @@ def test_pooled_runs_observed_delta_is_the_pooled_micro_f1_difference() -> None:
 def test_beyond_seed_spread_uses_the_larger_spread_and_a_strict_bound() -> None:
     from vmhan_lib.evaluate.significance import beyond_seed_spread
 
-    assert beyond_seed_spread(62.0, 0.2, 61.0, 1.5) == (pytest.approx(1.0), 1.5, False)
-    assert beyond_seed_spread(60.0, 0.2, 61.0, 0.5) == (pytest.approx(-1.0), 0.5, True)
-    assert beyond_seed_spread(61.5, 0.5, 61.0, 0.1)[2] is False  # equal to the spread: not beyond
+    assert beyond_seed_spread(62.0, 0.2, 3, 61.0, 1.5, 3) == (pytest.approx(1.0), 1.5, False)
+    assert beyond_seed_spread(60.0, 0.2, 2, 61.0, 0.5, 5) == (pytest.approx(-1.0), 0.5, True)
+    assert beyond_seed_spread(61.5, 0.5, 3, 61.0, 0.1, 3)[2] is False  # equal to the spread: not beyond
+    assert beyond_seed_spread(63.0, 0.0, 1, 61.0, 0.4, 3) == (pytest.approx(2.0), 0.4, None)  # one run: no spread

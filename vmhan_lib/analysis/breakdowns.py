@@ -170,8 +170,11 @@ def describe_visual_proportion(scores: pd.DataFrame) -> str:
     if low == high:
         return f"Only one proportion ({low} %) has runs: no comparison is possible."
     none, full = by_share.loc[low], by_share.loc[high]
-    difference, spread, beyond = beyond_seed_spread(full["mean"], full["std"], none["mean"], none["std"])
-    if not beyond:
+    difference, spread, beyond = beyond_seed_spread(full["mean"], full["std"], int(full["count"]),
+                                                    none["mean"], none["std"], int(none["count"]))
+    if beyond is None:
+        verdict = "not yet comparable with a seed spread (one seed on a side)"
+    elif not beyond:
         verdict = "within the larger seed spread: the visual nodes add nothing measurable here"
     elif difference > 0:
         verdict = "more than the larger seed spread: the visual nodes help"

@@ -206,10 +206,12 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
             f"{paper_f1 - ours.f1:.2f} points below the paper's {paper_f1:.2f}.")
     if baseline in summary.index:
         base = summary.loc[baseline]
-        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, base.f1, base.f1_std)
-        verdict = "more than" if beyond else "within"
+        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
+                                                        base.f1, base.f1_std, len(base.seeds))
+        verdict = (f"{'more than' if beyond else 'within'} the larger seed spread ({spread:.2f})" if beyond is not None
+                   else "not yet comparable with a seed spread (one seed on a side)")
         text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
-                 f"the difference is {difference:+.2f}, {verdict} the larger seed spread ({spread:.2f}).")
+                 f"the difference is {difference:+.2f}, {verdict}.")
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
 
 
@@ -245,18 +247,20 @@ def tables_suffix(config: RunConfig) -> str:
 def settings_comparison(runs: pd.DataFrame, baseline: str = "Text-only") -> pd.DataFrame:
     """VM-HAN against ``baseline`` in every (training mode, text encoder) setting of ``runs``
     (:func:`load_runs` without a setting) that has complete runs of both: test F1 mean ± std and
-    seeds of each, the difference, the larger seed spread, and whether the difference exceeds it."""
+    seeds of each, the difference, the larger seed spread, and whether the difference exceeds it
+    (``None`` while a side has a single seed)."""
     rows = []
     for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False):
         summary = summarize(group)
         if FULL_MODEL not in summary.index or baseline not in summary.index:
             continue
         ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
-        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, base.f1, base.f1_std)
+        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
+                                                        base.f1, base.f1_std, len(base.seeds))
         rows.append({"training": training, "encoder": encoder, "vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std,
                      "vm_han_seeds": len(ours.seeds), "baseline": baseline, "baseline_f1": base.f1,
                      "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds), "difference": difference,
-                     "spread": spread, "beyond_spread": bool(beyond)})
+                     "spread": spread, "beyond_spread": beyond})
     return pd.DataFrame(rows)
 
 
@@ -268,11 +272,18 @@ def settings_sentence(table: pd.DataFrame) -> str:
     each = "; ".join(
         f"{r.training} with {r.encoder}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
         f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}), {r.difference:+.2f}, "
-        f"{'more than' if r.beyond_spread else 'within'} the spread {r.spread:.2f}" for r in table.itertuples())
-    winners = [f"{r.training} with {r.encoder}" for r in table.itertuples() if r.beyond_spread and r.difference > 0]
-    verdict = (f"VM-HAN beats {table.baseline.iloc[0]} by more than the seeds' spread in: {', '.join(winners)}."
-               if winners else
-               f"In none of the {len(table)} setting(s) does VM-HAN beat {table.baseline.iloc[0]} by more than the seeds' spread.")
+        + (f"{'more than' if r.beyond_spread else 'within'} the spread {r.spread:.2f}" if r.beyond_spread is not None
+           else "one seed on a side, no spread yet") for r in table.itertuples())
+    compared = table[table["beyond_spread"].notna()]
+    winners = [f"{r.training} with {r.encoder}" for r in compared.itertuples() if r.beyond_spread and r.difference > 0]
+    baseline = table.baseline.iloc[0]
+    if winners:
+        verdict = f"VM-HAN beats {baseline} by more than the seeds' spread in: {', '.join(winners)}."
+    elif compared.empty:
+        verdict = f"No setting has two or more seeds of both VM-HAN and {baseline} yet."
+    else:
+        verdict = (f"In none of the {len(compared)} setting(s) with two or more seeds a side does VM-HAN beat "
+                   f"{baseline} by more than the seeds' spread.")
     return f"{verdict} Test F1 per setting: {each}."
 
 

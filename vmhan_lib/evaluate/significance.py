@@ -99,8 +99,12 @@ def paired_bootstrap_f1_runs(
     )
 
 
-def beyond_seed_spread(mean: float, std: float, reference_mean: float, reference_std: float) -> tuple[float, float, bool]:
+def beyond_seed_spread(mean: float, std: float, seeds: int, reference_mean: float, reference_std: float,
+                       reference_seeds: int) -> tuple[float, float, bool | None]:
     """``mean - reference_mean``, the larger of the two seed standard deviations, and whether the
-    difference exceeds it in absolute value (within it, two seed means are not told apart)."""
+    difference exceeds it in absolute value (within it, two seed means are not told apart); ``None``
+    for the last when either side has fewer than two seeds (a single run has no spread to compare with)."""
     difference, spread = mean - reference_mean, max(std, reference_std)
+    if min(seeds, reference_seeds) < 2:
+        return difference, spread, None
     return difference, spread, abs(difference) > spread

@@ -98,8 +98,9 @@ def git_revision(repo: Path = REPO_ROOT) -> str:
 
 
 IMPORTED_REVISION = git_revision()
-"""The commit of the code this process runs, read once when the package is imported: a record
-written at the end of an hour-long run names the code that made it, not a commit made meanwhile."""
+"""The commit checked out when this process imported ``vmhan_lib.io`` (every training path
+imports it first), read once: a record written at the end of an hour-long run names the code that
+made it, not a commit made meanwhile (a module first imported later in the run could still be newer)."""
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:

@@ -62,19 +62,35 @@ def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch:
     assert calls == [([job], True)]  # the runner retrains aside when a committed record exists
 
 
-def test_checkpoint_inputs_are_the_nodes_of_the_features_a_checkpoint_names(tmp_path: Path) -> None:
+def test_checkpoint_features_follow_a_joint_encoder_that_moved_with_the_checkout(tmp_path: Path) -> None:
+    config = preset("tiny").with_training("joint")
+    moved = {"run": config.to_dict(), "features": {**to_dict(config.features),
+                                                   "text": {**to_dict(config.features.text), "model": "/elsewhere/encoder"}}}
+    path = tmp_path / "run" / "best.pt"
+    with pytest.raises(MissingCheckpointError, match="the text encoder it was trained on, /elsewhere/encoder, is not there"):
+        checkpoint_features({"config": moved}, path)
+    (tmp_path / "run" / "encoder").mkdir(parents=True)
+    assert checkpoint_features({"config": moved}, path).text.model == str(tmp_path / "run" / "encoder")
+    two_stage = {**moved, "run": preset("tiny").to_dict()}  # a stage-1 encoder is not beside the checkpoint
+    with pytest.raises(MissingCheckpointError, match="another checkout"):
+        checkpoint_features({"config": two_stage}, path)
+    named = checkpoint_features({"config": {**moved, "features": to_dict(config.features)}}, path, show_progress=True)
+    assert named == replace(config.features, show_progress=True)  # a packaged encoder's short name is kept
+
+
+def test_checkpoint_inputs_are_built_with_the_given_features_not_the_configs(tmp_path: Path) -> None:
     config = run_config("tiny", str(write_tiny_mnre(tmp_path / "mnre")), {
         "experiment.training": "joint", "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
-        "features.cache_dir": str(tmp_path / "cache")})
+        "features.cache_dir": str(tmp_path / "cache"), "features.show_progress": False})
     reference = prepare_inputs(config, RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)  # joint: pretrained
-    features = checkpoint_features({"config": {"features": reference.features}})
-    assert features == replace(config.features, show_progress=False)
-    inputs = checkpoint_inputs(config, features, ["val", "test"])
-    assert list(inputs) == ["val", "test"]
+    fewer = replace(config.features, m_text_nodes=1)
+    inputs = checkpoint_inputs(config, fewer)
+    assert list(inputs) == ["train", "val", "test"]
+    assert max(len(n.text_names) for n in reference.data["train"].nodes) > 3  # head, tail and 2+ text-LLM nodes
     for split, part in inputs.items():
         expected = reference.data[split]
         assert (part.labels, part.indices) == (expected.labels, expected.indices)
         for ours, theirs in zip(part.nodes, expected.nodes, strict=True):
-            assert ours.text_names == theirs.text_names and ours.visual_names == theirs.visual_names
-            torch.testing.assert_close(ours.text_features, theirs.text_features)
+            assert ours.text_names == theirs.text_names[:3]  # the features' one text-LLM node, not the config's 3
+            torch.testing.assert_close(ours.text_features, theirs.text_features[:3])
             torch.testing.assert_close(ours.visual_features, theirs.visual_features)

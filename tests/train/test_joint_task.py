@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
 from vmhan_lib.model.variants import VARIANTS, variant_config
 from vmhan_lib.model.vmhan import build_model
+from vmhan_lib.train.checkpoints import checkpoint_features, checkpoint_inputs, load_best_checkpoint, model_from_checkpoint
 from vmhan_lib.train.fit import start_training, train_step
+from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.joint_task import JointTask
 from vmhan_lib.train.records import read_predictions, read_record
 from vmhan_lib.train.runner import RunPaths, run_jobs, table_jobs
@@ -171,8 +174,14 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     explorer = CaseStudyExplorer.from_checkpoint(best)
     recorded = torch.tensor([p.probabilities for p in read_predictions(paths.runs / records[0]["run_id"])])
     torch.testing.assert_close(explorer._predict_all(), recorded, atol=1e-4, rtol=0)
-    # the analyses that rebuild a joint model's inputs encode them with its own exported encoder: the fit gap's
-    # dev and test columns and the visual-shuffle test's normal score are the recorded ones
+    # the analyses rebuild a joint model's inputs with its own exported encoder (not the pretrained one): its
+    # probabilities on them are the recorded ones, and so are the fit gap's and the visual-shuffle test's scores
+    checkpoint = load_best_checkpoint(best)
+    rebuilt = checkpoint_inputs(config, checkpoint_features(checkpoint, best), ["test"])["test"].nodes
+    model, model_config = model_from_checkpoint(checkpoint)
+    torch.testing.assert_close(predict_nodes(model, rebuilt, model_config, 8, CPU).probabilities, recorded, atol=1e-4, rtol=0)
+    pretrained = checkpoint_inputs(config, replace(config.features, show_progress=False), ["test"])["test"].nodes
+    assert not torch.allclose(rebuilt[0].text_features, pretrained[0].text_features)
     monkeypatch.setattr(RunPaths, "of", classmethod(lambda cls, c: paths))
     jobs = table_jobs(config)
     for row, record in zip(fit_gap_rows(config, jobs), records, strict=True):

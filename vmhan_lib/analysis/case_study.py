@@ -233,7 +233,7 @@ class CaseStudyExplorer:
         limits = [n for n in (trained.data.max_instances, max_test_instances) if n is not None]
         data = replace(trained.data, max_instances=min(limits) if limits else None,
                        data_dir=data_dir if data_dir is not None else trained.data.data_dir)
-        features = checkpoint_features(checkpoint, show_progress=progress)
+        features = checkpoint_features(checkpoint, path, show_progress=progress)
         built = build_split(data, "test", features, make_prompt_selectors(features))
         data_dir_path = data.path
         vocab = load_vocab(data)

@@ -9,7 +9,7 @@ the very inputs it was trained and selected on (:func:`~vmhan_lib.train.runner.p
 the out-of-fold train features for ``out-of-fold`` runs), so the train column is the fit the model
 saw. A ``joint`` run's text features changed with every step; it is scored on every split encoded
 by its own exported, fine-tuned encoder (the features of its dev-selected evaluation), so its train
-column is the fit of the final model. Rows are kept in ``results/fit_gap.csv``
+column is the fit of the dev-selected model. Rows are kept in ``results/fit_gap.csv``
 (:func:`~vmhan_lib.analysis.run_analyses.per_run_rows`).
 """
 
@@ -53,10 +53,11 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
     device = resolve_device(config.train.device)
     rows = []
     for job in jobs:
-        checkpoint = load_best_checkpoint(best_checkpoint_path(config, job))
+        path = best_checkpoint_path(config, job)
+        checkpoint = load_best_checkpoint(path)
         model, model_config = model_from_checkpoint(checkpoint)
         model = model.to(device)
-        data = checkpoint_inputs(config, checkpoint_features(checkpoint)) if shared is None else shared
+        data = checkpoint_inputs(config, checkpoint_features(checkpoint, path)) if shared is None else shared
         row: dict[str, Any] = {}
         for split in SPLITS:
             part = data[split]
@@ -103,7 +104,7 @@ def fit_gap_sentence(table: pd.DataFrame) -> str:
     change the F1 gap."""
     summary = fit_gap_summary(table)
     if summary.empty:
-        return "No trained stage-2 model at hand and no stored rows: the fit gap has nothing to score."
+        return "No trained model at hand and no stored rows: the fit gap has nothing to score."
     lines = [
         f"{row.variant} ({row.training}, seeds {row.seeds}): train accuracy {row.train_accuracy:.2f} / F1 "
         f"{row.train_f1:.2f}, dev {row.dev_accuracy:.2f} / {row.dev_f1:.2f}, a train-dev F1 gap of "

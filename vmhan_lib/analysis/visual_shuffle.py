@@ -122,9 +122,10 @@ def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int
     vocab = load_vocab(config.data)
     rows, built = [], {}
     for job in jobs:
-        checkpoint = load_best_checkpoint(best_checkpoint_path(config, job))
+        path = best_checkpoint_path(config, job)
+        checkpoint = load_best_checkpoint(path)
         model, model_config = model_from_checkpoint(checkpoint)
-        features = checkpoint_features(checkpoint)
+        features = checkpoint_features(checkpoint, path)
         key = repr(features)
         if key not in built:
             built[key] = checkpoint_inputs(config, features, ["test"])["test"]

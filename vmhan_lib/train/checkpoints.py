@@ -2,7 +2,8 @@
 
 A stage-2 run's checkpoint folder holds ``best.pt`` = ``{"digest", "config", "model"}``, where
 ``config`` is the run's configuration record (``run``: the whole :class:`RunConfig` tree,
-``model``: the variant's sized model config, ``features``: the features it was trained on).
+``model``: the variant's sized model config, ``features``: the features it was trained on). A
+``joint`` run's folder also holds ``encoder/``, its fine-tuned encoder, which its ``features`` name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig
 from vmhan_lib.io import key_digest
+from vmhan_lib.train.encoder_task import exported_encoder_dir
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
 from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs, run_prefix
 
@@ -86,11 +88,25 @@ def run_config_of(checkpoint: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(checkpoint["config"]["run"])
 
 
-def checkpoint_features(checkpoint: dict[str, Any], show_progress: bool = False) -> FeatureConfig:
-    """The feature settings a loaded checkpoint was trained on: for a ``two-stage`` run the stage-1
-    encoder, for a ``joint`` run its own exported, fine-tuned encoder (whose frozen states are the
-    live features of its evaluation)."""
-    return replace(from_dict(FeatureConfig, checkpoint["config"]["features"]), show_progress=show_progress)
+def checkpoint_features(checkpoint: dict[str, Any], path: Path, show_progress: bool = False) -> FeatureConfig:
+    """The feature settings of the checkpoint loaded from ``path``, those it was trained on: for a
+    ``two-stage`` run the stage-1 encoder, for a ``joint`` run its own exported, fine-tuned encoder
+    (whose frozen states are the live features of its evaluation; taken from beside ``path`` when the
+    folder it names has moved with the checkout).
+
+    Raises:
+        MissingCheckpointError: the text encoder it names is a folder that is not there.
+    """
+    features = from_dict(FeatureConfig, checkpoint["config"]["features"])
+    named = Path(features.text.model)
+    if named.is_absolute() and not named.is_dir():
+        beside = exported_encoder_dir(Path(path).parent)
+        if checkpoint["config"]["run"]["experiment"]["training"] != "joint" or not beside.is_dir():
+            raise MissingCheckpointError(
+                f"{path}: the text encoder it was trained on, {named}, is not there (a checkpoint from another "
+                "checkout?); train the run here")
+        features = replace(features, text=replace(features.text, model=str(beside)))
+    return replace(features, show_progress=show_progress)
 
 
 def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequence[str] = SPLITS

@@ -260,4 +260,4 @@ def sentence_split(
         nodes.append(handmade_instance([instance.head.name, instance.tail.name, *phrases], visual,
                                        n_objects=2 if visual else 0, generator=generator, d_text=d_text,
                                        d_visual=d_visual))
-    return SplitNodes(nodes, vocab.ids([x.relation for x in instances]), [x.index for x in instances])
+    return SplitNodes.of(nodes, instances, vocab)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vmhan_lib.data.mnre import Instance, entity_relation_categories, group_by_sentence
-from vmhan_lib.evaluate.significance import beyond_seed_spread
+from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread
 from vmhan_lib.metrics import confusion_matrix, per_relation_scores, score
 from vmhan_lib.train.records import read_predictions
 
@@ -173,7 +173,7 @@ def describe_visual_proportion(scores: pd.DataFrame) -> str:
     difference, spread, beyond = beyond_seed_spread(full["mean"], full["std"], int(full["count"]),
                                                     none["mean"], none["std"], int(none["count"]))
     if beyond is None:
-        verdict = "not yet comparable with a seed spread (one seed on a side)"
+        verdict = SINGLE_SEED_VERDICT
     elif not beyond:
         verdict = "within the larger seed spread: the visual nodes add nothing measurable here"
     elif difference > 0:

@@ -20,7 +20,7 @@ from vmhan_lib.evaluate.reachability import reachable
 from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
-from vmhan_lib.evaluate.significance import beyond_seed_spread, paired_bootstrap_f1_runs
+from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
 from vmhan_lib.train.runner import FOLDS_FOLDER, setting_tag
 
@@ -209,7 +209,7 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
         difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
                                                         base.f1, base.f1_std, len(base.seeds))
         verdict = (f"{'more than' if beyond else 'within'} the larger seed spread ({spread:.2f})" if beyond is not None
-                   else "not yet comparable with a seed spread (one seed on a side)")
+                   else SINGLE_SEED_VERDICT)
         text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
                  f"the difference is {difference:+.2f}, {verdict}.")
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."

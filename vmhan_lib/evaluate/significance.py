@@ -99,6 +99,10 @@ def paired_bootstrap_f1_runs(
     )
 
 
+SINGLE_SEED_VERDICT = "not yet comparable with a seed spread (one seed on a side)"
+"""How a sentence states :func:`beyond_seed_spread`'s ``None``."""
+
+
 def beyond_seed_spread(mean: float, std: float, seeds: int, reference_mean: float, reference_std: float,
                        reference_seeds: int) -> tuple[float, float, bool | None]:
     """``mean - reference_mean``, the larger of the two seed standard deviations, and whether the

@@ -101,7 +101,7 @@ def checkpoint_features(checkpoint: dict[str, Any], path: Path, show_progress: b
     named = Path(features.text.model)
     if named.is_absolute() and not named.is_dir():
         beside = exported_encoder_dir(Path(path).parent)
-        if checkpoint["config"]["run"]["experiment"]["training"] != "joint" or not beside.is_dir():
+        if run_config_of(checkpoint).experiment.training != "joint" or not beside.is_dir():
             raise MissingCheckpointError(
                 f"{path}: the text encoder it was trained on, {named}, is not there (a checkpoint from another "
                 "checkout?); train the run here")
@@ -118,7 +118,6 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
     selector = make_prompt_selectors(features)
     inputs = {}
     for split in splits:
-        instances = load_split(config.data, split, vocab)
-        inputs[split] = SplitNodes(build_split(config.data, split, features, selector).nodes,
-                                   vocab.ids([x.relation for x in instances]), [x.index for x in instances])
+        inputs[split] = SplitNodes.of(build_split(config.data, split, features, selector).nodes,
+                                      load_split(config.data, split, vocab), vocab)
     return inputs

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
+from vmhan_lib.data.mnre import Instance, RelationVocab
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch, collate_hypergraphs
 from vmhan_lib.io import atomic_torch_save
@@ -38,6 +39,11 @@ class SplitNodes:
             raise ValueError("nodes, labels and indices must have the same length")
         if not self.nodes:
             raise ValueError("a split without instances cannot be trained or scored")
+
+    @classmethod
+    def of(cls, nodes: list[InstanceNodes], instances: Sequence[Instance], vocab: RelationVocab) -> "SplitNodes":
+        """The nodes built for ``instances`` (same order), with their relation ids and file indices."""
+        return cls(nodes, vocab.ids([x.relation for x in instances]), [x.index for x in instances])
 
 
 def pair_variance(output: ModelOutput) -> torch.Tensor | None:

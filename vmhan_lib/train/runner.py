@@ -357,8 +357,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
         if split == "train" and folds:
             fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
             built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector)
-        inputs[split] = SplitNodes(nodes=built.nodes, labels=vocab.ids([x.relation for x in splits[split]]),
-                                   indices=[x.index for x in splits[split]])
+        inputs[split] = SplitNodes.of(built.nodes, splits[split], vocab)
         build[split] = built.report.to_dict()
     for line in describe_fallbacks(build):  # never silent: also in every run record ("build") and the table notes
         print(f"features fallback, {line}")

@@ -124,6 +124,21 @@ def test_train_and_tables_run_the_jobs_of_the_profile(capsys, monkeypatch, tmp_p
     assert code == 2 and "without --set experiment.training" in err
 
 
+def test_the_stage1_row_alone_trains_stage1_and_prints_its_dev_f1_per_epoch(capsys, monkeypatch) -> None:
+    seen = {}
+    record = {"run_id": "cpu__two-stage-all-mpnet-base-v2__text-only-fine-tuned-encoder__seed0", "best_epoch": 2,
+              "epochs": [{"dev": {"f1": 0.4}}, {"dev": {"f1": 0.5512}}], "dev": {"f1": 0.5512}, "test": {"f1": 0.6}}
+    monkeypatch.setattr("vmhan_lib.train.runner.train_stage1",
+                        lambda config: seen.setdefault("model", config.features.text.model) and [record])
+    monkeypatch.setattr("vmhan_lib.train.runner.run_jobs", lambda *a, **k: pytest.fail("stage 2 ran"))
+    code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)",
+                        "--set", "features.text.model=all-mpnet-base-v2")
+    assert code == 0 and seen["model"] == "all-mpnet-base-v2"
+    assert out == (f"{record['run_id']}: dev F1 by epoch 40.00, 55.12; best epoch 2: dev 55.12, test 60.00\n")
+    code, out, err = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)", "GCN")
+    assert code == 2 and "trains stage 1 alone; run the other variants in another" in err
+
+
 def test_interrupt_says_how_to_resume(capsys, monkeypatch) -> None:
     def interrupted(args):
         raise KeyboardInterrupt

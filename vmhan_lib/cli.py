@@ -47,7 +47,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("run the Table 1 / Table 2 experiments of a profile (resumable)",
               "Train (or reuse, when complete) every run of the chosen rows; writes run records under results/runs/ "
               "(results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, then the tables as "
-              "`tables` does.\n\nvariants: " + "; ".join(VARIANTS)),
+              "`tables` does. --variants 'Text-only (fine-tuned encoder)' trains stage 1 alone (two-stage and "
+              "out-of-fold) and prints its dev F1 per epoch, e.g. to choose an encoder's schedule before its stage-2 "
+              "rows.\n\nvariants: " + "; ".join(VARIANTS)),
     "tables": ("build Tables 1 and 2 from the run records of a profile",
                "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
                "table2_ablations.{csv,md} under the profile's results folder (a non-default training mode or encoder: "
@@ -182,15 +184,26 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from vmhan_lib.train.runner import run_jobs, table_jobs
+    from vmhan_lib.config import ENCODER_VARIANT
+    from vmhan_lib.train.runner import run_jobs, table_jobs, train_stage1
 
     config = _config(args)
-    if args.variants is not None:
-        check_variants(args.variants)
+    variants = args.variants
+    if variants is not None and ENCODER_VARIANT in variants:  # the stage-1 row alone: no features, no stage 2
+        if set(variants) != {ENCODER_VARIANT}:
+            raise ConfigError(f"{ENCODER_VARIANT!r} trains stage 1 alone; run the other variants in another "
+                              "`train` command (they train stage 1 first anyway)")
+        for record in train_stage1(config):
+            per_epoch = ", ".join(f"{100 * e['dev']['f1']:.2f}" for e in record["epochs"])
+            print(f"{record['run_id']}: dev F1 by epoch {per_epoch}; best epoch {record['best_epoch']}: "
+                  f"dev {100 * record['dev']['f1']:.2f}, test {100 * record['test']['f1']:.2f}")
+        return 0
+    if variants is not None:
+        check_variants(variants)
     from vmhan_lib.train.ray_executor import SweepFailed
 
     try:
-        records = run_jobs(config, table_jobs(config, args.variants))
+        records = run_jobs(config, table_jobs(config, variants))
     except SweepFailed as err:
         print(f"sweep incomplete: {err}", file=sys.stderr)
         return 1

@@ -113,3 +113,28 @@ def test_fold_identities_name_the_held_out_instances_when_images_decide_them(mnr
     assert all("held_out" not in identity for identity in plain)  # the fingerprinted train file decides the folds
     first = runner.fold_encoder_identities(run_config("tiny", str(mnre_dir), {**settings, "data.image_instances": "first"}))
     assert len({identity["held_out"] for identity in first}) == 2
+
+
+def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict) -> None:
+    config, paths = trained["config"], trained["paths"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
+        patch.setattr(runner, "build_split", lambda *a, **k: pytest.fail("built features"))
+        records = runner.train_stage1(config, paths, progress=False)
+    assert [r["variant"] for r in records] == ["Text-only (fine-tuned encoder)",
+                                               "Text-only (fine-tuned encoder) fold 1 of 2",
+                                               "Text-only (fine-tuned encoder) fold 2 of 2"]
+    assert records[0] == read_record(paths.encoder_run_dir(config)) and all(r["complete"] for r in records)
+
+
+def test_stage1_alone_trains_only_the_encoder(mnre_dir: Path, tmp_path: Path) -> None:
+    config = run_config("tiny", str(mnre_dir), {**SETTINGS, "features.cache_dir": str(tmp_path / "cache")})
+    paths = RunPaths(tmp_path / "runs", tmp_path / "ckpt")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "build_split", lambda *a, **k: pytest.fail("built features"))
+        [record] = runner.train_stage1(config, paths, progress=False)
+    assert record["variant"] == "Text-only (fine-tuned encoder)" and len(record["epochs"]) == 1
+    assert stage1_ready(config, paths) and sorted(p.name for p in paths.runs.iterdir()) == [record["run_id"]]
+    assert not (tmp_path / "cache").exists()  # no node features were computed
+    with pytest.raises(runner.ConfigError, match="joint training has none"):
+        runner.train_stage1(config.with_training("joint"), paths, progress=False)

@@ -341,13 +341,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
     vocab = load_vocab(config.data)
     splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
-    runs = stage1_runs(config, paths)
-    refuse_stale([(run.run_dir, run_differences(run.run_dir, run.identity)) for run in runs],
-                 config.experiment.stale_runs)  # every stage-1 run at once, before any is trained
-    folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed) \
-        if config.experiment.training == "out-of-fold" else []
-    encoders = [_train_encoder(run, splits, vocab, [] if run.fold is None else folds[run.fold], progress)
-                for run in tqdm(runs, desc="stage 1", disable=not progress or len(runs) < 2)]
+    encoders, folds = _stage1_encoders(config, paths, splits, vocab, progress)
     features = config.features if not encoders else replace(
         config.features, text=replace(config.features.text, model=str(encoders[0])))
     selector = make_prompt_selectors(features)
@@ -408,6 +402,37 @@ def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:
     identity and its encoder exported here by that run, so :func:`prepare_inputs` trains nothing."""
     return all(run_differences(run.run_dir, run.identity) == [] and
                encoder_ready(run.checkpoint_dir, key_digest(run.identity)) for run in stage1_runs(config, paths))
+
+
+def train_stage1(config: RunConfig, paths: RunPaths | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Train (or reuse) only the stage-1 runs of ``config`` (:func:`stage1_runs`), no stage-2 job and no
+    node features: ``train --variants "Text-only (fine-tuned encoder)"``, e.g. to choose an encoder's
+    stage-1 schedule on dev before its stage-2 rows. Returns their records, the encoder of all train first.
+
+    Raises:
+        ConfigError: ``joint`` training, which has no stage 1.
+    """
+    if config.experiment.training == "joint":
+        raise ConfigError(f"{ENCODER_VARIANT!r} is the stage-1 encoder of two-stage and out-of-fold training; "
+                          "joint training has none (set experiment.training=two-stage or out-of-fold)")
+    paths = paths or RunPaths.of(config)
+    vocab = load_vocab(config.data)
+    _stage1_encoders(config, paths, {s: load_split(config.data, s, vocab) for s in SPLITS}, vocab, progress)
+    return [read_record(run.run_dir) for run in stage1_runs(config, paths)]
+
+
+def _stage1_encoders(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
+                     progress: bool) -> tuple[list[Path], list[list[int]]]:
+    """Every stage-1 run of ``config`` trained or reused (stale ones refused first, all at once):
+    the exported encoders' folders (:func:`stage1_runs`'s order) and the train folds (``out-of-fold``)."""
+    runs = stage1_runs(config, paths)
+    refuse_stale([(run.run_dir, run_differences(run.run_dir, run.identity)) for run in runs],
+                 config.experiment.stale_runs)  # every stage-1 run at once, before any is trained
+    folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed) \
+        if config.experiment.training == "out-of-fold" else []
+    encoders = [_train_encoder(run, splits, vocab, [] if run.fold is None else folds[run.fold], progress)
+                for run in tqdm(runs, desc="stage 1", disable=not progress or len(runs) < 2)]
+    return encoders, folds
 
 
 def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: RelationVocab, held_out: Sequence[int],

@@ -137,6 +137,11 @@ def test_the_stage1_row_alone_trains_stage1_and_prints_its_dev_f1_per_epoch(caps
     assert out == (f"{record['run_id']}: dev F1 by epoch 40.00, 55.12; best epoch 2: dev 55.12, test 60.00\n")
     code, out, err = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)", "GCN")
     assert code == 2 and "trains stage 1 alone; run the other variants in another" in err
+    code, out, err = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)", "GCX")
+    assert code == 2 and "unknown or no variant(s) ['GCX']" in err
+    code, out, err = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)",
+                          "--executor", "ray")
+    assert code == 2 and "trains in this process" in err and "drop --executor ray" in err
 
 
 def test_interrupt_says_how_to_resume(capsys, monkeypatch) -> None:

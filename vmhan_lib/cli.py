@@ -48,7 +48,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "Train (or reuse, when complete) every run of the chosen rows; writes run records under results/runs/ "
               "(results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, then the tables as "
               "`tables` does. --variants 'Text-only (fine-tuned encoder)' trains stage 1 alone (two-stage and "
-              "out-of-fold) and prints its dev F1 per epoch, e.g. to choose an encoder's schedule before its stage-2 "
+              "out-of-fold; in this process, no tables) and prints its dev F1 per epoch, e.g. to choose an encoder's schedule before its stage-2 "
               "rows.\n\nvariants: " + "; ".join(VARIANTS)),
     "tables": ("build Tables 1 and 2 from the run records of a profile",
                "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                                     help="at most N runs at once on Ray (default: as the cluster's resources allow)")
     commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
     commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
-                                   help="rows to run (default: experiment.variants, every row of both tables)")
+                                   help="rows to run (default: experiment.variants, every row of both tables); "
+                                        "'Text-only (fine-tuned encoder)' alone: stage 1 only")
     for name in ("train", "reproduce"):
         commands[name].add_argument("--retrain-stale", action="store_true",
                                     help="train again the finished runs made from other data or settings (their "
@@ -190,9 +191,14 @@ def _train(args: argparse.Namespace) -> int:
     config = _config(args)
     variants = args.variants
     if variants is not None and ENCODER_VARIANT in variants:  # the stage-1 row alone: no features, no stage 2
-        if set(variants) != {ENCODER_VARIANT}:
+        others = [name for name in variants if name != ENCODER_VARIANT]
+        if others:
+            check_variants(others)  # a misspelt name is named first
             raise ConfigError(f"{ENCODER_VARIANT!r} trains stage 1 alone; run the other variants in another "
                               "`train` command (they train stage 1 first anyway)")
+        if config.experiment.executor != "local":
+            raise ConfigError(f"{ENCODER_VARIANT!r} trains in this process (one run, or k + 1 for out-of-fold); "
+                              "drop --executor ray")
         for record in train_stage1(config):
             per_epoch = ", ".join(f"{100 * e['dev']['f1']:.2f}" for e in record["epochs"])
             print(f"{record['run_id']}: dev F1 by epoch {per_epoch}; best epoch {record['best_epoch']}: "

@@ -115,7 +115,7 @@ def test_fold_identities_name_the_held_out_instances_when_images_decide_them(mnr
     assert len({identity["held_out"] for identity in first}) == 2
 
 
-def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict) -> None:
+def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict, tmp_path: Path) -> None:
     config, paths = trained["config"], trained["paths"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
@@ -124,7 +124,15 @@ def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict)
     assert [r["variant"] for r in records] == ["Text-only (fine-tuned encoder)",
                                                "Text-only (fine-tuned encoder) fold 1 of 2",
                                                "Text-only (fine-tuned encoder) fold 2 of 2"]
-    assert records[0] == read_record(paths.encoder_run_dir(config)) and all(r["complete"] for r in records)
+    assert [r["identity"].get("fold") for r in records] == [None, 1, 2] and all(r["complete"] for r in records)
+    assert records[0]["run_id"] == paths.encoder_run_dir(config).name
+    fresh_clone = RunPaths(paths.runs, tmp_path / "no-checkpoints")  # committed records, no exported encoders
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
+        assert runner.train_stage1(config, fresh_clone, progress=False) == records
+        changed = replace(config, encoder_train=replace(config.encoder_train, lr=1e-4))
+        with pytest.raises(runner.StaleRunsError, match=r"^3 finished run\(s\)"):
+            runner.train_stage1(changed, paths, progress=False)
 
 
 def test_stage1_alone_trains_only_the_encoder(mnre_dir: Path, tmp_path: Path) -> None:

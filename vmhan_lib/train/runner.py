@@ -341,7 +341,7 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     in ``two-stage`` training, with the pretrained encoder in ``joint`` (no stage 1)."""
     vocab = load_vocab(config.data)
     splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
-    encoders, folds = _stage1_encoders(config, paths, splits, vocab, progress)
+    encoders, _, folds = _stage1_encoders(config, paths, splits, vocab, progress, need_models=True)
     features = config.features if not encoders else replace(
         config.features, text=replace(config.features.text, model=str(encoders[0])))
     selector = make_prompt_selectors(features)
@@ -405,9 +405,11 @@ def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:
 
 
 def train_stage1(config: RunConfig, paths: RunPaths | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Train (or reuse) only the stage-1 runs of ``config`` (:func:`stage1_runs`), no stage-2 job and no
-    node features: ``train --variants "Text-only (fine-tuned encoder)"``, e.g. to choose an encoder's
-    stage-1 schedule on dev before its stage-2 rows. Returns their records, the encoder of all train first.
+    """Train only the stage-1 runs of ``config`` (:func:`stage1_runs`), no stage-2 job and no node
+    features: ``train --variants "Text-only (fine-tuned encoder)"``, e.g. to choose an encoder's stage-1
+    schedule on dev before its stage-2 rows. A finished run is read, not retrained, even without its
+    exported encoder (a fresh clone's committed record: stage 2 retrains it aside when it needs it).
+    Returns their records, the encoder of all train first.
 
     Raises:
         ConfigError: ``joint`` training, which has no stage 1.
@@ -417,28 +419,30 @@ def train_stage1(config: RunConfig, paths: RunPaths | None = None, progress: boo
                           "joint training has none (set experiment.training=two-stage or out-of-fold)")
     paths = paths or RunPaths.of(config)
     vocab = load_vocab(config.data)
-    _stage1_encoders(config, paths, {s: load_split(config.data, s, vocab) for s in SPLITS}, vocab, progress)
-    return [read_record(run.run_dir) for run in stage1_runs(config, paths)]
+    splits = {s: load_split(config.data, s, vocab) for s in SPLITS}
+    return _stage1_encoders(config, paths, splits, vocab, progress, need_models=False)[1]
 
 
 def _stage1_encoders(config: RunConfig, paths: RunPaths, splits: dict[str, list[Instance]], vocab: RelationVocab,
-                     progress: bool) -> tuple[list[Path], list[list[int]]]:
-    """Every stage-1 run of ``config`` trained or reused (stale ones refused first, all at once):
-    the exported encoders' folders (:func:`stage1_runs`'s order) and the train folds (``out-of-fold``)."""
+                     progress: bool, need_models: bool) -> tuple[list[Path], list[dict[str, Any]], list[list[int]]]:
+    """Every stage-1 run of ``config`` trained or reused (stale ones refused first, all at once; with
+    ``need_models`` a finished run without its exported encoder trains again aside, :func:`ensure_run`):
+    the exported encoders' folders and the runs' records (:func:`stage1_runs`'s order), and the train
+    folds (``out-of-fold``)."""
     runs = stage1_runs(config, paths)
     refuse_stale([(run.run_dir, run_differences(run.run_dir, run.identity)) for run in runs],
                  config.experiment.stale_runs)  # every stage-1 run at once, before any is trained
     folds = sentence_folds(splits["train"], config.experiment.folds, config.experiment.encoder_seed) \
         if config.experiment.training == "out-of-fold" else []
-    encoders = [_train_encoder(run, splits, vocab, [] if run.fold is None else folds[run.fold], progress)
-                for run in tqdm(runs, desc="stage 1", disable=not progress or len(runs) < 2)]
-    return encoders, folds
+    records = [_train_encoder(run, splits, vocab, [] if run.fold is None else folds[run.fold], progress, need_models)
+               for run in tqdm(runs, desc="stage 1", disable=not progress or len(runs) < 2)]
+    return [exported_encoder_dir(run.checkpoint_dir) for run in runs], records, folds
 
 
 def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: RelationVocab, held_out: Sequence[int],
-                   progress: bool) -> Path:
+                   progress: bool, need_model: bool) -> dict[str, Any]:
     """One stage-1 run, fine-tuned on train without the positions ``held_out`` (trained, or reused by
-    :func:`ensure_run`; :func:`prepare_inputs` has refused stale runs): the exported encoder's folder."""
+    :func:`ensure_run`; :func:`_stage1_encoders` has refused stale runs): its record."""
     config, left_out = run.config, set(held_out)
     run_splits = {**splits, "train": [x for p, x in enumerate(splits["train"]) if p not in left_out]}
 
@@ -451,9 +455,9 @@ def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: Rel
                    config_record={**run.identity, "run": config.to_record()}, identity=run.identity,
                    extra_record={"identity": run.identity, **setting_record(config)}, progress=progress)
 
-    ensure_run(run.run_dir, run.checkpoint_dir, run.identity, encoder_ready(run.checkpoint_dir, key_digest(run.identity)),
-               True, train_encoder, "the features of stage 2 come from the retrained encoder")
-    return exported_encoder_dir(run.checkpoint_dir)
+    return ensure_run(run.run_dir, run.checkpoint_dir, run.identity,
+                      encoder_ready(run.checkpoint_dir, key_digest(run.identity)), need_model, train_encoder,
+                      "the features of stage 2 come from the retrained encoder")
 
 
 def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,

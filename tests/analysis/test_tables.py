@@ -225,3 +225,32 @@ def test_training_cost_sums_the_recorded_wall_times_per_setting_and_part(tmp_pat
     vmhan = cost.loc[("out-of-fold", "VM-HAN (Ours)")]
     assert (vmhan["runs"], vmhan["s per epoch"], vmhan["total s"]) == (2, 20.0, 120.0)
     assert training_cost(tmp_path / "none").empty
+
+
+def test_stage1_comparison_sets_the_encoders_side_by_side_and_says_which_way_it_went(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.tables import stage1_comparison, stage1_sentence
+
+    def record(encoder: str, dev: list[float], best: int, test: float, wall_s: float) -> None:
+        prefix = "cpu" if encoder == "all-MiniLM-L6-v2" else f"cpu__two-stage-{encoder.lower()}"
+        run_dir = tmp_path / run_id(prefix, "Text-only (fine-tuned encoder)", 0)
+        write_run(run_dir, {"run_id": run_dir.name, "variant": "Text-only (fine-tuned encoder)", "seed": 0,
+                            "complete": True, "training": "two-stage", "text_encoder": encoder, "best_epoch": best,
+                            "config": {"encoder_train": {"epochs": len(dev), "batch_size": 32, "lr": 5e-5}},
+                            "epochs": [{"dev": {"f1": f}, "wall_s": wall_s} for f in dev],
+                            "dev": {"f1": dev[best - 1]}, "test": {"f1": test}}, [Prediction(0, "None", "None", (1.0,))])
+
+    assert stage1_sentence(stage1_comparison(tmp_path), "all-MiniLM-L6-v2", "all-mpnet-base-v2") == \
+        "No finished stage-1 run of all-MiniLM-L6-v2 or all-mpnet-base-v2 yet."
+    record("all-MiniLM-L6-v2", [0.4085, 0.5556, 0.5798, 0.5826], 4, 0.6242, 480.0)
+    record("all-mpnet-base-v2", [0.45, 0.57, 0.5612], 2, 0.60, 2100.0)
+    table = stage1_comparison(tmp_path).set_index("encoder")
+    assert table.loc["all-mpnet-base-v2", "dev_f1_by_epoch"] == [45.0, 57.0, 56.12]
+    assert table.loc["all-mpnet-base-v2", "dev_f1"] == pytest.approx(57.0)
+    assert (table.loc["all-MiniLM-L6-v2", "epochs"], table.loc["all-MiniLM-L6-v2", "s_per_epoch"]) == (4, 480.0)
+    sentence = stage1_sentence(table.reset_index(), "all-MiniLM-L6-v2", "all-mpnet-base-v2")
+    assert sentence == ("all-mpnet-base-v2's stage 1 reaches dev F1 57.00 (epoch 2 of 3, 35 min per epoch; test "
+                        "60.00) against all-MiniLM-L6-v2's 58.26 (epoch 4 of 4, 8 min; test 62.42): not above: its "
+                        "stage-2 rows are not run.")
+    record("all-mpnet-base-v2", [0.45, 0.59, 0.5612], 2, 0.60, 2100.0)
+    assert stage1_sentence(stage1_comparison(tmp_path), "all-MiniLM-L6-v2", "all-mpnet-base-v2").endswith(
+        "against all-MiniLM-L6-v2's 58.26 (epoch 4 of 4, 8 min; test 62.42): above: its stage-2 rows are worth running.")

@@ -236,6 +236,40 @@ def training_cost(runs_dir: str | Path) -> pd.DataFrame:
                          "s per epoch": grouped["epoch_s"].mean(), "total s": grouped["total_s"].sum()}).reset_index()
 
 
+def stage1_comparison(runs_dir: str | Path) -> pd.DataFrame:
+    """The stage-1 encoders of all train (:data:`~vmhan_lib.config.ENCODER_VARIANT`, one per text
+    encoder and recipe) side by side, from their records: the recipe (epochs, batch, lr), dev F1 after
+    every epoch, the dev-selected epoch with its dev and test F1 (percent), seconds per epoch."""
+    rows = []
+    for _, record in iter_records(Path(runs_dir)):
+        if record["variant"] != ENCODER_VARIANT:
+            continue
+        recipe = record["config"]["encoder_train"]
+        epochs = record["epochs"]
+        rows.append({"encoder": record_setting(record)[1], "epochs": recipe["epochs"], "batch": recipe["batch_size"],
+                     "lr": recipe["lr"], "dev_f1_by_epoch": [round(100 * e["dev"]["f1"], 2) for e in epochs],
+                     "best_epoch": record["best_epoch"], "dev_f1": 100 * record["dev"]["f1"],
+                     "test_f1": 100 * record["test"]["f1"], "s_per_epoch": sum(e["wall_s"] for e in epochs) / len(epochs)})
+    return pd.DataFrame(rows, columns=["encoder", "epochs", "batch", "lr", "dev_f1_by_epoch", "best_epoch", "dev_f1",
+                                       "test_f1", "s_per_epoch"])
+
+
+def stage1_sentence(table: pd.DataFrame, reference: str, candidate: str) -> str:
+    """Whether ``candidate``'s stage 1 (:func:`stage1_comparison`, its best recipe on dev) beats
+    ``reference``'s on dev F1, the test that decides whether its stage-2 rows are run."""
+    best = {name: group.loc[group["dev_f1"].idxmax()] for name, group in table.groupby("encoder")}
+    if reference not in best or candidate not in best:
+        missing = [name for name in (reference, candidate) if name not in best]
+        return f"No finished stage-1 run of {' or '.join(missing)} yet."
+    ref, new = best[reference], best[candidate]
+    verdict = ("above: its stage-2 rows are worth running" if new.dev_f1 > ref.dev_f1
+               else "not above: its stage-2 rows are not run")
+    return (f"{candidate}'s stage 1 reaches dev F1 {new.dev_f1:.2f} (epoch {new.best_epoch} of {new.epochs}, "
+            f"{new.s_per_epoch / 60:.0f} min per epoch; test {new.test_f1:.2f}) against {reference}'s "
+            f"{ref.dev_f1:.2f} (epoch {ref.best_epoch} of {ref.epochs}, {ref.s_per_epoch / 60:.0f} min; test "
+            f"{ref.test_f1:.2f}): {verdict}.")
+
+
 def tables_suffix(config: RunConfig) -> str:
     """The file-name suffix of the tables of ``config``'s setting: ``""`` for the default, else
     ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.runner.setting_tag`), so the tables of other

@@ -254,3 +254,20 @@ def test_stage1_comparison_sets_the_encoders_side_by_side_and_says_which_way_it_
     record("all-mpnet-base-v2", [0.45, 0.59, 0.5612], 2, 0.60, 2100.0)
     assert stage1_sentence(stage1_comparison(tmp_path), "all-MiniLM-L6-v2", "all-mpnet-base-v2").endswith(
         "against all-MiniLM-L6-v2's 58.26 (epoch 4 of 4, 8 min; test 62.42): above: its stage-2 rows are worth running.")
+
+
+def test_a_setting_with_its_stage1_encoder_alone_gets_table1_only(tmp_path: Path) -> None:
+    from vmhan_lib.analysis.tables import write_tables
+
+    run_dir = tmp_path / "runs" / run_id("cpu__two-stage-all-mpnet-base-v2", "Text-only (fine-tuned encoder)", 0)
+    metrics = {"accuracy": 0.7, "precision": 0.6, "recall": 0.62, "f1": 0.61}
+    write_run(run_dir, {"run_id": run_dir.name, "variant": "Text-only (fine-tuned encoder)", "seed": 0, "complete": True,
+                        "training": "two-stage", "text_encoder": "all-mpnet-base-v2", "dev": {"f1": 0.56},
+                        "test": metrics, "epochs": [], "train_wall_s": 1.0, "best_epoch": 3, "n_parameters": 1,
+                        "device": "cpu"}, [Prediction(0, "None", "None", (1.0,))])
+    built = write_tables(tmp_path / "runs", tmp_path, ("VM-HAN (Ours)", "Text-only (fine-tuned encoder)"),
+                         ("VM-HAN (Ours)",), ("two-stage", "all-mpnet-base-v2"), name_suffix="__mpnet")
+    assert list(built) == ["table1_main_results"] and not (tmp_path / "table2_ablations__mpnet.md").exists()
+    row = built["table1_main_results"].iloc[0]
+    assert row["model"] == "Text-only (fine-tuned encoder)" and row["encoder"] == "all-mpnet-base-v2"
+    assert row["MNRE F1"].startswith("61.00")

@@ -332,7 +332,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
                  table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
                  more_runs_dir: str | Path | None = None, name_suffix: str = "") -> dict[str, pd.DataFrame]:
-    """Build both tables from the run records (of ``setting``, see :func:`load_runs`) and save each
+    """Build both tables from the run records (of ``setting``, see :func:`load_runs`; Table 2 only when
+    VM-HAN has a complete run, e.g. not for a setting with its stage-1 encoder alone) and save each
     as CSV and markdown in ``out_dir`` (``<table><name_suffix>.csv``: the tables of other settings
     stand beside the default's, never over them); Table 1's MORE columns come from the records in
     ``more_runs_dir`` (default ``runs_dir/more``)."""
@@ -342,8 +343,9 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
         raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()}; train first")
     more_runs = load_runs(Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER,
                           setting)
-    tables = {"table1_main_results": table1(runs, table1_variants, more_runs),
-              "table2_ablations": table2(runs, table2_variants)}
+    tables = {"table1_main_results": table1(runs, table1_variants, more_runs)}
+    if FULL_MODEL in set(runs["variant"]):  # Table 2 is relative to VM-HAN; a stage-1 run alone makes Table 1 only
+        tables["table2_ablations"] = table2(runs, table2_variants)
     for name, table in tables.items():
         atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.csv", table.to_csv(index=False))
         atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.md", to_markdown(table))

@@ -48,8 +48,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "Train (or reuse, when complete) every run of the chosen rows; writes run records under results/runs/ "
               "(results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, then the tables as "
               "`tables` does. --variants 'Text-only (fine-tuned encoder)' trains stage 1 alone (two-stage and "
-              "out-of-fold; in this process, no tables) and prints its dev F1 per epoch, e.g. to choose an encoder's schedule before its stage-2 "
-              "rows.\n\nvariants: " + "; ".join(VARIANTS)),
+              "out-of-fold; in this process, no tables) and prints its dev F1 per epoch, e.g. to choose an "
+              "encoder's schedule before its stage-2 rows.\n\nvariants: " + "; ".join(VARIANTS)),
     "tables": ("build Tables 1 and 2 from the run records of a profile",
                "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
                "table2_ablations.{csv,md} under the profile's results folder (a non-default training mode or encoder: "

@@ -215,6 +215,11 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
 
 
+def _seconds_per_epoch(record: dict[str, Any]) -> float:
+    """The mean wall time of a run record's epochs."""
+    return sum(epoch["wall_s"] for epoch in record["epochs"]) / len(record["epochs"])
+
+
 def training_cost(runs_dir: str | Path) -> pd.DataFrame:
     """What training cost, per setting (training mode, text encoder) and part, from the records'
     wall times: the stage-1 encoder of all train (listed under ``two-stage``; ``out-of-fold`` shares
@@ -226,9 +231,8 @@ def training_cost(runs_dir: str | Path) -> pd.DataFrame:
             training, encoder = record_setting(record)
             part = ("stage 1: fold encoders" if fold_part else "stage 1: encoder of all train"
                     if record["variant"] == ENCODER_VARIANT else record["variant"])
-            epoch_s = [epoch["wall_s"] for epoch in record["epochs"]]
-            rows.append({"training": training, "encoder": encoder, "part": part, "epochs": len(epoch_s),
-                         "epoch_s": sum(epoch_s) / len(epoch_s), "total_s": record["train_wall_s"]})
+            rows.append({"training": training, "encoder": encoder, "part": part, "epochs": len(record["epochs"]),
+                         "epoch_s": _seconds_per_epoch(record), "total_s": record["train_wall_s"]})
     if not rows:
         return pd.DataFrame(columns=["training", "encoder", "part", "runs", "epochs per run", "s per epoch", "total s"])
     grouped = pd.DataFrame(rows).groupby(["training", "encoder", "part"], sort=False)
@@ -249,7 +253,7 @@ def stage1_comparison(runs_dir: str | Path) -> pd.DataFrame:
         rows.append({"encoder": record_setting(record)[1], "epochs": recipe["epochs"], "batch": recipe["batch_size"],
                      "lr": recipe["lr"], "dev_f1_by_epoch": [round(100 * e["dev"]["f1"], 2) for e in epochs],
                      "best_epoch": record["best_epoch"], "dev_f1": 100 * record["dev"]["f1"],
-                     "test_f1": 100 * record["test"]["f1"], "s_per_epoch": sum(e["wall_s"] for e in epochs) / len(epochs)})
+                     "test_f1": 100 * record["test"]["f1"], "s_per_epoch": _seconds_per_epoch(record)})
     return pd.DataFrame(rows, columns=["encoder", "epochs", "batch", "lr", "dev_f1_by_epoch", "best_epoch", "dev_f1",
                                        "test_f1", "s_per_epoch"])
 

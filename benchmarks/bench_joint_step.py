@@ -2,7 +2,7 @@
 
 For each encoder (default all-MiniLM-L6-v2 and all-mpnet-base-v2) the profile's configuration with
 ``experiment.training = joint`` and that ``features.text.model`` is run through the code the
-experiments run: the inputs of :func:`vmhan_lib.train.runner.prepare_inputs` (no stage 1 in joint
+experiments run: the inputs of :func:`vmhan_lib.train.stage1.prepare_inputs` (no stage 1 in joint
 mode), the task of :func:`vmhan_lib.train.runner.make_task` (a
 :class:`~vmhan_lib.train.joint_task.JointTask`), :func:`vmhan_lib.train.fit.start_training` (two
 AdamW parameter groups) and :func:`vmhan_lib.train.fit.train_step` on the task's length-bucketed
@@ -46,7 +46,9 @@ from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import PROFILES, output_dirs
 from vmhan_lib.train.fit import resolve_device, start_training, train_step
-from vmhan_lib.train.runner import RunPaths, make_task, prepare_inputs
+from vmhan_lib.train.jobs import RunPaths
+from vmhan_lib.train.runner import make_task
+from vmhan_lib.train.stage1 import prepare_inputs
 
 BENCH_SEED = 0
 """The seed of the benchmarked steps: model initialisation and batch order (the experiments' first seed)."""

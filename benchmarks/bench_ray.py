@@ -35,7 +35,9 @@ from vmhan_lib.config_tree import parse_assignments
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.train.records import PREDICTIONS_FILE
-from vmhan_lib.train.runner import RunPaths, prepare_inputs, run_jobs, run_prefix, table_jobs
+from vmhan_lib.train.jobs import RunPaths, run_prefix, table_jobs
+from vmhan_lib.train.stage1 import prepare_inputs
+from vmhan_lib.train.runner import run_jobs
 
 OUTPUT = RESULTS_DIR / "benchmarks" / "ray_sweep.json"
 RAY_TEMP_DIR = "/tmp/vmhan_ray_bench"

@@ -3,7 +3,7 @@
 Stage 2 (every Table 1 model: VM-HAN, the text-only model, GCN, GAT, HGNN) on the cached node
 features of the profile's train split, with the profile's stage-2 settings (batch size, threads,
 AdamW, linear warm-up/decay), through the code the experiments run: the inputs of
-:func:`vmhan_lib.train.runner.prepare_inputs`, a :class:`~vmhan_lib.train.hypergraph_task.HypergraphTask`
+:func:`vmhan_lib.train.stage1.prepare_inputs`, a :class:`~vmhan_lib.train.hypergraph_task.HypergraphTask`
 and :func:`vmhan_lib.train.fit.train_step` on the task's loss (Eq. 12):
 
 - training throughput (instances/s) and time per epoch: one full epoch over the train split in
@@ -56,7 +56,8 @@ from vmhan_lib.train.encoder_task import EncoderTask
 from vmhan_lib.train.fit import resolve_device, start_training, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, predict_nodes
 from vmhan_lib.train.records import read_record
-from vmhan_lib.train.runner import PreparedInputs, RunPaths, prepare_inputs
+from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs
+from vmhan_lib.train.jobs import RunPaths
 
 BENCH_SEED = 0
 """The seed of the benchmarked runs (the experiments' first seed): model initialisation and batch order."""

@@ -128,7 +128,7 @@ def test_the_stage1_row_alone_trains_stage1_and_prints_its_dev_f1_per_epoch(caps
     seen = {}
     record = {"run_id": "cpu__two-stage-all-mpnet-base-v2__text-only-fine-tuned-encoder__seed0", "best_epoch": 2,
               "epochs": [{"dev": {"f1": 0.4}}, {"dev": {"f1": 0.5512}}], "dev": {"f1": 0.5512}, "test": {"f1": 0.6}}
-    monkeypatch.setattr("vmhan_lib.train.runner.train_stage1",
+    monkeypatch.setattr("vmhan_lib.train.stage1.train_stage1",
                         lambda config: seen.setdefault("model", config.features.text.model) and [record])
     monkeypatch.setattr("vmhan_lib.train.runner.run_jobs", lambda *a, **k: pytest.fail("stage 2 ran"))
     code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "Text-only (fine-tuned encoder)",

@@ -186,7 +186,9 @@ def _download(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from vmhan_lib.config import ENCODER_VARIANT
-    from vmhan_lib.train.runner import run_jobs, table_jobs, train_stage1
+    from vmhan_lib.train.runner import run_jobs
+    from vmhan_lib.train.jobs import table_jobs
+    from vmhan_lib.train.stage1 import train_stage1
 
     config = _config(args)
     variants = args.variants
@@ -224,7 +226,7 @@ def _tables(args: argparse.Namespace) -> int:
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
     from vmhan_lib.config import ENCODER_VARIANT
 
-    from vmhan_lib.train.runner import MORE_RUNS_FOLDER, inputs_folder
+    from vmhan_lib.train.jobs import MORE_RUNS_FOLDER, inputs_folder
 
     config = _config(args)
     mnre = replace(config, data=replace(config.data, dataset="mnre"))  # MNRE columns: the runs of these visual inputs
@@ -262,7 +264,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _case_study(args: argparse.Namespace) -> int:
     from vmhan_lib.analysis.case_study import write_bundle
     from vmhan_lib.train.checkpoints import ensure_best_checkpoint
-    from vmhan_lib.train.runner import Job
+    from vmhan_lib.train.jobs import Job
 
     config = _config(args)
     job = Job(args.variant, args.seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -53,33 +52,6 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
-
-
-def key_digest(key: Any) -> str:
-    """Stable sha256 of a JSON-serialisable key (sorted keys)."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, memoised per (resolved path, size, mtime)."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    memo_key = (str(resolved), stat.st_size, stat.st_mtime_ns)
-    if memo_key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with resolved.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(chunk_bytes), b""):
-                digest.update(chunk)
-        _SHA_MEMO[memo_key] = digest.hexdigest()
-    return _SHA_MEMO[memo_key]
-
-
-def files_sha256(paths: list[Path]) -> dict[str, str]:
-    """``file name -> sha256`` of the data files a result depends on."""
-    return {Path(p).name: file_sha256(p) for p in paths}
 
 
 def git_revision(repo: Path = REPO_ROOT) -> str:

@@ -22,9 +22,9 @@ from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph import collate_hypergraphs
 from vmhan_lib.model import build_model
-from vmhan_lib.io import key_digest
+from vmhan_lib.identity import digest
 from vmhan_lib.train.checkpoints import MissingCheckpointError
-from vmhan_lib.train.runner import job_identity
+from vmhan_lib.train.jobs import job_identity
 
 CONFIG = TINY
 LABELS = ("None", "/per/per/peer", "/per/org/member_of", "/misc/loc/held_on")
@@ -241,7 +241,7 @@ def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
     from vmhan_lib.analysis.case_study import BundleMismatchWarning, load_explorer
     from vmhan_lib.config import run_config
     from vmhan_lib.train.records import read_predictions, write_run
-    from vmhan_lib.train.runner import Job
+    from vmhan_lib.train.jobs import Job
 
     root, explorer, checkpoint, run_dir = _bundled(tmp_path)
     config = run_config("tiny", str(root), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
@@ -259,7 +259,7 @@ def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
         load_explorer(config, job, 2)
     assert "was made for other settings or data than the current ones" in capsys.readouterr().out
 
-    explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, run_dir.name, key_digest(job_identity(config, job)))
+    explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, run_dir.name, digest(job_identity(config, job)))
     loaded = load_explorer(config, job, 2)
     assert len(loaded) == 2 and "agree with the run record in 2 (" in capsys.readouterr().out
     with pytest.raises(MissingCheckpointError):  # more than the bundle holds
@@ -275,7 +275,7 @@ def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
 def test_committed_cpu_bundle_agrees_with_its_committed_record(mnre_dir: Path, recwarn) -> None:
     from vmhan_lib.analysis.case_study import BundleMismatchWarning, bundle_path, load_explorer
     from vmhan_lib.config import run_config
-    from vmhan_lib.train.runner import Job
+    from vmhan_lib.train.jobs import Job
 
     config, job = run_config("cpu", str(mnre_dir)), Job("VM-HAN (Ours)", 0)
     assert bundle_path(config, job).is_file(), "the cpu headline run's case-study bundle is committed"

@@ -12,7 +12,8 @@ import pytest
 from vmhan_lib.analysis import fit_gap as fg
 from vmhan_lib.analysis.run_analyses import training_settings
 from vmhan_lib.config import run_config
-from vmhan_lib.train.runner import Job, RunPaths, run_jobs
+from vmhan_lib.train.jobs import Job, RunPaths
+from vmhan_lib.train.runner import run_jobs
 
 SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 2, "train.lr": 1e-2,
             "features.show_progress": False, "encoder_train.device": "cpu", "train.device": "cpu"}

@@ -10,7 +10,7 @@ import pytest
 
 import vmhan_lib.analysis.run_analyses as ra
 from vmhan_lib.config import run_config
-from vmhan_lib.train.runner import Job
+from vmhan_lib.train.jobs import Job
 
 
 def _settings(data_dir: Path, lr: float = 1e-3):

@@ -104,7 +104,7 @@ def prepared(mnre_dir: Path) -> Prepared:
     from vmhan_lib.analysis.case_study import CaseStudyExplorer
     from vmhan_lib.config import run_config
     from vmhan_lib.train.checkpoints import ensure_best_checkpoint
-    from vmhan_lib.train.runner import Job
+    from vmhan_lib.train.jobs import Job
 
     params = _parameters(NOTEBOOK)
     config = run_config("tiny", str(mnre_dir), {})

@@ -12,7 +12,7 @@ from vmhan_lib.features.weights import (
     MINILM, MPNET, PACKAGED_WEIGHTS, PackagedWeight, SplitZipWeight, WeightIntegrityError, assemble_split_zip,
     minilm_dir, mpnet_dir, resolve_text_model, split_zip_parts, verify_sha256, weight_path,
 )
-from vmhan_lib.io import file_sha256
+from vmhan_lib.identity import file_sha256
 
 
 def test_minilm_is_found_and_checked() -> None:

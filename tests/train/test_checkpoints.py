@@ -18,8 +18,9 @@ from vmhan_lib.train.checkpoints import (
 )
 from tests.conftest import write_tiny_mnre
 from vmhan_lib.config import preset, run_config
-from vmhan_lib.io import key_digest
-from vmhan_lib.train.runner import Job, RunPaths, job_identity, prepare_inputs
+from vmhan_lib.identity import digest
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity
+from vmhan_lib.train.stage1 import prepare_inputs
 
 
 def test_best_checkpoint_round_trip(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_ensure_checkpoint_trains_only_when_allowed(tmp_path: Path, monkeypatch:
 
     def fake_run_jobs(run_config, jobs, need_models=False, paths=None, progress=True):
         calls.append((list(jobs), need_models))
-        torch.save({"digest": key_digest(job_identity(run_config, jobs[0]))}, path)
+        torch.save({"digest": digest(job_identity(run_config, jobs[0]))}, path)
 
     monkeypatch.setattr(checkpoints, "run_jobs", fake_run_jobs)
     with pytest.raises(MissingCheckpointError, match="no trained checkpoint for 'VM-HAN \\(Ours\\)' seed 0.*"

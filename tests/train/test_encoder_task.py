@@ -13,11 +13,11 @@ from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
 from vmhan_lib.config import EncoderTrainConfig
-from vmhan_lib.io import key_digest
+from vmhan_lib.identity import digest
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, length_bucketed_batches
 from vmhan_lib.train.fit import fit
 from vmhan_lib.train.records import RerunMismatchWarning, read_predictions, read_record, write_run
-from vmhan_lib.train.runner import ensure_run
+from vmhan_lib.train.jobs import ensure_run
 
 
 def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path) -> None:
@@ -35,18 +35,18 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
                    extra_record={"identity": identity}, progress=False)
 
     identity = {"seed": 0}
-    digest = key_digest(identity)
+    made_by = digest(identity)
 
     def ensure() -> dict:
-        return ensure_run(tmp_path / "run", checkpoint_dir, identity, encoder_ready(checkpoint_dir, digest), True,
+        return ensure_run(tmp_path / "run", checkpoint_dir, identity, encoder_ready(checkpoint_dir, made_by), True,
                           train, "stage 2")
 
     record = ensure()
     assert record["complete"] and [row["epoch"] for row in record["epochs"]] == [1, 2]
     assert [p.index for p in read_predictions(tmp_path / "run")] == [0, 1]
     encoder_dir = Path(record["encoder_dir"])
-    assert encoder_ready(checkpoint_dir, digest) and encoder_dir == checkpoint_dir / "encoder"
-    assert not encoder_ready(checkpoint_dir, key_digest({"seed": 1}))  # exported by another run
+    assert encoder_ready(checkpoint_dir, made_by) and encoder_dir == checkpoint_dir / "encoder"
+    assert not encoder_ready(checkpoint_dir, digest({"seed": 1}))  # exported by another run
     reloaded = EntityMarkerEncoder.from_pretrained(str(encoder_dir))
     original = EntityMarkerEncoder.from_pretrained("all-MiniLM-L6-v2")
     changed = any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), original.state_dict().values()))
@@ -65,7 +65,7 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
     committed_bytes = (tmp_path / "run" / "record.json").read_bytes()
     with pytest.warns(RerunMismatchWarning, match=f"committed record {100 * tampered_f1:.2f}"):
         kept = ensure()
-    assert encoder_ready(checkpoint_dir, digest)
+    assert encoder_ready(checkpoint_dir, made_by)
     assert (tmp_path / "run" / "record.json").read_bytes() == committed_bytes and kept["test"]["f1"] == tampered_f1
     assert read_record(checkpoint_dir / "rerun")["test"] == record["test"]  # same seed, same machine
 

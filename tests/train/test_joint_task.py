@@ -31,7 +31,8 @@ from vmhan_lib.train.fit import start_training, train_step
 from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.joint_task import JointTask
 from vmhan_lib.train.records import read_predictions, read_record
-from vmhan_lib.train.runner import RunPaths, run_jobs, table_jobs
+from vmhan_lib.train.jobs import RunPaths, table_jobs
+from vmhan_lib.train.runner import run_jobs
 
 MINILM_WIDTH = 384
 SPANS = {"train": [["met"], ["met", "at"], [], ["in"]], "val": [["and"]], "test": [["joins"], []]}

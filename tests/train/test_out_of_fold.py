@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import vmhan_lib.train.runner as runner
+import vmhan_lib.train.jobs as jobs
+import vmhan_lib.train.stage1 as stage1
+from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.identity import StaleRunsError
 from vmhan_lib.config import run_config
 from vmhan_lib.data.splits import load_split, sentence_folds
 from vmhan_lib.features.text_encoder import compute_frozen_text_features
-from vmhan_lib.io import key_digest
+from vmhan_lib.identity import digest
 from vmhan_lib.train.records import read_record
-from vmhan_lib.train.runner import Job, RunPaths, prepare_inputs, run_jobs, stage1_ready
+from vmhan_lib.train.jobs import Job, RunPaths
+from vmhan_lib.train.stage1 import prepare_inputs, stage1_ready
+from vmhan_lib.train.runner import run_jobs
 
 SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 1, "experiment.folds": 2,
             "features.show_progress": False, "encoder_train.device": "cpu", "train.device": "cpu"}
@@ -31,14 +36,14 @@ def trained(mnre_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = RunPaths(root / "runs", root / "ckpt")
     assert not stage1_ready(config, paths)
     seen: list[list[int]] = []
-    real_task = runner.EncoderTask
+    real_task = stage1.EncoderTask
 
     def recording_task(splits, *args, **kwargs):
         seen.append([x.index for x in splits["train"]])
         return real_task(splits, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "EncoderTask", recording_task)
+        patch.setattr(stage1, "EncoderTask", recording_task)
         [record] = run_jobs(config, [Job("VM-HAN (Ours)", 0)], paths=paths, progress=False)
     return {"config": config, "paths": paths, "record": record, "seen": seen}
 
@@ -64,7 +69,7 @@ def test_train_text_nodes_come_from_the_encoder_that_never_saw_them(trained: dic
     config, paths = trained["config"], trained["paths"]
     calls = []
     with pytest.MonkeyPatch.context() as patch:  # a rerun trains nothing
-        patch.setattr(runner, "EncoderTask", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
+        patch.setattr(stage1, "EncoderTask", lambda *a, **k: calls.append(a) or pytest.fail("retrained"))
         inputs = prepare_inputs(config, paths, progress=False)
         in_fold = prepare_inputs(config.with_training("two-stage"), paths,
                                  progress=False)
@@ -89,19 +94,19 @@ def test_out_of_fold_runs_have_their_own_ids_and_name_their_fold_encoders(traine
     config, record = trained["config"], trained["record"]
     assert record["run_id"] == "tiny__out-of-fold-all-minilm-l6-v2__vm-han-ours__seed0"
     assert record["training"] == "out-of-fold" and record["identity"]["training"] == "out-of-fold"
-    fold_digests = [key_digest(identity) for identity in runner.fold_encoder_identities(config)]
+    fold_digests = [digest(identity) for identity in jobs.fold_encoder_identities(config)]
     assert all(d in record["identity"]["features"]["text_encoder"] for d in fold_digests)
     two_stage = config.with_training("two-stage")
-    assert runner.job_identity(two_stage, Job("VM-HAN (Ours)", 0))["features"]["text_encoder"] == \
-        f"stage-1 run {key_digest(runner.encoder_identity(two_stage))}"
+    assert jobs.job_identity(two_stage, Job("VM-HAN (Ours)", 0))["features"]["text_encoder"] == \
+        f"stage-1 run {digest(jobs.encoder_identity(two_stage))}"
 
 
 def test_stale_stage1_runs_are_refused_together_before_any_training(trained: dict, tmp_path: Path) -> None:
     config, paths = trained["config"], trained["paths"]
     changed = replace(config, encoder_train=replace(config.encoder_train, lr=1e-4))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("trained before refusing"))
-        with pytest.raises(runner.StaleRunsError, match=r"^3 finished run\(s\).*fold-1-of-2.*fold-2-of-2"):
+        patch.setattr(stage1, "EncoderTask", lambda *a, **k: pytest.fail("trained before refusing"))
+        with pytest.raises(StaleRunsError, match=r"^3 finished run\(s\).*fold-1-of-2.*fold-2-of-2"):
             prepare_inputs(changed, paths, progress=False)
     assert not stage1_ready(changed, paths) and stage1_ready(config, paths)
     assert not stage1_ready(config, RunPaths(tmp_path / "no-runs", paths.checkpoints))  # encoders, but no records
@@ -109,18 +114,18 @@ def test_stale_stage1_runs_are_refused_together_before_any_training(trained: dic
 
 def test_fold_identities_name_the_held_out_instances_when_images_decide_them(mnre_dir: Path) -> None:
     settings = {**SETTINGS, "experiment.training": "out-of-fold"}
-    plain = runner.fold_encoder_identities(run_config("tiny", str(mnre_dir), settings))
+    plain = jobs.fold_encoder_identities(run_config("tiny", str(mnre_dir), settings))
     assert all("held_out" not in identity for identity in plain)  # the fingerprinted train file decides the folds
-    first = runner.fold_encoder_identities(run_config("tiny", str(mnre_dir), {**settings, "data.image_instances": "first"}))
+    first = jobs.fold_encoder_identities(run_config("tiny", str(mnre_dir), {**settings, "data.image_instances": "first"}))
     assert len({identity["held_out"] for identity in first}) == 2
 
 
 def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict, tmp_path: Path) -> None:
     config, paths = trained["config"], trained["paths"]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
-        patch.setattr(runner, "build_split", lambda *a, **k: pytest.fail("built features"))
-        records = runner.train_stage1(config, paths, progress=False)
+        patch.setattr(stage1, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
+        patch.setattr(stage1, "build_split", lambda *a, **k: pytest.fail("built features"))
+        records = stage1.train_stage1(config, paths, progress=False)
     assert [r["variant"] for r in records] == ["Text-only (fine-tuned encoder)",
                                                "Text-only (fine-tuned encoder) fold 1 of 2",
                                                "Text-only (fine-tuned encoder) fold 2 of 2"]
@@ -128,21 +133,21 @@ def test_stage1_alone_reuses_every_encoder_and_builds_no_features(trained: dict,
     assert records[0]["run_id"] == paths.encoder_run_dir(config).name
     fresh_clone = RunPaths(paths.runs, tmp_path / "no-checkpoints")  # committed records, no exported encoders
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
-        assert runner.train_stage1(config, fresh_clone, progress=False) == records
+        patch.setattr(stage1, "EncoderTask", lambda *a, **k: pytest.fail("retrained"))
+        assert stage1.train_stage1(config, fresh_clone, progress=False) == records
         changed = replace(config, encoder_train=replace(config.encoder_train, lr=1e-4))
-        with pytest.raises(runner.StaleRunsError, match=r"^3 finished run\(s\)"):
-            runner.train_stage1(changed, paths, progress=False)
+        with pytest.raises(StaleRunsError, match=r"^3 finished run\(s\)"):
+            stage1.train_stage1(changed, paths, progress=False)
 
 
 def test_stage1_alone_trains_only_the_encoder(mnre_dir: Path, tmp_path: Path) -> None:
     config = run_config("tiny", str(mnre_dir), {**SETTINGS, "features.cache_dir": str(tmp_path / "cache")})
     paths = RunPaths(tmp_path / "runs", tmp_path / "ckpt")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "build_split", lambda *a, **k: pytest.fail("built features"))
-        [record] = runner.train_stage1(config, paths, progress=False)
+        patch.setattr(stage1, "build_split", lambda *a, **k: pytest.fail("built features"))
+        [record] = stage1.train_stage1(config, paths, progress=False)
     assert record["variant"] == "Text-only (fine-tuned encoder)" and len(record["epochs"]) == 1
     assert stage1_ready(config, paths) and sorted(p.name for p in paths.runs.iterdir()) == [record["run_id"]]
     assert not (tmp_path / "cache").exists()  # no node features were computed
-    with pytest.raises(runner.ConfigError, match="joint training has none"):
-        runner.train_stage1(config.with_training("joint"), paths, progress=False)
+    with pytest.raises(ConfigError, match="joint training has none"):
+        stage1.train_stage1(config.with_training("joint"), paths, progress=False)

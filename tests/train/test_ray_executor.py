@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import vmhan_lib.train.runner as runner
+import vmhan_lib.train.jobs as jobs
 from tests.factories import TINY, random_split
+import vmhan_lib.train.runner as runner
 from vmhan_lib.config import preset
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
@@ -26,7 +27,9 @@ from vmhan_lib.paths import REPO_ROOT
 from vmhan_lib.train.hypergraph_task import BEST_FILE
 from vmhan_lib.train.records import (PREDICTIONS_FILE, RECORD_FILE, Prediction, RerunMismatchWarning, is_complete,
                                      read_record, write_run)
-from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, run_jobs
+from vmhan_lib.train.jobs import Job, RunPaths
+from vmhan_lib.train.stage1 import PreparedInputs
+from vmhan_lib.train.runner import run_jobs
 
 VOCAB = RelationVocab(("None", "a", "b", "c"))
 JOBS = [Job("VM-HAN (Ours)", 0), Job("GCN", 0), Job("Text-only", 0)]
@@ -156,7 +159,7 @@ def test_a_needed_model_retrained_aside_on_ray_warns_in_the_driver(ray_cluster, 
     paths, job = _paths(tmp_path), Job("GCN", 0)
     wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
     write_run(paths.run_dir("tiny", job), {"variant": "GCN", "seed": 0, "test": wrong, "complete": True,
-                                           "identity": runner.job_identity(_config("ray"), job)},
+                                           "identity": jobs.job_identity(_config("ray"), job)},
               [Prediction(0, "None", "None", (1.0,))])
     with pytest.warns(RerunMismatchWarning, match="committed record 0.00"):
         records = run_jobs(_config("ray"), [job], need_models=True, paths=paths, progress=False)

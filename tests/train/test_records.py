@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmhan_lib.train.records import Prediction, identity_differences, run_differences, write_run
+from vmhan_lib.identity import differences as identity_differences
+from vmhan_lib.train.records import Prediction, run_differences, write_run
 
 IDENTITY = {"seed": 0, "train": {"lr": 0.001, "epochs": 8},
             "data": {"files": {"text/mnre_test.txt": "aa", "captions/cogvlm_test.txt": "bb"}}}

@@ -10,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vmhan_lib.train.jobs as jobs
 import vmhan_lib.train.runner as runner
+from vmhan_lib.identity import StaleRunsError
 from tests.factories import TINY, random_split
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
 from vmhan_lib.config import RunConfig, TrainConfig, preset, run_config
 from vmhan_lib.train.records import Prediction, RerunMismatchWarning, read_predictions, read_record, run_id, write_run
-from vmhan_lib.train.runner import Job, PreparedInputs, RunPaths, proportion_jobs, run_jobs, table_jobs
+from vmhan_lib.train.jobs import Job, RunPaths, proportion_jobs, table_jobs
+from vmhan_lib.train.stage1 import PreparedInputs
+from vmhan_lib.train.runner import run_jobs
 
 VOCAB = RelationVocab(("None", "a", "b", "c"))
 
@@ -41,7 +45,7 @@ def _paths(tmp_path: Path) -> RunPaths:
 def _commit(run_dir: Path, config: RunConfig, job: Job, test: dict | None = None) -> None:
     """A finished record of ``job`` as ``config`` makes it (its identity included)."""
     write_run(run_dir, {"variant": job.name, "seed": job.seed, "test": test or {}, "complete": True,
-                        "identity": runner.job_identity(config, job)}, [Prediction(0, "None", "None", (1.0,))])
+                        "identity": jobs.job_identity(config, job)}, [Prediction(0, "None", "None", (1.0,))])
 
 
 def test_complete_records_are_read_without_loading_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,10 +134,10 @@ def test_a_finished_run_from_other_data_or_settings_is_refused_then_retrained(tm
     assert fake_inputs["loads"]["n"] == 1
 
     on_full = run_config("tiny", str(full), settings)
-    with pytest.raises(runner.StaleRunsError, match=r"tiny__gcn__seed0 \(data file captions/qwen_test.txt changed\)"
+    with pytest.raises(StaleRunsError, match=r"tiny__gcn__seed0 \(data file captions/qwen_test.txt changed\)"
                                                     r".*--retrain-stale"):
         run_jobs(on_full, [job], paths=paths, progress=False)
-    with pytest.raises(runner.StaleRunsError, match=r"train.lr: 0.01 -> 0.02"):
+    with pytest.raises(StaleRunsError, match=r"train.lr: 0.01 -> 0.02"):
         run_jobs(run_config("tiny", str(damaged), {**settings, "train.lr": 2e-2}), [job], paths=paths, progress=False)
     assert fake_inputs["loads"]["n"] == 1  # refused before anything was loaded
 
@@ -141,7 +145,7 @@ def test_a_finished_run_from_other_data_or_settings_is_refused_then_retrained(tm
              progress=False)
     assert fake_inputs["loads"]["n"] == 2
     stored = read_record(paths.run_dir("tiny", job))
-    assert stored["identity"] == json.loads(json.dumps(runner.job_identity(on_full, job)))
+    assert stored["identity"] == json.loads(json.dumps(jobs.job_identity(on_full, job)))
     assert run_jobs(on_full, [job], paths=paths, progress=False)[0] == stored  # now current: reused
     assert fake_inputs["loads"]["n"] == 2
 

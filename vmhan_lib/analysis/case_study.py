@@ -44,13 +44,14 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 from vmhan_lib.model.vmhan import VMHAN
 from vmhan_lib.config import RunConfig
-from vmhan_lib.io import atomic_torch_save, key_digest
+from vmhan_lib.io import atomic_torch_save
+from vmhan_lib.identity import digest
 from vmhan_lib.paths import output_dirs
 from vmhan_lib.train.checkpoints import (checkpoint_features, ensure_best_checkpoint, load_best_checkpoint,
                                          model_from_checkpoint, run_config_of)
 from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.records import Prediction, read_predictions, run_id
-from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_prefix
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix
 
 SAMPLE_IMAGES_DIR = "images_sample"
 BUNDLE_FORMAT = "case-study-bundle-1"
@@ -490,7 +491,7 @@ def explorer_widget(explorer: CaseStudyExplorer) -> ExplorerWidget:
 
 def _instance_key(instance: Instance) -> str:
     """A short digest of a test instance's sentence, pair and label (a bundle checks its data by it)."""
-    return key_digest([instance.index, instance.tokens, instance.head.span, instance.tail.span, instance.relation])[:16]
+    return digest([instance.index, instance.tokens, instance.head.span, instance.tail.span, instance.relation])[:16]
 
 
 class BundleMismatchWarning(UserWarning):
@@ -517,7 +518,7 @@ def write_bundle(config: RunConfig, job: Job, checkpoint_path: Path, count: int 
     save its bundle at :func:`bundle_path`."""
     explorer = CaseStudyExplorer.from_checkpoint(checkpoint_path, count, data_dir=str(config.data.path), progress=progress)
     return explorer.save_bundle(bundle_path(config, job), load_best_checkpoint(checkpoint_path),
-                                run_id(run_prefix(config), job.name, job.seed), key_digest(job_identity(config, job)))
+                                run_id(run_prefix(config), job.name, job.seed), digest(job_identity(config, job)))
 
 
 def load_explorer(config: RunConfig, job: Job, max_test_instances: int | None, train_if_missing: bool = False,
@@ -534,7 +535,7 @@ def load_explorer(config: RunConfig, job: Job, max_test_instances: int | None, t
     else:
         bundle = load_bundle(path)
         held = len(bundle["test_indices"])
-        if bundle["identity_digest"] != key_digest(job_identity(config, job)):
+        if bundle["identity_digest"] != digest(job_identity(config, job)):
             reason = f"{path} was made for other settings or data than the current ones"
         elif max_test_instances is None or max_test_instances > held:
             reason = f"{path} holds the first {held} test instances, {max_test_instances or 'all'} asked"

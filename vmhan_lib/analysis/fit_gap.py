@@ -5,7 +5,7 @@ In ``two-stage`` training the stage-2 train features come from an encoder fine-t
 instances: on train the text alone already separates the classes better than it will on dev, and
 a model has little reason to read the visual nodes. ``out-of-fold`` features (cross-fitting,
 :mod:`vmhan_lib.train.runner`) are meant to close that gap. Each run's best model is scored on
-the very inputs it was trained and selected on (:func:`~vmhan_lib.train.runner.prepare_inputs`:
+the very inputs it was trained and selected on (:func:`~vmhan_lib.train.stage1.prepare_inputs`:
 the out-of-fold train features for ``out-of-fold`` runs), so the train column is the fit the model
 saw. A ``joint`` run's text features changed with every step; it is scored on every split encoded
 by its own exported, fine-tuned encoder (the features of its dev-selected evaluation), so its train
@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from vmhan_lib.identity import CODE_VERSIONS
 from vmhan_lib.analysis.run_analyses import Settings, per_run_rows
 from vmhan_lib.config import RunConfig
 from vmhan_lib.data.mnre import SPLITS
@@ -28,11 +29,10 @@ from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_featur
                                          load_best_checkpoint, model_from_checkpoint)
 from vmhan_lib.train.fit import resolve_device, scores_of
 from vmhan_lib.train.hypergraph_task import predict_nodes
-from vmhan_lib.train.runner import Job, RunPaths, prepare_inputs, stage1_ready
+from vmhan_lib.train.jobs import Job, RunPaths
+from vmhan_lib.train.stage1 import prepare_inputs, stage1_ready
 
 FIT_GAP_FILE = "fit_gap.csv"
-FIT_GAP_CODE_VERSION = "fit-gap-1"
-"""Stored with every row; change it when a change to the scoring changes its numbers (old rows then do not count)."""
 SPLIT_COLUMNS = {"train": "train", "val": "dev", "test": "test"}
 """Column prefix of each split's scores."""
 
@@ -82,7 +82,7 @@ def _ready(config: RunConfig) -> str | None:
 def fit_gap_results(settings: Settings, results_dir: Path) -> pd.DataFrame:
     """:func:`fit_gap_rows` of every run of ``settings`` where its model and stage-1 encoders are at
     hand, else its current row of ``results_dir/fit_gap.csv``; written back to that file."""
-    return per_run_rows(settings, Path(results_dir) / FIT_GAP_FILE, fit_gap_rows, {"code": FIT_GAP_CODE_VERSION},
+    return per_run_rows(settings, Path(results_dir) / FIT_GAP_FILE, fit_gap_rows, {"code": CODE_VERSIONS["fit-gap"]},
                         "fit gap", ready=_ready)
 
 

@@ -2,7 +2,7 @@
 
 A fresh clone carries the run records, not the checkpoints, so an analysis that needs the models
 (the visual-shuffle test, the fit gap) keeps its rows in a committed CSV, each row with the
-``run_digest`` of the run's identity (:func:`~vmhan_lib.train.runner.job_identity`) and the
+``run_digest`` of the run's identity (:func:`~vmhan_lib.train.jobs.job_identity`) and the
 analysis' own settings. :func:`per_run_rows` computes the rows of the runs whose models are at hand,
 reads the stored row of every other run only while its digest and settings are the current ones
 (a row of a run trained again since, or made with other settings, is not used, and the run is named),
@@ -18,10 +18,11 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from vmhan_lib.config import RunConfig
-from vmhan_lib.io import atomic_write_text, key_digest
+from vmhan_lib.io import atomic_write_text
+from vmhan_lib.identity import digest
 from vmhan_lib.train.hypergraph_task import best_model_ready
 from vmhan_lib.train.records import is_complete
-from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_prefix, table_jobs
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix, table_jobs
 
 RUN_COLUMNS = ("variant", "seed", "training", "encoder", "visual_source", "run_digest")
 """The columns that name a row's run (every row of a per-run analysis has them first)."""
@@ -50,7 +51,7 @@ def run_columns(config: RunConfig, job: Job) -> dict[str, Any]:
     """The :data:`RUN_COLUMNS` of ``job`` in ``config``."""
     training, encoder = config.setting
     return {"variant": job.name, "seed": job.seed, "training": training, "encoder": encoder,
-            "visual_source": config.features.visual_source, "run_digest": key_digest(job_identity(config, job))}
+            "visual_source": config.features.visual_source, "run_digest": digest(job_identity(config, job))}
 
 
 def per_run_rows(

@@ -22,7 +22,7 @@ from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
-from vmhan_lib.train.runner import FOLDS_FOLDER, setting_tag
+from vmhan_lib.train.jobs import FOLDS_FOLDER, setting_tag
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -276,7 +276,7 @@ def stage1_sentence(table: pd.DataFrame, reference: str, candidate: str) -> str:
 
 def tables_suffix(config: RunConfig) -> str:
     """The file-name suffix of the tables of ``config``'s setting: ``""`` for the default, else
-    ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.runner.setting_tag`), so the tables of other
+    ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.jobs.setting_tag`), so the tables of other
     settings stand beside the default's."""
     tag = setting_tag(config)
     return "" if tag is None else f"__{tag}"

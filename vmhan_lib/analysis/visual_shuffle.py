@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 import torch
 
+from vmhan_lib.identity import CODE_VERSIONS
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.model.config import ModelConfig
@@ -30,7 +31,7 @@ from vmhan_lib.train.hypergraph_task import SplitNodes, predict_nodes
 if TYPE_CHECKING:
     from vmhan_lib.analysis.run_analyses import Settings
     from vmhan_lib.config import RunConfig
-    from vmhan_lib.train.runner import Job
+    from vmhan_lib.train.jobs import Job
 
 
 def visual_derangement(n: int, seed: int) -> list[int]:
@@ -104,8 +105,6 @@ def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: Spli
     return VisualShuffleResult(normal, shuffled, tuple(seeds))
 
 
-SHUFFLE_CODE_VERSION = "visual-shuffle-1"
-"""Stored with every row; change it when a change to the test changes its numbers (old rows then do not count)."""
 SHUFFLE_FILE = "visual_shuffle.csv"
 """The committed result of :func:`shuffle_results` (``results/``, ``results/tiny/`` for ``tiny``)."""
 
@@ -166,4 +165,4 @@ def shuffle_results(settings: "Settings", results_dir: Path, permutations: int =
         raise ValueError(f"permutations must be >= 1, got {permutations}")
     seeds = tuple(range(permutations))
     return per_run_rows(settings, Path(results_dir) / SHUFFLE_FILE, lambda config, jobs: shuffle_rows(config, jobs, seeds),
-                        {"permutations": permutations, "code": SHUFFLE_CODE_VERSION}, "visual-shuffle test")
+                        {"permutations": permutations, "code": CODE_VERSIONS["visual-shuffle"]}, "visual-shuffle test")

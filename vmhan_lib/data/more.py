@@ -90,7 +90,7 @@ def check_box(raw: object, where: str, what: str) -> Box:
     return box  # type: ignore[return-value]
 
 
-def _object_dict_path(data_dir: Path, split: str) -> Path:
+def object_dict_path(data_dir: Path, split: str) -> Path:
     """``ent_<split>_dict.pth`` (or ``.json``) under ``data_dir``; :class:`DataFormatError` when neither exists."""
     stem = data_dir / f"ent_{MORE_SPLIT_NAMES[split]}_dict"
     for suffix in (".pth", ".json"):
@@ -101,7 +101,7 @@ def _object_dict_path(data_dir: Path, split: str) -> Path:
 
 def load_object_dict(data_dir: str | Path, split: str) -> dict[str, dict[str, Box]]:
     """``img_id -> {object name: box}`` of ``split`` (``ent_<split>_dict.pth``, or ``.json``), boxes checked."""
-    path = _object_dict_path(Path(data_dir), split)
+    path = object_dict_path(Path(data_dir), split)
     if path.suffix == ".json":
         try:
             raw: Any = json.loads(path.read_text(encoding="utf-8"))

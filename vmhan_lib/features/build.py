@@ -41,9 +41,9 @@ from vmhan_lib.data.captions import captions_path, load_captions
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.data.splits import load_split, split_file
-from vmhan_lib.features.cache import FEATURES_CODE_VERSION, FeatureCache
-from vmhan_lib.io import files_sha256, key_digest
-from vmhan_lib.features.caption_nodes import CHUNKER_VERSION, CaptionIndex, build_caption_index, rank_objects
+from vmhan_lib.features.cache import FeatureCache
+from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
+from vmhan_lib.features.caption_nodes import CaptionIndex, build_caption_index, rank_objects
 from vmhan_lib.features.config import FeatureConfig, TextEncoderConfig
 from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_index_key
 from vmhan_lib.features.images import match_object_names
@@ -148,12 +148,6 @@ def _selections(
     return text_nodes, visual_nodes
 
 
-SELECTION_CODE_VERSION = "selections-1"
-"""Bump when a change to the selectors changes what they select."""
-SELECTION_PAYLOAD = "with-fallbacks"
-"""What a selections cache entry holds besides the selections (a change re-selects, nothing else)."""
-OBJECT_SELECTION_CODE_VERSION = "object-selections-1"
-"""Bump when a change to the object prompt's use changes what it selects."""
 
 
 def _caption_files(data_config: DataConfig, split: str, captioners: Sequence[str]) -> list:
@@ -174,15 +168,15 @@ def _cached_selections(
         return (*_selections(instances, captions, selectors, config, config.show_progress), {})
     text_name, visual_name = selector_name(selectors.text), selector_name(selectors.visual)
     key = {
-        "payload": SELECTION_PAYLOAD,
+        "payload": CODE_VERSIONS["selection-payload"],
         "selector": text_name if text_name == visual_name else {"text": text_name, "visual": visual_name},
         "m": config.m_text_nodes,
         "n": config.n_visual_nodes,
         "captioner": config.visual_selection_captioner,
         "data_files": files_sha256([split_file(data_config, split),
                                     *_caption_files(data_config, split, [config.visual_selection_captioner])]),
-        "instances": key_digest({"indices": [i.index for i in instances]}),
-        "code": SELECTION_CODE_VERSION,
+        "instances": digest({"indices": [i.index for i in instances]}),
+        "code": CODE_VERSIONS["selections"],
     }
 
     def compute() -> dict[str, Any]:
@@ -226,8 +220,8 @@ def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
     if effective["object_selector"] is None:
         del effective["object_selector"]
     return {"settings": effective, "text_encoder": text_encoder,
-            "code": {"features": FEATURES_CODE_VERSION, "selections": SELECTION_CODE_VERSION,
-                     "chunker": CHUNKER_VERSION, "markers": MARKER_SCHEME}}
+            "code": {"features": CODE_VERSIONS["features"], "selections": CODE_VERSIONS["selections"],
+                     "chunker": CODE_VERSIONS["chunker"], "markers": MARKER_SCHEME}}
 
 
 def _default_cache(feature_config: FeatureConfig) -> FeatureCache:
@@ -299,13 +293,13 @@ def _cached_object_selections(
     and the instances; ``None`` without an object selector."""
     if selector is None or feature_config.k_objects == 0:
         return None
-    captions = {"captioners": list(data_config.captioners), "chunker": CHUNKER_VERSION,
+    captions = {"captioners": list(data_config.captioners), "chunker": CODE_VERSIONS["chunker"],
                 "max_phrase_words": feature_config.captions.max_phrase_words,
                 "caption_files": files_sha256(_caption_files(data_config, split, data_config.captioners)),
                 } if _uses_captions(feature_config) else None  # what the caption-named candidates depend on
     key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key, "captions": captions,
            "data_file": files_sha256([split_file(data_config, split)]),
-           "instances": key_digest({"indices": [i.index for i in instances]}), "code": OBJECT_SELECTION_CODE_VERSION}
+           "instances": digest({"indices": [i.index for i in instances]}), "code": CODE_VERSIONS["object-selections"]}
 
     def compute() -> dict[str, Any]:
         chosen: dict[str, list[list[str]]] = {}
@@ -378,17 +372,17 @@ def build_split(
         "k_objects": feature_config.k_objects,
         "max_phrase_words": caption_config.max_phrase_words,
         "max_caption_tokens": caption_config.max_caption_tokens,
-        "chunker": CHUNKER_VERSION,
+        "chunker": CODE_VERSIONS["chunker"],
         "data_files": files_sha256(
             [split_file(data_config, split)]
             + _caption_files(data_config, split, [*data_config.captioners, feature_config.visual_selection_captioner])
         ),
-        "instances": key_digest({"indices": [i.index for i in instances]}),
-        "selections": key_digest({"text": text_selection, "visual": visual_selection}),
+        "instances": digest({"indices": [i.index for i in instances]}),
+        "selections": digest({"text": text_selection, "visual": visual_selection}),
         # present only when they change anything, so the default's entries stay valid
         **visual_key,
         **({"tail": "object row 1"} if data_config.dataset == "more" else {}),
-        **({"object_selections": key_digest(object_selection)} if object_selection is not None else {}),
+        **({"object_selections": digest(object_selection)} if object_selection is not None else {}),
     }
 
     def compute() -> dict[str, Any]:

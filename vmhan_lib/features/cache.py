@@ -5,7 +5,7 @@ temporary file in the same directory and moved into place with :func:`os.replace
 (another run, a notebook) never sees half a file. The file name is
 ``{stage}-{split}-{digest}.pt`` where ``digest`` is the sha256 of the JSON of the key: everything
 that changes the features (model identity with its weights sha256, captioners, k, max length,
-sha256 of every data file read, :data:`FEATURES_CODE_VERSION`, ...). Payloads hold only tensors,
+sha256 of every data file read, the features entry of :data:`vmhan_lib.identity.CODE_VERSIONS`, ...). Payloads hold only tensors,
 strings, numbers, lists and dicts, so they load with ``weights_only=True``.
 
 The default root is ``.cache/features`` in the repository; :class:`FeatureCache` takes another.
@@ -20,11 +20,10 @@ from typing import Any, Callable
 
 import torch
 
-from vmhan_lib.io import atomic_torch_save, key_digest
+from vmhan_lib.io import atomic_torch_save
+from vmhan_lib.identity import CODE_VERSIONS, digest
 from vmhan_lib.paths import REPO_ROOT
 
-FEATURES_CODE_VERSION = "features-1"
-"""Bump when a change to the features code changes what a cache entry holds."""
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "features"
 
 
@@ -50,13 +49,13 @@ class FeatureCache:
         self.root = Path(self.root)
 
     def path(self, stage: str, split: str, key: dict[str, Any]) -> Path:
-        return self.root / f"{stage}-{split}-{key_digest(key)[:20]}.pt"
+        return self.root / f"{stage}-{split}-{digest(key)[:20]}.pt"
 
     def load_or_compute(
         self, stage: str, split: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
         """The cached payload of ``(stage, split, key)``, else ``compute()`` written atomically."""
-        full_key = {"stage": stage, "split": split, "code_version": FEATURES_CODE_VERSION, **key}
+        full_key = {"stage": stage, "split": split, "code_version": CODE_VERSIONS["features"], **key}
         target = self.path(stage, split, full_key)
         if self.enabled and target.is_file():
             entry = torch.load(target, map_location="cpu", weights_only=True)

@@ -42,10 +42,8 @@ from vmhan_lib.data.captions import CAPTIONERS, captions_path, load_captions
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import CaptionNodeConfig
 from vmhan_lib.features.text_encoder import SentenceEmbedder
-from vmhan_lib.io import files_sha256, key_digest
+from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
 
-CHUNKER_VERSION = "np-chunker-1"
-"""Identity of :func:`extract_object_phrases`; part of every cache key of object phrases."""
 
 STOP_WORDS: frozenset[str] = frozenset("""
 a an the this that these those some any each every either neither no both all another other such
@@ -256,7 +254,7 @@ def build_caption_index(
         "embedder": embedder.identity,
         "captioners": list(captioners),
         "caption_files": files_sha256([captions_path(data_dir, c, split) for c in captioners]),
-        "images": key_digest({"ids": unique_ids}),
+        "images": digest({"ids": unique_ids}),
         "max_caption_tokens": config.max_caption_tokens,
     }
     texts, reasons = caption_texts(data_dir, split, unique_ids, captioners)
@@ -290,7 +288,7 @@ def build_caption_index(
     if with_objects:
         objects = active.load_or_compute(
             "caption-objects", split,
-            {**key, "chunker": CHUNKER_VERSION, "max_phrase_words": config.max_phrase_words}, embed_objects,
+            {**key, "chunker": CODE_VERSIONS["chunker"], "max_phrase_words": config.max_phrase_words}, embed_objects,
         )
         object_embeddings = list(torch.split(objects["embeddings"], objects["counts"]))
         object_phrases = objects["phrases"]

@@ -32,10 +32,8 @@ from vmhan_lib.features.images import (
 )
 from vmhan_lib.features.image_encoder import load_image_encoder
 from vmhan_lib.features.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
-from vmhan_lib.io import file_sha256, key_digest
+from vmhan_lib.identity import CODE_VERSIONS, digest, file_sha256
 
-IMAGE_NODES_CODE_VERSION = "image-nodes-1"
-"""Bump when a change to the image pipeline changes what an image-nodes cache entry holds."""
 UNREADABLE_IMAGE = "unreadable image"
 
 Annotated = Mapping[str, Sequence[tuple[str, Sequence[float]]]]
@@ -122,9 +120,9 @@ def image_index_key(image_dir: Path, split: str, img_ids: Sequence[str], config:
         "min_confidence": config.min_confidence,
         "max_candidates": config.max_candidates,
         "detector_image_size": config.detector_image_size,
-        "images": key_digest({"ids": unique, "sha256": {img: None if f is None else file_sha256(f) for img, f in files.items()}}),
-        "annotated": None if annotated is None else key_digest({img: annotated.get(img, []) for img in unique}),
-        "code": IMAGE_NODES_CODE_VERSION,
+        "images": digest({"ids": unique, "sha256": {img: None if f is None else file_sha256(f) for img, f in files.items()}}),
+        "annotated": None if annotated is None else digest({img: annotated.get(img, []) for img in unique}),
+        "code": CODE_VERSIONS["image-nodes"],
     }
 
 

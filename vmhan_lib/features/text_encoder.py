@@ -37,7 +37,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from vmhan_lib.data.mnre import Instance, split_path
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.io import files_sha256, key_digest
+from vmhan_lib.identity import digest, files_sha256
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.features.weights import resolve_text_model
 
@@ -411,8 +411,8 @@ def cached_text_features(
         "marker_scheme": MARKER_SCHEME,
         "max_length": config.max_length,
         "data_file": files_sha256([Path(data_file) if data_file is not None else split_path(data_dir, split)]),
-        "instances": key_digest({"indices": [instance.index for instance in instances]}),
-        "phrases": key_digest({"phrases": [list(p) for p in phrases]}) if phrases is not None else None,
+        "instances": digest({"indices": [instance.index for instance in instances]}),
+        "phrases": digest({"phrases": [list(p) for p in phrases]}) if phrases is not None else None,
     }
 
     def compute() -> dict:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from vmhan_lib.io import file_sha256
+from vmhan_lib.identity import file_sha256
 from vmhan_lib.offline import CACHE_DIR
 
 

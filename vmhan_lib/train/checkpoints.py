@@ -23,10 +23,11 @@ from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig
-from vmhan_lib.io import key_digest
+from vmhan_lib.identity import digest
 from vmhan_lib.train.encoder_task import exported_encoder_dir
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
-from vmhan_lib.train.runner import Job, RunPaths, job_identity, run_jobs, run_prefix
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix
+from vmhan_lib.train.runner import run_jobs
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -48,10 +49,10 @@ def ensure_best_checkpoint(config: RunConfig, job: Job, train_if_missing: bool =
         MissingCheckpointError: still missing (not allowed to train).
     """
     path = best_checkpoint_path(config, job, paths)
-    digest = key_digest(job_identity(config, job))
-    if not best_model_ready(path.parent, digest) and train_if_missing:
+    made_by = digest(job_identity(config, job))
+    if not best_model_ready(path.parent, made_by) and train_if_missing:
         run_jobs(config, [job], need_models=True, paths=paths, progress=progress)
-    if not best_model_ready(path.parent, digest):
+    if not best_model_ready(path.parent, made_by):
         raise MissingCheckpointError(
             f"no trained checkpoint for {job.name!r} seed {job.seed} in profile {config.profile!r} ({path}); "
             f"train it with `python -m vmhan_lib train --profile {config.profile} --variants {job.variant!r}` "
@@ -113,7 +114,7 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
                       ) -> dict[str, SplitNodes]:
     """The inputs of ``splits`` of ``config``'s data built with ``features`` (e.g.
     :func:`checkpoint_features`): every instance's nodes from that one encoder, so not the
-    out-of-fold train features (:func:`~vmhan_lib.train.runner.prepare_inputs` builds those)."""
+    out-of-fold train features (:func:`~vmhan_lib.train.stage1.prepare_inputs` builds those)."""
     vocab = load_vocab(config.data)
     selector = make_prompt_selectors(features)
     inputs = {}

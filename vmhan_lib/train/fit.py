@@ -28,7 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vmhan_lib.data.mnre import RelationVocab
-from vmhan_lib.io import atomic_torch_save, key_digest, provenance
+from vmhan_lib.io import atomic_torch_save, provenance
+from vmhan_lib.identity import digest
 from vmhan_lib.metrics import score
 from vmhan_lib.config import OptimiserConfig
 from vmhan_lib.train.records import Prediction, write_run
@@ -210,7 +211,7 @@ def fit(
         torch.set_num_threads(train_config.cpu_threads)
     try:
         return _fit(name, task, train_config, vocab, seed, run_dir, checkpoint_dir, config_record,
-                    key_digest(config_record if identity is None else identity), extra_record or {}, progress)
+                    digest(config_record if identity is None else identity), extra_record or {}, progress)
     finally:
         torch.set_num_threads(threads)
 

@@ -8,7 +8,7 @@ a sweep asks for it, so the package works without it.
 What runs where:
 
 1. stage 1 (the shared text encoder, then the node features of every split;
-   :func:`vmhan_lib.train.runner.prepare_inputs`) is one task that runs first; its result goes
+   :func:`vmhan_lib.train.stage1.prepare_inputs`) is one task that runs first; its result goes
    into Ray's object store once and every run's task receives it from there (no worker re-reads
    or rebuilds the features);
 2. every (variant, seed) run that has work to do is one task calling
@@ -180,7 +180,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[...,
                train: Callable[..., dict[str, Any]], paths: RunPaths, need_models: bool = False,
                progress: bool = True) -> dict[Job, dict[str, Any]]:
     """Run ``jobs`` (each with work to do) as Ray tasks after the one stage-1 task, ``prepare``
-    (:func:`~vmhan_lib.train.runner.prepare_inputs`), each run task calling ``train``
+    (:func:`~vmhan_lib.train.stage1.prepare_inputs`), each run task calling ``train``
     (:func:`~vmhan_lib.train.runner.train_job`); returns ``job -> record``.
 
     At most ``experiment.max_parallel`` runs are in flight (``None``: as many as the cluster's

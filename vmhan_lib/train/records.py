@@ -7,7 +7,7 @@
 
 A record also stores its run's ``identity``: the settings that shape the result, the data
 fingerprint (sha256 of every data file read) and the feature key. A run counts as finished only
-while its stored identity equals the current one (:func:`identity_differences`): a run made from
+while its stored identity equals the current one (:func:`vmhan_lib.identity.differences`): a run made from
 other data or settings is never returned as if it were this one.
 
 Tables and figures are built from these files only. :func:`write_run` is the one writer (the
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from vmhan_lib.features.config import PACKAGED_MINILM
+from vmhan_lib.identity import differences
 from vmhan_lib.io import atomic_write_json, atomic_write_text
 
 RECORD_FILE = "record.json"
@@ -106,40 +107,12 @@ def iter_records(runs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield run_dir, read_record(run_dir)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, inner in value.items():
-            flat.update(_flatten(inner, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): value}
-
-
-def identity_differences(stored: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
-    """What differs between a finished run's stored identity and the current one, in words
-    (``[]``: the same run). A data file is named, not its digests; a setting gives both values."""
-    if stored is None:
-        return ["no identity stored (a record older than run identities)"]
-    old, new = _flatten(json.loads(json.dumps(stored))), _flatten(json.loads(json.dumps(current)))
-    differences = []
-    for key in sorted(old.keys() | new.keys()):
-        if old.get(key) == new.get(key):
-            continue
-        if ".files." in f".{key}":
-            name = key.split(".files.", 1)[-1]
-            state = "was not read" if key not in old else "is not read now" if key not in new else "changed"
-            differences.append(f"data file {name} {state}")
-        else:
-            differences.append(f"{key}: {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}")
-    return differences
-
-
 def run_differences(run_dir: Path, identity: dict[str, Any]) -> list[str] | None:
     """``None`` when ``run_dir`` holds no finished run, else :func:`identity_differences` of its
     record's identity and ``identity``."""
     if not is_complete(run_dir):
         return None
-    return identity_differences(read_record(run_dir).get("identity"), identity)
+    return differences(read_record(run_dir).get("identity"), identity)
 
 
 class RerunMismatchWarning(UserWarning):

@@ -8,7 +8,7 @@ proportion are a subset of those kept at a higher one (one permutation, cut at d
 lengths). Instances that had no visual node to begin with stay without.
 
 Each (proportion, seed) is one job of :func:`vmhan_lib.train.runner.run_jobs`
-(:func:`~vmhan_lib.train.runner.proportion_jobs`) named ``"VM-HAN (Ours) @ visual 25%"`` etc.,
+(:func:`~vmhan_lib.train.jobs.proportion_jobs`) named ``"VM-HAN (Ours) @ visual 25%"`` etc.,
 recorded under ``<runs_dir>/../visual_proportion/`` so the main tables never see them.
 """
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from vmhan_lib.features.node_selection.protocol import ChatBackend
+from vmhan_lib.identity import digest
 from vmhan_lib.paths import REPO_ROOT
 
 DEFAULT_LLM_CACHE_DIR = REPO_ROOT / ".cache" / "llm"
@@ -35,8 +35,7 @@ class AnswerCache:
 
     @staticmethod
     def key(backend: "ChatBackend", prompt: str) -> str:
-        identity = [backend.name, backend.model, backend.settings, prompt]
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+        return digest([backend.name, backend.model, backend.settings, prompt])
 
     def __len__(self) -> int:
         return len(self._answers)

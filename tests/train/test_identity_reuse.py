@@ -1,0 +1,111 @@
+"""The reuse scenarios of issue 21: a run is current only while every input file it read is the same.
+
+A run trained on an image folder with damaged images must not be reused once the images are
+restored; a MORE run must not be reused after its object dictionary or an image changes. The
+inputs are faked (``fake_inputs``), so these tests train nothing: they check the identity and the
+refusal, which come before any training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import vmhan_lib.train.runner as runner
+from tests.conftest import write_tiny_mnre
+from tests.factories import TINY, random_split
+from tests.more_fixture import write_more_fixture
+from vmhan_lib.config import run_config
+from vmhan_lib.data.mnre import RelationVocab
+from vmhan_lib.identity import StaleRunsError
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity
+from vmhan_lib.train.records import run_differences
+from vmhan_lib.train.runner import run_jobs
+from vmhan_lib.train.stage1 import PreparedInputs
+
+SETTINGS = {"train.epochs": 1, "train.lr": 1e-2, "train.device": "cpu", "features.visual_source": "images"}
+
+
+@pytest.fixture
+def fake_inputs(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    data = {"train": random_split(64, 0), "val": random_split(32, 1), "test": random_split(32, 2)}
+    loads = {"n": 0}
+
+    def prepare(config, paths, progress=True):
+        loads["n"] += 1
+        return PreparedInputs(data, {}, {"test": {"n_instances": 32}}, TINY, RelationVocab(("None", "a", "b", "c")))
+
+    monkeypatch.setattr(runner, "prepare_inputs", prepare)
+    return loads
+
+
+def _image_folder(data: Path) -> dict[str, bytes]:
+    """One distinct file per image of the tiny MNRE fixture, in its default image folder."""
+    folder = data / "images_sample"
+    folder.mkdir()
+    images = {name: bytes([n + 1]) * 64 for n, name in enumerate(["a.jpg", "b.jpg", "c.jpg", "d.jpg"])}
+    for name, raw in images.items():
+        (folder / name).write_bytes(raw)
+    return images
+
+
+def test_a_run_on_damaged_images_is_stale_once_they_are_restored(tmp_path: Path, fake_inputs) -> None:
+    data = write_tiny_mnre(tmp_path / "mnre")
+    images = _image_folder(data)
+    for name in ("a.jpg", "c.jpg", "d.jpg"):
+        (data / "images_sample" / name).write_bytes(b"damaged")
+    config = run_config("tiny", str(data), {**SETTINGS, "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
+    paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("GCN", 0)
+    run_jobs(config, [job], paths=paths, progress=False)
+    assert fake_inputs["n"] == 1
+
+    for name in ("a.jpg", "c.jpg", "d.jpg"):
+        (data / "images_sample" / name).write_bytes(images[name])
+    said = run_differences(paths.run_dir("tiny", job), job_identity(config, job))
+    assert said == [f"data file images/{name} changed" for name in ("a.jpg", "c.jpg", "d.jpg")]
+    with pytest.raises(StaleRunsError, match=r"tiny__gcn__seed0 \(data file images/a.jpg changed"):
+        run_jobs(config, [job], paths=paths, progress=False)
+    assert fake_inputs["n"] == 1  # refused before anything was loaded
+
+    retrain = run_config("tiny", str(data), {**SETTINGS, "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen", "experiment.stale_runs": "retrain"})
+    run_jobs(retrain, [job], paths=paths, progress=False)
+    assert fake_inputs["n"] == 2 and run_differences(paths.run_dir("tiny", job), job_identity(config, job)) == []
+
+
+def test_which_instances_a_run_uses_is_part_of_its_identity(tmp_path: Path) -> None:
+    data = write_tiny_mnre(tmp_path / "mnre")
+    _image_folder(data)
+    config = run_config("tiny", str(data), {"data.image_instances": "first", "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
+    job = Job("GCN", 0)
+    before = job_identity(config, job)["data"]
+    (data / "images_sample" / "a.jpg").unlink()  # train now starts with b.jpg's instance
+    after = job_identity(config, job)["data"]
+    assert before["instances"]["train"] != after["instances"]["train"]
+    assert before["instances"]["test"] == after["instances"]["test"]
+    # a caption run reads no image: its identity holds none
+    assert not any(name.startswith("images/") for name in job_identity(
+        run_config("tiny", str(data), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"}), job)["data"]["files"])
+
+
+def test_a_more_run_is_stale_after_its_object_dictionary_or_an_image_changes(tmp_path: Path, mnre_dir: Path,
+                                                                           fake_inputs) -> None:
+    more = write_more_fixture(tmp_path / "more", mnre_dir)
+    config = run_config("tiny", str(more), {**SETTINGS, "data.dataset": "more"})
+    paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("VM-HAN (Ours)", 0)
+    run_jobs(config, [job], paths=paths, progress=False)
+    identity = job_identity(config, job)
+    assert {"ent_train_dict.pth", "ent_valid_dict.pth", "ent_test_dict.pth"} <= set(identity["data"]["files"])
+
+    objects = torch.load(more / "ent_train_dict.pth")
+    first = next(iter(objects))
+    objects[first]["man"] = [0.5, 0.5, 0.2, 0.2]  # one box moved
+    torch.save(objects, more / "ent_train_dict.pth")
+    with pytest.raises(StaleRunsError, match=r"data file ent_train_dict.pth changed"):
+        run_jobs(config, [job], paths=paths, progress=False)
+
+    image = sorted((more / "img_org" / "test").iterdir())[0]
+    image.write_bytes(image.read_bytes()[:-10])  # a truncated image
+    said = run_differences(paths.run_dir("tiny", job), job_identity(config, job))
+    assert f"data file images/test/{image.name} changed" in said and fake_inputs["n"] == 1

@@ -8,6 +8,7 @@ refusal, which come before any training.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,27 @@ def test_a_more_run_is_stale_after_its_object_dictionary_or_an_image_changes(tmp
     image.write_bytes(image.read_bytes()[:-10])  # a truncated image
     said = run_differences(paths.run_dir("tiny", job), job_identity(config, job))
     assert f"data file images/test/{image.name} changed" in said and fake_inputs["n"] == 1
+
+
+def test_an_identity_written_with_execution_values_stays_current_and_keeps_its_digest(tmp_path: Path,
+                                                                                   fake_inputs) -> None:
+    """The one translation of older identities: device, threads and batch sizes were part of them."""
+    data = write_tiny_mnre(tmp_path / "mnre")
+    config = run_config("tiny", str(data), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
+                                            "train.epochs": 1, "train.device": "cpu"})
+    paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("GCN", 0)
+    run_jobs(config, [job], paths=paths, progress=False)
+    record_file = paths.run_dir("tiny", job) / "record.json"
+    record = json.loads(record_file.read_text())
+    assert "device" not in record["identity"]["train"]
+    record["identity"]["train"].update(device="auto", cpu_threads=1, eval_batch_size=256)  # as written before
+    record_file.write_text(json.dumps(record))
+
+    identity = job_identity(config, job, paths=paths)
+    assert identity == record["identity"]  # the stored one: what is keyed by its digest stays valid
+    assert run_jobs(config, [job], paths=paths, progress=False)[0]["identity"] == record["identity"]
+    assert fake_inputs["n"] == 1
+    record["identity"]["train"]["lr"] = 0.5  # a value that is part of the identity still counts
+    record_file.write_text(json.dumps(record))
+    assert run_differences(paths.run_dir("tiny", job), job_identity(config, job, paths=paths)) == [
+        "train.lr: 0.5 -> 0.001"]

@@ -49,7 +49,7 @@ def ensure_best_checkpoint(config: RunConfig, job: Job, train_if_missing: bool =
         MissingCheckpointError: still missing (not allowed to train).
     """
     path = best_checkpoint_path(config, job, paths)
-    made_by = digest(job_identity(config, job))
+    made_by = digest(job_identity(config, job, paths=paths))
     if not best_model_ready(path.parent, made_by) and train_if_missing:
         run_jobs(config, [job], need_models=True, paths=paths, progress=progress)
     if not best_model_ready(path.parent, made_by):

@@ -31,10 +31,11 @@ from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint, instances_fingerprint
 from vmhan_lib.data.splits import load_split, sentence_folds
 from vmhan_lib.features.build import feature_key
-from vmhan_lib.identity import CODE_VERSIONS, digest
+from vmhan_lib.identity import CODE_VERSIONS, digest, without_execution_values
 from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
-from vmhan_lib.train.records import DEFAULT_SETTING, read_record, run_differences, run_id, warn_if_rerun_differs
+from vmhan_lib.train.records import (DEFAULT_SETTING, current_identity, read_record, run_differences, run_id,
+                                     warn_if_rerun_differs)
 
 RERUN_DIR = "rerun"
 FOLDS_FOLDER = "folds"
@@ -220,8 +221,10 @@ def reads_images(config: RunConfig) -> bool:
 
 def encoder_identity(config: RunConfig) -> dict[str, Any]:
     """What makes the stage-1 encoder: its seed and settings and the text files it reads."""
-    return {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed, "data": data_identity(config, (), images=False),
-            "text_encoder": asdict(config.features.text), "encoder_train": asdict(config.encoder_train)}
+    return without_execution_values({"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed,
+                                     "data": data_identity(config, (), images=False),
+                                     "text_encoder": asdict(config.features.text),
+                                     "encoder_train": asdict(config.encoder_train)})
 
 
 def fold_encoder_identities(config: RunConfig) -> list[dict[str, Any]]:
@@ -243,25 +246,66 @@ def fold_encoder_identities(config: RunConfig) -> list[dict[str, Any]]:
     return identities
 
 
-def stage1_digest(config: RunConfig) -> str:
+def stage1_digest(config: RunConfig, paths: RunPaths) -> str:
     """The stage-2 features' text encoder, as a job's identity names it: the digest of the stage-1
     run, and for ``out-of-fold`` also those of the fold encoders that encoded train."""
-    full = f"stage-1 run {digest(encoder_identity(config))}"
+    runs = stage1_runs(config, paths)
+    full = f"stage-1 run {digest(runs[0].identity)}"
     if config.experiment.training != "out-of-fold":
         return full
-    folds = ", ".join(digest(identity) for identity in fold_encoder_identities(config))
-    return f"{full}; train out-of-fold from stage-1 runs {folds}"
+    return f"{full}; train out-of-fold from stage-1 runs {', '.join(digest(run.identity) for run in runs[1:])}"
 
 
-def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stage1Run:
+    """One stage-1 encoder run a configuration's features come from.
+
+    Attributes:
+        config: the configuration it trains with (:func:`stage1_config` for the encoder of all train).
+        name: its run name (:data:`~vmhan_lib.config.ENCODER_VARIANT`, or :func:`fold_encoder_name`).
+        identity: :func:`encoder_identity` or :func:`fold_encoder_identities`, as its record stores
+            it while current (:func:`~vmhan_lib.train.records.current_identity`).
+        run_dir, checkpoint_dir: its record and its resumable state and exported encoder.
+        fold: the fold it is trained without (0-based), ``None`` for the encoder of all train.
+    """
+
+    config: RunConfig
+    name: str
+    identity: dict[str, Any]
+    run_dir: Path
+    checkpoint_dir: Path
+    fold: int | None = None
+
+
+def stage1_runs(config: RunConfig, paths: RunPaths) -> list[Stage1Run]:
+    """The stage-1 runs of ``config``: none for ``joint``; the encoder of all train; for
+    ``out-of-fold`` then one per fold."""
+    if config.experiment.training == "joint":
+        return []
+    stage1 = stage1_config(config)
+    run_dir = paths.encoder_run_dir(stage1)
+    runs = [Stage1Run(stage1, ENCODER_VARIANT, current_identity(run_dir, encoder_identity(stage1)), run_dir,
+                      paths.encoder_checkpoint_dir(stage1))]
+    if config.experiment.training == "out-of-fold":
+        for fold, identity in enumerate(fold_encoder_identities(config)):
+            run_dir = paths.fold_encoder_run_dir(config, fold)
+            runs.append(Stage1Run(config, fold_encoder_name(config, fold), current_identity(run_dir, identity), run_dir,
+                                  paths.fold_encoder_checkpoint_dir(config, fold), fold))
+    return runs
+
+
+def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None,
+                 paths: RunPaths | None = None) -> dict[str, Any]:
     """What makes a stage-2 run: the variant's model and training settings, the data it reads
     (captions of ``data.captioners`` and the selection captioner included; ``data`` = the
     :func:`data_identity` of ``config`` when already computed for another job) and the feature key,
     whose text encoder is the digest of the stage-1 run (``two-stage``) or trained with the run
-    (``joint``)."""
+    (``joint``). As its record (under ``paths``, default the profile's) stores it while that is
+    current (:func:`~vmhan_lib.train.records.current_identity`)."""
+    paths = paths or RunPaths.of(config)
     captioners = {*config.data.captioners, config.features.visual_selection_captioner}
     joint = config.experiment.training == "joint"
-    text_encoder = "trained with the run" if joint else stage1_digest(config)
+    text_encoder = "trained with the run" if joint else stage1_digest(config, paths)
     data = data or data_identity(config, sorted(captioners), reads_images(config))
     identity = {"variant": job.name, "seed": job.seed, "model": asdict(variant_config(job.variant, config.model)),
                 "train": train_identity(config), "data": data, "features": feature_key(config.features, text_encoder)}
@@ -269,7 +313,7 @@ def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None
         identity["visual_proportion"] = job.visual_proportion
     if config.experiment.training != "two-stage":
         identity["training"] = config.experiment.training
-    return identity
+    return current_identity(paths.run_dir(run_prefix(config), job), without_execution_values(identity))
 
 
 def train_identity(config: RunConfig) -> dict[str, Any]:

@@ -115,6 +115,16 @@ def run_differences(run_dir: Path, identity: dict[str, Any]) -> list[str] | None
     return differences(read_record(run_dir).get("identity"), identity)
 
 
+def current_identity(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """A run's identity: the one its record stores while that is current (equal to ``identity``
+    once fields retired since it was written are set aside, :func:`vmhan_lib.identity.upgrade`), else
+    ``identity``. Everything keyed by a run's digest (its resumable state, exported model, analysis
+    rows, the stage-2 identities naming a stage-1 run) so stays valid across such a translation."""
+    if run_differences(run_dir, identity) == []:
+        return read_record(run_dir)["identity"]
+    return identity
+
+
 class RerunMismatchWarning(UserWarning):
     """A run trained again (to recover a model that is not committed) does not score what its
     committed record says."""

@@ -50,7 +50,7 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     """
     prefix = run_prefix(config)
     run_dir, checkpoint_dir = paths.run_dir(prefix, job), paths.checkpoint_dir(prefix, job)
-    identity = identity or job_identity(config, job)
+    identity = identity or job_identity(config, job, paths=paths)
     model_ready = need_model and best_model_ready(checkpoint_dir, digest(identity))
     device = resolve_device(config.train.device)
     model = variant_config(job.variant, inputs.model)
@@ -89,8 +89,8 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     paths = paths or RunPaths.of(config)
     prefix = run_prefix(config)
     run_dirs = [paths.run_dir(prefix, job) for job in jobs]
-    data = job_identity(config, jobs[0])["data"] if jobs else None  # the same data for every job
-    identities = [job_identity(config, job, data) for job in jobs]
+    data = job_identity(config, jobs[0], paths=paths)["data"] if jobs else None  # the same data for every job
+    identities = [job_identity(config, job, data, paths) for job in jobs]
     differences = [run_differences(run_dir, identity) for run_dir, identity in zip(run_dirs, identities)]
     refuse_stale([(run_dir.name, said) for run_dir, said in zip(run_dirs, differences)],
                  config.experiment.stale_runs == "retrain")

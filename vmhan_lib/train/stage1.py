@@ -46,8 +46,7 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
 from vmhan_lib.train.fit import fit, resolve_device
 from vmhan_lib.train.hypergraph_task import SplitNodes
-from vmhan_lib.train.jobs import (RunPaths, encoder_identity, ensure_run, fold_encoder_identities, fold_encoder_name,
-                                  setting_record, stage1_config)
+from vmhan_lib.train.jobs import RunPaths, Stage1Run, ensure_run, setting_record, stage1_runs
 from vmhan_lib.train.records import run_differences
 
 @dataclass
@@ -89,41 +88,6 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     visual_dim = next((n.visual_features.shape[1] for n in train_nodes if n.visual_features.shape[0]), text_dim)
     return PreparedInputs(inputs, asdict(features), build, config.model.sized(text_dim, visual_dim, len(vocab)), vocab,
                           splits)
-
-
-@dataclass(frozen=True)
-class Stage1Run:
-    """One stage-1 encoder run a configuration's features come from.
-
-    Attributes:
-        config: the configuration it trains with (:func:`stage1_config` for the encoder of all train).
-        name: its run name (:data:`~vmhan_lib.config.ENCODER_VARIANT`, or :func:`fold_encoder_name`).
-        identity: :func:`encoder_identity` or :func:`fold_encoder_identities`.
-        run_dir, checkpoint_dir: its record and its resumable state and exported encoder.
-        fold: the fold it is trained without (0-based), ``None`` for the encoder of all train.
-    """
-
-    config: RunConfig
-    name: str
-    identity: dict[str, Any]
-    run_dir: Path
-    checkpoint_dir: Path
-    fold: int | None = None
-
-
-def stage1_runs(config: RunConfig, paths: RunPaths) -> list[Stage1Run]:
-    """The stage-1 runs of ``config``: none for ``joint``; the encoder of all train; for
-    ``out-of-fold`` then one per fold."""
-    if config.experiment.training == "joint":
-        return []
-    stage1 = stage1_config(config)
-    runs = [Stage1Run(stage1, ENCODER_VARIANT, encoder_identity(stage1), paths.encoder_run_dir(stage1),
-                      paths.encoder_checkpoint_dir(stage1))]
-    if config.experiment.training == "out-of-fold":
-        runs += [Stage1Run(config, fold_encoder_name(config, fold), identity, paths.fold_encoder_run_dir(config, fold),
-                           paths.fold_encoder_checkpoint_dir(config, fold), fold)
-                 for fold, identity in enumerate(fold_encoder_identities(config))]
-    return runs
 
 
 def stage1_ready(config: RunConfig, paths: RunPaths) -> bool:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields
+from dataclasses import replace
 
 import pytest
 
-from vmhan_lib.config_tree import ConfigError, field_names
+from vmhan_lib.config_tree import ConfigError, field_names, to_dict
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS, VARIANTS
 from vmhan_lib.paths import PROFILES
-from vmhan_lib.config import EXECUTION_FIELDS, OptimiserConfig, RunConfig, TrainConfig, preset, run_config
+from vmhan_lib.config import (EXECUTION_FIELDS, STAGE1_HEAD_DROPOUT, RunConfig, preset, run_config,
+                              stage1_train_config)
+from vmhan_lib.features.config import SelectorConfig
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -48,9 +50,9 @@ def test_overrides_reach_any_field_and_errors_name_allowed_values(monkeypatch: p
     assert config.model.hypergraph.edge_types == ("global", "visual") and config.features.k_objects == 5
     assert config.data.data_dir == "/x/mnre" and str(config.data.path) == "/x/mnre"
     with pytest.raises(ConfigError, match="allowed: auto, cpu, cuda"):
-        run_config("tiny", overrides={"train.device": "tpu"})
+        run_config("tiny", overrides={"device": "tpu"})
     with pytest.raises(ConfigError, match="allowed: embedding, smollm2, transformers, openai"):
-        run_config("tiny", overrides={"features.selector": "gpt"})
+        run_config("tiny", overrides={"features.selectors.visual": "gpt"})
     with pytest.raises(ConfigError, match="unknown hyperedge type"):
         run_config("tiny", overrides={"model.hypergraph.edge_types": "global,diagonal"})
     with pytest.raises(ConfigError, match="unknown or no variant"):
@@ -59,12 +61,39 @@ def test_overrides_reach_any_field_and_errors_name_allowed_values(monkeypatch: p
         run_config("huge")
 
 
-def test_stage_one_shares_the_fields_of_stage_two_with_its_own_defaults() -> None:
-    stage1 = preset("cpu").encoder_train
-    shared = {f.name for f in fields(OptimiserConfig)}
-    assert {f.name for f in fields(TrainConfig)} - shared == {"encoder_lr"}  # joint training's encoder group
-    assert {f.name for f in fields(stage1)} - shared == {"dropout"}
-    assert stage1.cpu_threads is None and TrainConfig().cpu_threads == 1 and stage1.dropout == 0.1
+def test_stage_one_trains_with_stage_two_adamw_settings_and_its_own_schedule() -> None:
+    config = run_config("cpu", overrides={"train.weight_decay": 0.05, "encoder_train.lr": 3e-5})
+    stage1 = stage1_train_config(config)
+    assert (stage1.epochs, stage1.batch_size, stage1.lr) == (4, 32, 3e-5)
+    assert (stage1.weight_decay, stage1.warmup_ratio, stage1.max_grad_norm) == (0.05, 0.1, 1.0)
+    assert stage1.cpu_threads is None and config.train.cpu_threads == 1 and STAGE1_HEAD_DROPOUT == 0.1
+
+
+def test_the_configuration_has_at_most_70_fields_and_one_device() -> None:
+    names = field_names(RunConfig)
+    assert len(names) <= 70, len(names)
+    assert [n for n in names if n.endswith("device")] == ["device"]
+    assert [n for n in names if n.endswith("batch_size")] == [
+        "eval_batch_size", "features.batch_size", "encoder_train.batch_size", "train.batch_size"]
+
+
+def test_old_configuration_trees_read_through_the_one_translation() -> None:
+    old = to_dict(preset("cpu"))
+    old.pop("device"), old.pop("eval_batch_size")
+    old["train"].update(device="cuda", eval_batch_size=256)
+    old["encoder_train"].update(device="auto", eval_batch_size=64, cpu_threads=None, dropout=0.1, weight_decay=0.01,
+                                warmup_ratio=0.1, max_grad_norm=1.0)
+    old["features"]["text"].update(batch_size=32, device="cpu")
+    old["features"].pop("selectors"), old["features"].pop("batch_size")
+    old["features"].update(selector="smollm2", visual_selector="embedding", object_selector=None, selector_model=None,
+                           selector_base_url=None, selector_max_new_tokens=48, use_cache=True, show_progress=True)
+    old["features"]["captions"].update(max_phrase_words=3, max_caption_tokens=256, batch_size=64, device="cpu")
+    old["model"]["variant"] = "VM-HAN (Ours)"
+    read = RunConfig.from_dict(old)
+    assert read.device == "cuda" and read.eval_batch_size == 256 and read.features.batch_size == 32
+    assert read.features.selectors == SelectorConfig(text="smollm2", visual="embedding")
+    assert replace(read, device="auto", eval_batch_size=64, features=replace(read.features, batch_size=64,
+                   selectors=SelectorConfig())) == preset("cpu")
 
 
 def test_executor_settings_are_fields_that_run_records_leave_out() -> None:

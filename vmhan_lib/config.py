@@ -19,6 +19,7 @@ the encoder at ``train.encoder_lr`` (2e-5), the fresh part at ``train.lr``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -62,24 +63,24 @@ def _positive(**values: float) -> None:
 
 
 @dataclass(frozen=True)
-class OptimiserConfig:
-    """How the fit loop trains one model: the fields that stage 1 (:class:`EncoderTrainConfig`)
-    and the hypergraph models (:class:`TrainConfig`) share, with the hypergraph models' defaults.
+class TrainConfig:
+    """How the fit loop trains every hypergraph model and baseline (stage 2, or ``joint`` with the
+    encoder); stage 1 shares the AdamW settings (:func:`stage1_train_config`).
 
     Attributes:
         epochs: passes over train (default 10); the checkpoint with the best dev F1 is kept.
         batch_size: instances per step (default 16, as the paper).
-        lr: AdamW learning rate (default 1e-3 for the freshly initialised hypergraph part and
-            classifier; stage 1: the encoder with its head).
-        weight_decay: AdamW weight decay (default 0.01, as the paper).
-        warmup_ratio: share of steps with linear warm-up, then linear decay (default 0.1).
-        max_grad_norm: gradient clipping (default 1.0).
-        eval_batch_size: instances per forward pass at evaluation (default 256).
-        device: ``auto`` (GPU when present), ``cpu`` or ``cuda``.
-        cpu_threads: torch CPU threads while training (default 1): the hypergraph part works on
+        lr: AdamW learning rate (default 1e-3 for the freshly initialised hypergraph part and classifier).
+        weight_decay: AdamW weight decay (default 0.01, as the paper), stage 1 included.
+        warmup_ratio: share of steps with linear warm-up, then linear decay (default 0.1), stage 1 included.
+        max_grad_norm: gradient clipping (default 1.0), stage 1 included.
+        cpu_threads: torch CPU threads of a stage-2 run (default 1): the hypergraph part works on
             small tensors, where thread synchronisation costs more than it saves (measured: 19 ms
             per VM-HAN step of 16 hypergraphs with 1 thread, 453 ms with 2 on a loaded 2-core
-            machine); ``None`` keeps torch's setting.
+            machine); ``None`` keeps torch's setting. Stage 1 keeps torch's setting.
+        encoder_lr: ``joint`` training only (``experiment.training``): the AdamW learning rate of the
+            pretrained text encoder, trained together with the model (default 2e-5, the paper's);
+            ``lr`` stays the rate of the freshly initialised part (one parameter group each).
     """
 
     epochs: int = 10
@@ -88,58 +89,36 @@ class OptimiserConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    eval_batch_size: int = 256
-    device: str = "auto"
     cpu_threads: int | None = 1
+    encoder_lr: float = 2e-5
 
     def __post_init__(self) -> None:
-        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, eval_batch_size=self.eval_batch_size)
-        if self.device not in DEVICES:
-            raise ValueError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, encoder_lr=self.encoder_lr)
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass(frozen=True)
-class TrainConfig(OptimiserConfig):
-    """How every hypergraph model and baseline is trained: the fields of :class:`OptimiserConfig`,
-    plus:
+class EncoderTrainConfig:
+    """Stage 1 (``two-stage`` training): fine-tune the entity-marker text encoder with a linear relation
+    head (dropout :data:`STAGE1_HEAD_DROPOUT` on its input), with ``train``'s AdamW settings.
 
     Attributes:
-        encoder_lr: ``joint`` training only (``experiment.training``): the AdamW learning rate of the
-            pretrained text encoder, trained together with the model (default 2e-5, the paper's);
-            ``lr`` stays the rate of the freshly initialised part (one parameter group each).
-    """
-
-    encoder_lr: float = 2e-5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _positive(encoder_lr=self.encoder_lr)
-
-
-@dataclass(frozen=True)
-class EncoderTrainConfig(OptimiserConfig):
-    """Stage 1 (``two-stage`` training): fine-tune the entity-marker text encoder with a linear relation head.
-
-    The fields of :class:`OptimiserConfig` with stage-1 defaults (4 epochs, batch 32, lr 5e-5, eval
-    batch 64, torch's own thread count), plus:
-
-    Attributes:
-        dropout: dropout on the head input (default 0.1).
+        epochs: passes over train (default 4).
+        batch_size: sentences per step (default 32).
+        lr: AdamW learning rate of the encoder and its head (default 5e-5).
     """
 
     epochs: int = 4
     batch_size: int = 32
     lr: float = 5e-5
-    eval_batch_size: int = 64
-    cpu_threads: int | None = None
-    dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+
+
+STAGE1_HEAD_DROPOUT = 0.1
+"""Dropout on the input of stage 1's linear relation head."""
 
 
 STALE_RUN_POLICIES: tuple[str, ...] = ("refuse", "retrain")
@@ -224,6 +203,9 @@ class RunConfig:
 
     Attributes:
         profile: ``tiny``, ``cpu`` or ``full`` (decides the output folders).
+        device: where every model runs, one of :data:`DEVICES`: ``auto`` (default: the GPU when
+            present), ``cpu`` or ``cuda`` (frozen features, stage 1, stage 2, the analyses).
+        eval_batch_size: instances per forward pass when evaluating (default 64).
         data: which data.
         features: how instances become node features (text encoder, captions, selector, k/m/n).
         model: the full model that every variant modifies (widths, encoder, loss weights).
@@ -233,6 +215,8 @@ class RunConfig:
     """
 
     profile: str = "cpu"
+    device: str = "auto"
+    eval_batch_size: int = 64
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -243,6 +227,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; allowed: {', '.join(PROFILES)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        _positive(eval_batch_size=self.eval_batch_size)
         if self.data.dataset == "more" and self.features.visual_source != "images":
             raise ValueError(f"data.dataset=more needs features.visual_source=images (MORE has no captions here), "
                              f"got {self.features.visual_source!r}")
@@ -270,7 +257,59 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
-        return from_dict(cls, values)
+        """The configuration of a tree written by :meth:`to_dict`, today or before (:func:`upgrade_tree`)."""
+        return from_dict(cls, upgrade_tree(values))
+
+
+def stage1_train_config(config: RunConfig) -> TrainConfig:
+    """What the fit loop trains stage 1 with: ``encoder_train``'s epochs, batch size and learning
+    rate, ``train``'s AdamW settings, torch's own thread count (stage 1 runs alone)."""
+    stage1 = config.encoder_train
+    return replace(config.train, epochs=stage1.epochs, batch_size=stage1.batch_size, lr=stage1.lr, cpu_threads=None)
+
+
+MOVED_FIELDS: dict[str, str | None] = {
+    "train.device": "device", "train.eval_batch_size": "eval_batch_size",
+    "features.text.batch_size": "features.batch_size",
+    "features.text_selector": "features.selectors.text", "features.visual_selector": "features.selectors.visual",
+    "features.object_selector": "features.selectors.objects", "features.selector_model": "features.selectors.model",
+    "features.selector_base_url": "features.selectors.base_url",
+    **dict.fromkeys((
+        "encoder_train.device", "encoder_train.eval_batch_size", "encoder_train.cpu_threads", "encoder_train.dropout",
+        "encoder_train.weight_decay", "encoder_train.warmup_ratio", "encoder_train.max_grad_norm",
+        "features.text.device", "features.captions.batch_size", "features.captions.device",
+        "features.captions.max_phrase_words", "features.captions.max_caption_tokens", "features.images.device",
+        "features.images.batch_size", "features.images.detector_seed", "features.selector_max_new_tokens",
+        "features.use_cache", "features.show_progress", "model.variant")),
+}
+"""The one translation of configuration trees written before 2026-12-03 (run records, checkpoints,
+case-study bundles): each old field -> its new place, or ``None`` where it is gone (a duplicate of
+another field, a constant now, or informational). ``features.selector`` was the selector of
+the text and visual prompts: it becomes both ``features.selectors.text`` and ``.visual``."""
+
+
+def upgrade_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """An old configuration tree in today's fields (:data:`MOVED_FIELDS`); a current tree is returned as it is."""
+    new = json.loads(json.dumps(tree))
+    features = new.get("features", {})
+    if "selector" in features:
+        shared = features.pop("selector")
+        features.setdefault("selectors", {}).update(text=shared, visual=shared)
+    for old, place in MOVED_FIELDS.items():
+        *parents, name = old.split(".")
+        group = new
+        for part in parents:
+            group = group.get(part, {}) if isinstance(group, dict) else {}
+        if not isinstance(group, dict) or name not in group:
+            continue
+        value = group.pop(name)
+        if place is not None and value is not None:
+            *to_parents, to_name = place.split(".")
+            target = new
+            for part in to_parents:
+                target = target.setdefault(part, {})
+            target[to_name] = value
+    return new
 
 
 def preset(profile: str | None = None) -> RunConfig:

@@ -41,15 +41,16 @@ CODE_VERSIONS: dict[str, str] = {
 """The version of each producer's code. Values are names, not numbers, so that identities written
 before this table existed (which hold the same names) stay valid."""
 
-EXECUTION_VALUES: tuple[str, ...] = (
+IGNORED_VALUES: tuple[str, ...] = (
     "train.device", "train.cpu_threads", "train.eval_batch_size",
     "encoder_train.device", "encoder_train.cpu_threads", "encoder_train.eval_batch_size",
-    "text_encoder.device", "text_encoder.batch_size",
+    "text_encoder.device", "text_encoder.batch_size", "model.variant",
 )
-"""Dotted places, in a run identity, of values that say where and how fast a result is computed
-(device, threads, evaluation and feature batch sizes), not what it is: identities leave them out
-(:func:`without_execution_values`), and identities written before 2026-12-03, which hold them, are
-compared without them (:func:`upgrade`, the one translation of older identities)."""
+"""Dotted places, in a run identity, of values that do not make the result: where and how fast it is
+computed (device, threads, evaluation and feature batch sizes) and ``model.variant`` (the job's
+``variant`` names it). Identities leave them out (:func:`without_ignored_values`); identities written
+before 2026-12-03, which hold them, are compared without them (:func:`upgrade`, the one
+translation of older identities)."""
 
 HASH_CACHE_FILE = REPO_ROOT / ".cache" / "file_sha256.json"
 """Content hashes of files already read, by (resolved path, size, mtime in ns)."""
@@ -131,16 +132,16 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def without_execution_values(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``identity`` without the values at :data:`EXECUTION_VALUES`."""
-    return {key: without_execution_values(value, f"{prefix}{key}.") if isinstance(value, dict) else value
-            for key, value in identity.items() if f"{prefix}{key}" not in EXECUTION_VALUES}
+def without_ignored_values(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``identity`` without the values at :data:`IGNORED_VALUES`."""
+    return {key: without_ignored_values(value, f"{prefix}{key}.") if isinstance(value, dict) else value
+            for key, value in identity.items() if f"{prefix}{key}" not in IGNORED_VALUES}
 
 
 def upgrade(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored identity as identities are written today, flattened: the :data:`EXECUTION_VALUES` set aside."""
+    """A stored identity as identities are written today, flattened: the :data:`IGNORED_VALUES` set aside."""
     flat = _flatten(json.loads(json.dumps(stored)))
-    return {key: value for key, value in flat.items() if key not in EXECUTION_VALUES}
+    return {key: value for key, value in flat.items() if key not in IGNORED_VALUES}
 
 
 def differences(stored: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:

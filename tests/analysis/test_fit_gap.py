@@ -15,8 +15,7 @@ from vmhan_lib.config import run_config
 from vmhan_lib.train.jobs import Job, RunPaths
 from vmhan_lib.train.runner import run_jobs
 
-SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 2, "train.lr": 1e-2,
-            "features.show_progress": False, "encoder_train.device": "cpu", "train.device": "cpu"}
+SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 2, "train.lr": 1e-2, "device": "cpu"}
 
 
 def test_fit_gap_rows_score_the_training_inputs_and_agree_with_the_records(

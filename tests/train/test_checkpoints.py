@@ -75,14 +75,14 @@ def test_checkpoint_features_follow_a_joint_encoder_that_moved_with_the_checkout
     two_stage = {**moved, "run": preset("tiny").to_dict()}  # a stage-1 encoder is not beside the checkpoint
     with pytest.raises(MissingCheckpointError, match="another checkout"):
         checkpoint_features({"config": two_stage}, path)
-    named = checkpoint_features({"config": {**moved, "features": to_dict(config.features)}}, path, show_progress=True)
-    assert named == replace(config.features, show_progress=True)  # a packaged encoder's short name is kept
+    named = checkpoint_features({"config": {**moved, "features": to_dict(config.features)}}, path)
+    assert named == config.features  # a packaged encoder's short name is kept
 
 
 def test_checkpoint_inputs_are_built_with_the_given_features_not_the_configs(tmp_path: Path) -> None:
     config = run_config("tiny", str(write_tiny_mnre(tmp_path / "mnre")), {
         "experiment.training": "joint", "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
-        "features.cache_dir": str(tmp_path / "cache"), "features.show_progress": False})
+        "features.cache_dir": str(tmp_path / "cache")})
     reference = prepare_inputs(config, RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)  # joint: pretrained
     fewer = replace(config.features, m_text_nodes=1)
     inputs = checkpoint_inputs(config, fewer)

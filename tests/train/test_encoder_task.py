@@ -12,7 +12,7 @@ from tests.conftest import write_tiny_mnre
 from vmhan_lib.data.mnre import load_mnre, load_relation_vocab
 from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
-from vmhan_lib.config import EncoderTrainConfig
+from vmhan_lib.config import STAGE1_HEAD_DROPOUT, TrainConfig
 from vmhan_lib.identity import digest
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, length_bucketed_batches
 from vmhan_lib.train.fit import fit
@@ -24,12 +24,12 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
     root = write_tiny_mnre(tmp_path / "mnre")
     splits = {s: load_mnre(root, s) for s in ("train", "val", "test")}
     vocab = load_relation_vocab(root)
-    config = EncoderTrainConfig(epochs=2, batch_size=2, lr=1e-4, device="cpu")
+    config = TrainConfig(epochs=2, batch_size=2, lr=1e-4)
     checkpoint_dir = tmp_path / "ckpt"
 
     def train(record_dir: Path) -> dict:
         task = EncoderTask(splits, vocab, TextEncoderConfig(max_length=32), config.batch_size,
-                           config.eval_batch_size, config.dropout, torch.device("cpu"))
+                           64, STAGE1_HEAD_DROPOUT, torch.device("cpu"))
         return fit(name="Text-only (fine-tuned encoder)", task=task, train_config=config, vocab=vocab, seed=0,
                    run_dir=record_dir, checkpoint_dir=checkpoint_dir, config_record={"seed": 0}, identity=identity,
                    extra_record={"identity": identity}, progress=False)

@@ -28,8 +28,8 @@ def data() -> dict[str, SplitNodes]:
 
 
 def _run(tmp: Path, data: dict[str, SplitNodes], epochs: int = 3) -> dict:
-    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, device="cpu")
-    task = HypergraphTask(TINY, data, config.batch_size, config.eval_batch_size, torch.device("cpu"))
+    config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2)
+    task = HypergraphTask(TINY, data, config.batch_size, 64, torch.device("cpu"))
     return fit(name="VM-HAN (Ours)", task=task, train_config=config, vocab=VOCAB, seed=3, run_dir=tmp / "run",
                checkpoint_dir=tmp / "ckpt", config_record={"seed": 3, "model": {"hidden": TINY.hidden}, "epochs": epochs},
                extra_record={"build": {"test": {"n_instances": 50}}}, progress=False)

@@ -26,7 +26,7 @@ from vmhan_lib.train.records import run_differences
 from vmhan_lib.train.runner import run_jobs
 from vmhan_lib.train.stage1 import PreparedInputs
 
-SETTINGS = {"train.epochs": 1, "train.lr": 1e-2, "train.device": "cpu", "features.visual_source": "images"}
+SETTINGS = {"train.epochs": 1, "train.lr": 1e-2, "device": "cpu", "features.visual_source": "images"}
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_an_identity_written_with_execution_values_stays_current_and_keeps_its_d
     """The one translation of older identities: device, threads and batch sizes were part of them."""
     data = write_tiny_mnre(tmp_path / "mnre")
     config = run_config("tiny", str(data), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
-                                            "train.epochs": 1, "train.device": "cpu"})
+                                            "train.epochs": 1, "device": "cpu"})
     paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("GCN", 0)
     run_jobs(config, [job], paths=paths, progress=False)
     record_file = paths.run_dir("tiny", job) / "record.json"

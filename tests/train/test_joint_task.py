@@ -76,7 +76,7 @@ def test_live_features_equal_the_frozen_feature_path_for_the_same_weights(tiny: 
 
 def test_joint_training_lowers_the_eq12_loss_and_trains_the_encoder(tiny: dict) -> None:
     task = _task(tiny, encoder_lr=1e-4)
-    config = TrainConfig(epochs=10, batch_size=4, lr=1e-2, encoder_lr=1e-4, warmup_ratio=0.0, device="cpu")
+    config = TrainConfig(epochs=10, batch_size=4, lr=1e-2, encoder_lr=1e-4, warmup_ratio=0.0)
     model, optimizer, scheduler = start_training(task, config, 0, CPU)
     encoder_group, graph_group = optimizer.param_groups
     assert (encoder_group["initial_lr"], graph_group["initial_lr"]) == (1e-4, 1e-2)
@@ -119,7 +119,7 @@ def test_every_variant_builds_and_takes_a_joint_step(tiny: dict, variant: str, t
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(EntityMarkerEncoder, "from_pretrained", classmethod(lambda cls, model: copy.deepcopy(two_layer_minilm)))
     task = _task(tiny, variant)
-    config = TrainConfig(epochs=1, batch_size=4, lr=1e-3, encoder_lr=1e-4, device="cpu")
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-3, encoder_lr=1e-4)
     model, optimizer, scheduler = start_training(task, config, 0, CPU)
     query = model.encoder.backbone.encoder.layer[-1].attention.self.query.weight
     before = query.detach().clone()
@@ -148,10 +148,9 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
             if not target.exists():
                 shutil.copyfile(root / "captions" / f"qwen_{split}.txt", target)
     config = run_config("tiny", data_dir=str(root), overrides={
-        "experiment.training": "joint", "train.epochs": 1, "train.batch_size": 2, "train.device": "cpu",
+        "experiment.training": "joint", "train.epochs": 1, "train.batch_size": 2, "device": "cpu",
         "experiment.variants": "VM-HAN (Ours),Text-only", "data.captioners": "qwen",
-        "features.visual_selection_captioner": "qwen", "features.cache_dir": str(tmp_path / "cache"),
-        "features.show_progress": False, "model.hidden": 16,
+        "features.visual_selection_captioner": "qwen", "features.cache_dir": str(tmp_path / "cache"), "model.hidden": 16,
     })
     paths = RunPaths(tmp_path / "runs", tmp_path / "ckpt")
     records = run_jobs(config, table_jobs(config), paths=paths, progress=False)
@@ -159,7 +158,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     for record in records:
         assert record["complete"] and (record["training"], record["text_encoder"]) == ("joint", "all-MiniLM-L6-v2")
         assert record["run_id"].startswith("tiny__joint-all-minilm-l6-v2__") and record["epochs"][0]["epoch"] == 1
-        assert record["identity"]["training"] == "joint" and record["config"]["train"]["encoder_lr"] == 2e-5
+        assert record["identity"]["training"] == "joint" and record["config"]["run"]["train"]["encoder_lr"] == 2e-5
         run_dir = paths.runs / record["run_id"]
         assert read_record(run_dir)["test"] == record["test"] and len(read_predictions(run_dir)) == 2
         assert (paths.checkpoints / record["run_id"] / "best.pt").is_file()
@@ -181,7 +180,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     rebuilt = checkpoint_inputs(config, checkpoint_features(checkpoint, best), ["test"])["test"].nodes
     model, model_config = model_from_checkpoint(checkpoint)
     torch.testing.assert_close(predict_nodes(model, rebuilt, model_config, 8, CPU).probabilities, recorded, atol=1e-4, rtol=0)
-    pretrained = checkpoint_inputs(config, replace(config.features, show_progress=False), ["test"])["test"].nodes
+    pretrained = checkpoint_inputs(config, config.features, ["test"])["test"].nodes
     assert not torch.allclose(rebuilt[0].text_features, pretrained[0].text_features)
     monkeypatch.setattr(RunPaths, "of", classmethod(lambda cls, c: paths))
     jobs = table_jobs(config)

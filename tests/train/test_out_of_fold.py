@@ -23,8 +23,7 @@ from vmhan_lib.train.jobs import Job, RunPaths
 from vmhan_lib.train.stage1 import prepare_inputs, stage1_ready
 from vmhan_lib.train.runner import run_jobs
 
-SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 1, "experiment.folds": 2,
-            "features.show_progress": False, "encoder_train.device": "cpu", "train.device": "cpu"}
+SETTINGS = {"data.max_instances": 24, "encoder_train.epochs": 1, "train.epochs": 1, "experiment.folds": 2, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")

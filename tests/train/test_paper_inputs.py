@@ -18,8 +18,7 @@ from vmhan_lib.train.stage1 import prepare_inputs
 from vmhan_lib.train.runner import run_jobs
 
 LITE0, MINILM = 1280, 384
-TINY_RUN = {"experiment.variants": "VM-HAN (Ours)", "encoder_train.epochs": 1, "train.epochs": 1,
-            "features.show_progress": False, "features.visual_source": "images"}
+TINY_RUN = {"experiment.variants": "VM-HAN (Ours)", "encoder_train.epochs": 1, "train.epochs": 1, "features.visual_source": "images"}
 
 
 def _config(tmp_path: Path, data_dir: Path, **overrides) -> RunConfig:

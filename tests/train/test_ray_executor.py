@@ -49,7 +49,7 @@ def failing_prepare(config, paths, progress=True) -> PreparedInputs:
 
 def _config(executor: str = "local", **experiment):
     config = preset("tiny")
-    return replace(config, train=replace(config.train, epochs=2, batch_size=16, lr=1e-2, device="cpu"),
+    return replace(config, device="cpu", train=replace(config.train, epochs=2, batch_size=16, lr=1e-2),
                    experiment=replace(config.experiment, executor=executor, **experiment))
 
 

@@ -50,7 +50,7 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
     joint = config.experiment.training == "joint"
     shared = None if joint else prepare_inputs(config, RunPaths.of(config), progress=False).data
     vocab = load_vocab(config.data)
-    device = resolve_device(config.train.device)
+    device = resolve_device(config.device)
     rows = []
     for job in jobs:
         path = best_checkpoint_path(config, job)
@@ -61,7 +61,7 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
         row: dict[str, Any] = {}
         for split in SPLITS:
             part = data[split]
-            probabilities = predict_nodes(model, part.nodes, model_config, config.train.eval_batch_size,
+            probabilities = predict_nodes(model, part.nodes, model_config, config.eval_batch_size,
                                           device).probabilities
             scores = scores_of(vocab, part.labels, probabilities)
             row[f"{SPLIT_COLUMNS[split]}_accuracy"] = 100 * scores["accuracy"]

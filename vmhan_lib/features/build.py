@@ -44,7 +44,8 @@ from vmhan_lib.data.splits import load_split, split_file
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
 from vmhan_lib.features.caption_nodes import CaptionIndex, build_caption_index, rank_objects
-from vmhan_lib.features.config import FeatureConfig, TextEncoderConfig
+from vmhan_lib.features.config import (MAX_CAPTION_TOKENS, MAX_NEW_TOKENS, MAX_PHRASE_WORDS, FeatureConfig,
+                                       TextEncoderConfig)
 from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_index_key
 from vmhan_lib.features.images import match_object_names
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
@@ -193,32 +194,30 @@ def _cached_selections(
     return payload["text"], payload["visual"], payload["fallbacks"]
 
 
-FEATURE_SETTINGS_WITHOUT_EFFECT = ("cache_dir", "use_cache", "show_progress", "batch_size", "device")
-"""Feature settings that say where or how fast features are computed, not what they hold."""
-
-
 def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
     """Everything that shapes the node features of a run, known before any is built: the feature
-    settings that take effect (less :data:`FEATURE_SETTINGS_WITHOUT_EFFECT`, the image settings of
-    caption-only runs, a per-prompt selector that is the shared one), the versions of the code that
-    computes them, and ``text_encoder``, the identity of the encoder whose states they hold (for
-    stage 2, the digest of the stage-1 run that fine-tuned it). The data files are the run's data
-    fingerprint, kept beside it. Run identities store this key (:mod:`vmhan_lib.train.runner`)."""
-
-    def settings(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: settings(v) for k, v in value.items() if k not in FEATURE_SETTINGS_WITHOUT_EFFECT}
-        return value
-
-    effective = settings(asdict(features))
-    # settings with no effect are left out, so identities stay those of runs recorded before the settings existed
-    if features.visual_source == "captions":
-        del effective["visual_source"], effective["images"]
-    for prompt in ("text_selector", "visual_selector"):
-        if effective[prompt] in (None, features.selector):
-            del effective[prompt]
-    if effective["object_selector"] is None:
-        del effective["object_selector"]
+    settings (in the shape run identities have had since they exist: the selector of the text prompt
+    as ``selector``, the visual prompt's as ``visual_selector`` where it differs, the constants of the
+    chunker and the chat selectors spelled out, the image settings only where images are read), the
+    versions of the code that computes them, and ``text_encoder``, the identity of the encoder whose
+    states they hold (for stage 2, the digest of the stage-1 run that fine-tuned it). The data files
+    are the run's data fingerprint, kept beside it. Run identities store this key
+    (:func:`vmhan_lib.train.jobs.job_identity`)."""
+    selectors = features.selectors
+    effective: dict[str, Any] = {
+        "text": asdict(features.text),
+        "captions": {"embedder": features.captions.embedder, "max_phrase_words": MAX_PHRASE_WORDS,
+                     "max_caption_tokens": MAX_CAPTION_TOKENS},
+        "selector": selectors.text, "selector_model": selectors.model, "selector_base_url": selectors.base_url,
+        "selector_max_new_tokens": MAX_NEW_TOKENS, "k_objects": features.k_objects,
+        "m_text_nodes": features.m_text_nodes, "n_visual_nodes": features.n_visual_nodes,
+        "visual_selection_captioner": features.visual_selection_captioner}
+    if selectors.visual != selectors.text:
+        effective["visual_selector"] = selectors.visual
+    if selectors.objects is not None:
+        effective["object_selector"] = selectors.objects
+    if features.visual_source != "captions":
+        effective.update(visual_source=features.visual_source, images=asdict(features.images))
     return {"settings": effective, "text_encoder": text_encoder,
             "code": {"features": CODE_VERSIONS["features"], "selections": CODE_VERSIONS["selections"],
                      "chunker": CODE_VERSIONS["chunker"], "markers": MARKER_SCHEME}}

@@ -1,4 +1,4 @@
-"""Model configuration (torch-free): widths, depth, encoder type, loss weights and the variant name.
+"""Model configuration (torch-free): widths, depth, encoder type and loss weights.
 
 The paper gives the dropout (0.6) and the text / visual widths of its encoders; it does not give
 the hidden width, the number of heads or layers, or the loss weights lambda_c, lambda_rec,
@@ -24,8 +24,6 @@ class ModelConfig:
     """Everything that defines a model.
 
     Attributes:
-        variant: the Table 1 / Table 2 row this config realises (default ``"VM-HAN (Ours)"``); set
-            by :data:`vmhan_lib.model.variants.VARIANTS`, informational otherwise.
         d_text: width of the raw text-node features; ``None`` (default) = the width of the features
             the model is trained on (384 for all-MiniLM-L6-v2), see :meth:`sized`.
         d_visual: width of the raw visual-node features; ``None`` (default) = from the features.
@@ -47,7 +45,6 @@ class ModelConfig:
         hypergraph: how each instance's hypergraph is built (default: all nodes, all hyperedges, k = 3).
     """
 
-    variant: str = "VM-HAN (Ours)"
     d_text: int | None = None
     d_visual: int | None = None
     hidden: int = 256

@@ -1,6 +1,6 @@
 """The rows of the paper's Table 2 (ablations) and Table 1's graph baselines, as config transforms.
 
-``VARIANTS[name](base)`` returns ``base`` changed into the variant ``name`` (with ``variant=name``);
+``VARIANTS[name](base)`` returns ``base`` changed into the variant ``name``;
 ``base`` is the full model (e.g. the ``model`` field of a run configuration). Names are exactly
 the paper's row labels so result tables can be keyed by them. Each function's docstring states
 our reading of the ablation. Torch-free: build the model with :func:`vmhan_lib.model.build_model`.
@@ -21,7 +21,7 @@ VariantFn = Callable[[ModelConfig], ModelConfig]
 
 def full_model(base: ModelConfig) -> ModelConfig:
     """VM-HAN: Eq. 4 Gaussians, V-HAN over all five hyperedge types with the LLM nodes, Eq. 12 loss."""
-    return replace(base, variant=FULL_MODEL)
+    return base
 
 
 def without_multimodal_hypergraph(base: ModelConfig) -> ModelConfig:
@@ -34,87 +34,87 @@ def without_multimodal_hypergraph(base: ModelConfig) -> ModelConfig:
     hyperedge, but no visual information can reach them.
     """
     hypergraph = base.hypergraph.without_edges("global", *INTER_MODAL_EDGES)
-    return replace(base, variant="w/o Multi-Modal Hypergraph", hypergraph=hypergraph)
+    return replace(base, hypergraph=hypergraph)
 
 
 def without_variational_representation(base: ModelConfig) -> ModelConfig:
     """Deterministic node vectors x_i = W_mu x_i (no W_sigma), V-HAN without its sigma path, the
     classifier on [x_h; x_t], and only the classification loss (no reconstruction, no KL)."""
-    return replace(base, variant="w/o Variational Representation", variational=False)
+    return replace(base, variational=False)
 
 
 def without_vhan(base: ModelConfig) -> ModelConfig:
     """No hypergraph encoder: Eq. 4's (mu, sigma) of the head and tail go straight to the Eq. 9
     classifier. The KL loss stays (on the Eq. 4 Gaussians); the reconstruction loss is
     identically 0 without an encoder and is dropped (lambda_rec = 0)."""
-    return replace(base, variant="w/o V-HAN", encoder="none", lambda_rec=0.0)
+    return replace(base, encoder="none", lambda_rec=0.0)
 
 
 def without_kl_loss(base: ModelConfig) -> ModelConfig:
     """The full model trained without Eq. 11's KL term (lambda_KL = 0)."""
-    return replace(base, variant="w/o KL Loss", lambda_kl=0.0)
+    return replace(base, lambda_kl=0.0)
 
 
 def without_text_llm(base: ModelConfig) -> ModelConfig:
     """No text-LLM nodes: the textual side of the hypergraph is {v_h, v_t} as in the paper's Eq. 2."""
-    return replace(base.with_hypergraph(use_text_llm=False), variant="w/o Text LLM Enhancement")
+    return replace(base.with_hypergraph(use_text_llm=False))
 
 
 def without_visual_llm(base: ModelConfig) -> ModelConfig:
     """No visual-LLM nodes: the visual side is {v_I, k objects} as in the paper's Eq. 2-3."""
-    return replace(base.with_hypergraph(use_visual_llm=False), variant="w/o Visual LLM Enhancement")
+    return replace(base.with_hypergraph(use_visual_llm=False))
 
 
 def without_global_hypergraph(base: ModelConfig) -> ModelConfig:
     """No global hyperedge (Eq. 1); the intra- and inter-modal hyperedges remain."""
-    return replace(base, variant="w/o Global Hypergraph", hypergraph=base.hypergraph.without_edges("global"))
+    return replace(base, hypergraph=base.hypergraph.without_edges("global"))
 
 
 def without_intra_modal_hypergraph(base: ModelConfig) -> ModelConfig:
     """No textual and no visual hyperedge (Eq. 2); the global and inter-modal ones remain."""
     hypergraph = base.hypergraph.without_edges(*INTRA_MODAL_EDGES)
-    return replace(base, variant="w/o Intra-modal Hypergraph", hypergraph=hypergraph)
+    return replace(base, hypergraph=hypergraph)
 
 
 def without_inter_modal_hypergraph(base: ModelConfig) -> ModelConfig:
     """No head-visual and no tail-visual hyperedge (Eq. 3); the global and intra-modal ones remain."""
     hypergraph = base.hypergraph.without_edges(*INTER_MODAL_EDGES)
-    return replace(base, variant="w/o Inter-modal Hypergraph", hypergraph=hypergraph)
+    return replace(base, hypergraph=hypergraph)
 
 
 def replace_with_hgnn(base: ModelConfig) -> ModelConfig:
     """V-HAN replaced by HGNN convolutions on the same hypergraph; HGNN has no variance path, so
     the nodes are deterministic (as "w/o Variational Representation") and the loss is L_c only."""
-    return replace(base, variant="repl. HGNN", encoder="hgnn", variational=False)
+    return replace(base, encoder="hgnn", variational=False)
 
 
 def replace_with_variational_gcn(base: ModelConfig) -> ModelConfig:
     """V-HAN replaced by a variational GCN on the clique expansion of the hypergraph; the Eq. 4
     Gaussians and the full Eq. 12 loss stay."""
-    return replace(base, variant="repl. Variational GCN", encoder="vgcn", variational=True)
+    return replace(base, encoder="vgcn", variational=True)
 
 
 def replace_with_gcn(base: ModelConfig) -> ModelConfig:
     """V-HAN replaced by GCN on the clique expansion; deterministic nodes, loss L_c only."""
-    return replace(base, variant="repl. GCN", encoder="gcn", variational=False)
+    return replace(base, encoder="gcn", variational=False)
 
 
 def replace_with_gat(base: ModelConfig) -> ModelConfig:
     """V-HAN replaced by multi-head GAT on the clique expansion; deterministic nodes, loss L_c only."""
-    return replace(base, variant="repl. GAT", encoder="gat", variational=False)
+    return replace(base, encoder="gat", variational=False)
 
 
 def text_only(base: ModelConfig) -> ModelConfig:
     """The classifier over the projected head and tail text features alone: no visual node, no
     text-LLM node, no encoder, deterministic vectors, loss L_c only."""
     hypergraph = replace(base.hypergraph, use_visual=False, use_text_llm=False)
-    return replace(base, variant="Text-only", encoder="none", variational=False, hypergraph=hypergraph)
+    return replace(base, encoder="none", variational=False, hypergraph=hypergraph)
 
 
 def _table1_graph_baseline(name: str, replacement: VariantFn) -> VariantFn:
     def baseline(base: ModelConfig) -> ModelConfig:
         plain = base.with_hypergraph(use_text_llm=False, use_visual_llm=False)
-        return replace(replacement(plain), variant=name)
+        return replacement(plain)
 
     baseline.__doc__ = (
         f"Table 1's graph baseline {name}: as \"repl. {name}\" but on the paper's plain Eq. 1-3 "

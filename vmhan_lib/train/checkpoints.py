@@ -22,7 +22,7 @@ from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
-from vmhan_lib.config import RunConfig
+from vmhan_lib.config import RunConfig, upgrade_tree
 from vmhan_lib.identity import digest
 from vmhan_lib.train.encoder_task import exported_encoder_dir
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
@@ -78,7 +78,7 @@ def load_best_checkpoint(path: Path) -> dict[str, Any]:
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[VMHAN, ModelConfig]:
     """The model stored in a loaded checkpoint, in evaluation mode, and its config."""
-    config = from_dict(ModelConfig, checkpoint["config"]["model"])
+    config = from_dict(ModelConfig, upgrade_tree({"model": checkpoint["config"]["model"]})["model"])
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), config
@@ -89,7 +89,7 @@ def run_config_of(checkpoint: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(checkpoint["config"]["run"])
 
 
-def checkpoint_features(checkpoint: dict[str, Any], path: Path, show_progress: bool = False) -> FeatureConfig:
+def checkpoint_features(checkpoint: dict[str, Any], path: Path) -> FeatureConfig:
     """The feature settings of the checkpoint loaded from ``path``, those it was trained on: for a
     ``two-stage`` run the stage-1 encoder, for a ``joint`` run its own exported, fine-tuned encoder
     (whose frozen states are the live features of its evaluation; taken from beside ``path`` when the
@@ -98,7 +98,7 @@ def checkpoint_features(checkpoint: dict[str, Any], path: Path, show_progress: b
     Raises:
         MissingCheckpointError: the text encoder it names is a folder that is not there.
     """
-    features = from_dict(FeatureConfig, checkpoint["config"]["features"])
+    features = from_dict(FeatureConfig, upgrade_tree({"features": checkpoint["config"]["features"]})["features"])
     named = Path(features.text.model)
     if named.is_absolute() and not named.is_dir():
         beside = exported_encoder_dir(Path(path).parent)
@@ -107,7 +107,7 @@ def checkpoint_features(checkpoint: dict[str, Any], path: Path, show_progress: b
                 f"{path}: the text encoder it was trained on, {named}, is not there (a checkpoint from another "
                 "checkout?); train the run here")
         features = replace(features, text=replace(features.text, model=str(beside)))
-    return replace(features, show_progress=show_progress)
+    return features
 
 
 def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequence[str] = SPLITS

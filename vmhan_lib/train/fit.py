@@ -31,7 +31,7 @@ from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.io import atomic_torch_save, provenance
 from vmhan_lib.identity import digest
 from vmhan_lib.metrics import score
-from vmhan_lib.config import OptimiserConfig
+from vmhan_lib.config import TrainConfig
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"
@@ -62,11 +62,13 @@ class FitTask(Protocol):
     """What the fit loop needs of one kind of model.
 
     ``labels[split]`` and ``indices[split]`` are the relation ids and file indices of the
-    instances of ``train``, ``val`` and ``test``, in the order :meth:`predict` returns them.
+    instances of ``train``, ``val`` and ``test``, in the order :meth:`predict` returns them;
+    ``device`` is where the model trains.
     """
 
     labels: dict[str, list[int]]
     indices: dict[str, list[int]]
+    device: torch.device
 
     def build_model(self) -> torch.nn.Module:
         """A fresh model (called right after seeding, so its initialisation follows the seed)."""
@@ -142,7 +144,7 @@ def train_step(
     return {name: value.item() for name, value in losses.items()}
 
 
-def start_training(task: FitTask, train_config: OptimiserConfig, seed: int, device: torch.device
+def start_training(task: FitTask, train_config: TrainConfig, seed: int, device: torch.device
                    ) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Seed, build the task's model on ``device``, and its AdamW optimiser over the task's parameter
     groups (:meth:`FitTask.parameter_groups`) with the linear warm-up/decay schedule (the same factor
@@ -183,7 +185,7 @@ def fit(
     *,
     name: str,
     task: FitTask,
-    train_config: OptimiserConfig,
+    train_config: TrainConfig,
     vocab: RelationVocab,
     seed: int,
     run_dir: Path,
@@ -216,10 +218,10 @@ def fit(
         torch.set_num_threads(threads)
 
 
-def _fit(name: str, task: FitTask, train_config: OptimiserConfig, vocab: RelationVocab, seed: int, run_dir: Path,
+def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVocab, seed: int, run_dir: Path,
          checkpoint_dir: Path, config_record: dict[str, Any], digest: str, extra_record: dict[str, Any],
          progress: bool) -> dict[str, Any]:
-    device = resolve_device(train_config.device)
+    device = task.device
     model, optimizer, scheduler = start_training(task, train_config, seed, device)
     steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
     state_path = checkpoint_dir / STATE_FILE

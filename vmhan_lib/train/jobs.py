@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from vmhan_lib.config import ENCODER_VARIANT, RunConfig
+from vmhan_lib.config import ENCODER_VARIANT, STAGE1_HEAD_DROPOUT, RunConfig, stage1_train_config
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint, instances_fingerprint
 from vmhan_lib.data.splits import load_split, sentence_folds
 from vmhan_lib.features.build import feature_key
-from vmhan_lib.identity import CODE_VERSIONS, digest, without_execution_values
+from vmhan_lib.identity import CODE_VERSIONS, digest, without_ignored_values
 from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
 from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.train.records import (DEFAULT_SETTING, current_identity, read_record, run_differences, run_id,
@@ -220,11 +220,15 @@ def reads_images(config: RunConfig) -> bool:
 
 
 def encoder_identity(config: RunConfig) -> dict[str, Any]:
-    """What makes the stage-1 encoder: its seed and settings and the text files it reads."""
-    return without_execution_values({"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed,
-                                     "data": data_identity(config, (), images=False),
-                                     "text_encoder": asdict(config.features.text),
-                                     "encoder_train": asdict(config.encoder_train)})
+    """What makes the stage-1 encoder: its seed, the text files it reads, and the settings it trains
+    with (:func:`~vmhan_lib.config.stage1_train_config`, its head's dropout included)."""
+    train = stage1_train_config(config)
+    settings = {"epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr,
+                "weight_decay": train.weight_decay, "warmup_ratio": train.warmup_ratio,
+                "max_grad_norm": train.max_grad_norm, "dropout": STAGE1_HEAD_DROPOUT}
+    return {"variant": ENCODER_VARIANT, "seed": config.experiment.encoder_seed,
+            "data": data_identity(config, (), images=False), "text_encoder": asdict(config.features.text),
+            "encoder_train": settings}
 
 
 def fold_encoder_identities(config: RunConfig) -> list[dict[str, Any]]:
@@ -313,7 +317,7 @@ def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None
         identity["visual_proportion"] = job.visual_proportion
     if config.experiment.training != "two-stage":
         identity["training"] = config.experiment.training
-    return current_identity(paths.run_dir(run_prefix(config), job), without_execution_values(identity))
+    return current_identity(paths.run_dir(run_prefix(config), job), without_ignored_values(identity))
 
 
 def train_identity(config: RunConfig) -> dict[str, Any]:

@@ -196,15 +196,14 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[...,
     root = str(REPO_ROOT)
     with connected(experiment.ray_address) as ray:
         options = {"max_retries": retries, "retry_exceptions": True, "runtime_env": task_runtime_env()}
-        stage1_resources = task_resources(ray, config.encoder_train.device, config.encoder_train.cpu_threads,
-                                          default_threads=os.cpu_count() or 1)
+        stage1_resources = task_resources(ray, config.device, None, default_threads=os.cpu_count() or 1)
         stage1 = ray.remote(_stage1_task).options(num_returns=2, **options, **stage1_resources)
         summary_ref, inputs_ref = stage1.remote(prepare, config, paths, stage1_resources["num_cpus"], root)
         try:
             ray.get(summary_ref)
         except ray.exceptions.RayError as err:
             raise SweepFailed({STAGE1_NAME: describe_error(err)}, 0, retries) from err
-        run_resources = task_resources(ray, config.train.device, config.train.cpu_threads)
+        run_resources = task_resources(ray, config.device, config.train.cpu_threads)
         run_task = ray.remote(_run_task).options(**options, **run_resources)
         queue, in_flight = list(jobs), {}
         records: dict[Job, dict[str, Any]] = {}

@@ -34,9 +34,9 @@ def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes]
     """The fit task of one job in ``config``'s training mode."""
     train = config.train
     if config.experiment.training == "joint":
-        return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, train.eval_batch_size,
+        return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, config.eval_batch_size,
                          train.encoder_lr, device)
-    return HypergraphTask(model, data, train.batch_size, train.eval_batch_size, device)
+    return HypergraphTask(model, data, train.batch_size, config.eval_batch_size, device)
 
 
 def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPaths, *, need_model: bool = False,
@@ -52,12 +52,14 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     run_dir, checkpoint_dir = paths.run_dir(prefix, job), paths.checkpoint_dir(prefix, job)
     identity = identity or job_identity(config, job, paths=paths)
     model_ready = need_model and best_model_ready(checkpoint_dir, digest(identity))
-    device = resolve_device(config.train.device)
+    device = resolve_device(config.device)
     model = variant_config(job.variant, inputs.model)
     data = inputs.data if job.visual_proportion is None else with_visual_proportion(
         inputs.data, job.visual_proportion, job.seed)
-    config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "train": asdict(config.train),
-                     "data": asdict(config.data), "features": inputs.features, "run": config.to_record()}
+    # the whole configuration once ("run"), and what the run derived from it: the model sized to the
+    # data and the features with the encoder that made them (a checkpoint is rebuilt from these)
+    config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "features": inputs.features,
+                     "run": config.to_record()}
     if job.visual_proportion is not None:
         config_record["visual_proportion"] = job.visual_proportion
 

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from vmhan_lib.config import ENCODER_VARIANT, RunConfig
+from vmhan_lib.config import ENCODER_VARIANT, STAGE1_HEAD_DROPOUT, RunConfig, stage1_train_config
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab
 from vmhan_lib.data.splits import load_split, load_vocab, sentence_folds
@@ -141,9 +141,8 @@ def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: Rel
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
         task = EncoderTask(run_splits, vocab, config.features.text, config.encoder_train.batch_size,
-                           config.encoder_train.eval_batch_size, config.encoder_train.dropout,
-                           resolve_device(config.encoder_train.device))
-        return fit(name=run.name, task=task, train_config=config.encoder_train, vocab=vocab,
+                           config.eval_batch_size, STAGE1_HEAD_DROPOUT, resolve_device(config.device))
+        return fit(name=run.name, task=task, train_config=stage1_train_config(config), vocab=vocab,
                    seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=run.checkpoint_dir,
                    config_record={**run.identity, "run": config.to_record()}, identity=run.identity,
                    extra_record={"identity": run.identity, **setting_record(config)}, progress=progress)

@@ -27,7 +27,7 @@ from vmhan_lib.data.config import DataConfig
 from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.data import load_captions, load_mnre
 from vmhan_lib.features.caption_nodes import extract_object_phrases, rank_objects
-from vmhan_lib.features.config import CaptionNodeConfig, TextEncoderConfig
+from vmhan_lib.features.config import MAX_CAPTION_TOKENS, CaptionNodeConfig, TextEncoderConfig
 from vmhan_lib.features.text_encoder import SentenceEmbedder, compute_frozen_text_features, load_frozen_backbone
 from vmhan_lib.io import atomic_write_json, provenance
 
@@ -46,7 +46,7 @@ def main() -> None:
     captions_table = load_captions(data.path, args.captioner, args.split)
     captions = [captions_table.get(i.img_id, "") for i in instances]
     load_frozen_backbone(text_config.model)  # model loading is not part of any stage
-    embedder = SentenceEmbedder(caption_config.embedder, caption_config.max_caption_tokens, caption_config.batch_size)
+    embedder = SentenceEmbedder(caption_config.embedder, MAX_CAPTION_TOKENS, 64)
 
     load_before = os.getloadavg()[0]
     seconds: dict[str, float] = {}
@@ -59,7 +59,7 @@ def main() -> None:
     seconds["caption_embedding"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    phrases = [extract_object_phrases(c, caption_config.max_phrase_words) for c in captions]
+    phrases = [extract_object_phrases(c) for c in captions]
     unique = list(dict.fromkeys(p for per_caption in phrases for p in per_caption))
     phrase_embeddings = embedder.embed(unique)
     row = {p: i for i, p in enumerate(unique)}

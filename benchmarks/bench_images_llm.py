@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import vmhan_lib  # noqa: F401  (offline variables before ultralytics)
 from vmhan_lib.paths import RESULTS_DIR, resolve_data_dir
 from vmhan_lib.data import SPLITS, Instance, load_captions, load_mnre
-from vmhan_lib.features.images import ImageNodeExtractor, ImagePipelineConfig, list_images, load_detector
-from vmhan_lib.features.image_encoder import load_image_encoder
+from vmhan_lib.features.config import ImageNodeConfig
+from vmhan_lib.features.images import ImageNodeExtractor, list_images
 from vmhan_lib.features.node_selection import (
     AnswerCache,
     EmbeddingRankSelector,
@@ -84,15 +84,15 @@ def main() -> None:
     report: dict[str, Any] = {"note": "per-1,000 figures are the sample's wall-clock time scaled linearly",
                               "load_average_1min_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
 
-    config = ImagePipelineConfig(detector="yolov8n.yaml", top_k=args.k, min_confidence=0.0)
+    config = ImageNodeConfig(detector="yolov8n.yaml", min_confidence=0.0)
     started = time.perf_counter()
-    extractor = ImageNodeExtractor(load_detector(config.detector), load_image_encoder(config.encoder), config)
+    extractor = ImageNodeExtractor.of(config, args.k)
     load_seconds = time.perf_counter() - started
     extractor.run(image_dir, list_images(image_dir)[:1], show_progress=False)  # warm-up
     result = extractor.run(image_dir, show_progress=True)
     n_images = len(result.nodes) + len(result.failures)
     report["image_pipeline"] = {
-        "detector": config.detector, "encoder": config.encoder, "top_k": config.top_k,
+        "detector": config.detector, "encoder": config.encoder, "top_k": args.k,
         "images": n_images, "failures": [str(f) for f in result.failures],
         "model_load_seconds": round(load_seconds, 2), "seconds": round(result.seconds, 2),
         "seconds_per_1000_images": per_thousand(result.seconds, n_images),

@@ -59,7 +59,7 @@ def bench_encoder(profile: str, data_dir: str | None, overrides: dict[str, Any],
                   steps: int) -> dict[str, Any]:
     """Time ``steps`` joint training steps of ``variant`` with ``encoder`` (after one warm-up step)."""
     config = run_config(profile, data_dir, {**overrides, "experiment.training": "joint", "features.text.model": encoder})
-    device = resolve_device(config.train.device)
+    device = resolve_device(config.device)
     inputs = prepare_inputs(config, RunPaths.of(config))
     if config.train.cpu_threads is not None:
         torch.set_num_threads(config.train.cpu_threads)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
     parser.add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE", default=None,
                         help="set a field of the run configuration by its dotted name (repeatable)")
-    parser.add_argument("--device", default=None, choices=DEVICES, help="= --set train.device=D (default: the config's)")
+    parser.add_argument("--device", default=None, choices=DEVICES, help="= --set device=D (default: the config's)")
     parser.add_argument("--encoders", nargs="+", default=[PACKAGED_MINILM, PACKAGED_MPNET], metavar="MODEL",
                         help="text encoders (short names, hub ids or local directories; default MiniLM and MPNet)")
     parser.add_argument("--variant", default=FULL_MODEL, choices=list(VARIANTS), help="the model (default VM-HAN)")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = parse_assignments(args.assignments)
         if args.device is not None:
-            overrides["train.device"] = args.device
+            overrides["device"] = args.device
         run_config(args.profile, args.data_dir, overrides)
     except ConfigError as err:
         parser.error(str(err))
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     print(HEADER)
     print("\n".join(_row(result) for result in results))
-    device = resolve_device(results[0]["config"]["train"]["device"])
+    device = resolve_device(results[0]["config"]["device"])
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     output = args.output or output_dirs(args.profile)[0] / "benchmarks" / f"joint_step{suffix}.json"
     atomic_write_json(output, {

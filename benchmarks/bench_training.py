@@ -24,8 +24,8 @@ the epoch times the committed fine-tuning record measured; inference latency per
 batch 1.
 
 The run configuration is the profile's (``--profile``, ``--set NAME=VALUE`` as for
-``python -m vmhan_lib``). The GPU is used when present (``train.device`` / ``encoder_train.device``
-``auto``, or ``--device``); timings then synchronise the device. Prints the figures and writes them
+``python -m vmhan_lib``). The GPU is used when present (``device``
+= ``auto``, or ``--device``); timings then synchronise the device. Prints the figures and writes them
 with the configuration, machine load and provenance to ``results/benchmarks/training[_<device>].json``
 (``results/tiny/benchmarks/`` for the ``tiny`` profile, so it never touches the committed files).
 
@@ -51,7 +51,7 @@ from vmhan_lib.data.mnre import SPLITS, RelationVocab, load_mnre
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.model.variants import TABLE1_VARIANTS, variant_config
 from vmhan_lib.paths import PROFILES, output_dirs
-from vmhan_lib.config import DEVICES, RunConfig, run_config
+from vmhan_lib.config import DEVICES, STAGE1_HEAD_DROPOUT, RunConfig, run_config, stage1_train_config
 from vmhan_lib.train.encoder_task import EncoderTask
 from vmhan_lib.train.fit import resolve_device, start_training, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, predict_nodes
@@ -68,7 +68,7 @@ def bench_stage2(config: RunConfig, inputs: PreparedInputs, variant: str, device
     """One training epoch, the memory of one step, and inference latency of one stage-2 model."""
     train_config = config.train
     model_config = variant_config(variant, inputs.model)
-    task = HypergraphTask(model_config, inputs.data, train_config.batch_size, train_config.eval_batch_size, device)
+    task = HypergraphTask(model_config, inputs.data, train_config.batch_size, config.eval_batch_size, device)
     model, optimizer, scheduler = start_training(task, train_config, BENCH_SEED, device)
     train_instances = len(task.labels["train"])
     batches = task.train_batches(BENCH_SEED * 1_000)  # the fit loop's first epoch of seed 0
@@ -105,7 +105,7 @@ def bench_stage2(config: RunConfig, inputs: PreparedInputs, variant: str, device
         "latency_batch1_ms": {"median": 1e3 * statistics.median(single), "p90": 1e3 * _quantile(single, 0.9),
                               "instances": len(single)},
         "inference_batched_ms_per_instance": 1e3 * batched_s / len(test),
-        "inference_batch_size": train_config.eval_batch_size,
+        "inference_batch_size": config.eval_batch_size,
     }
 
 
@@ -113,11 +113,11 @@ def bench_stage1(config: RunConfig, vocab: RelationVocab, text_model: str, devic
                  latency_instances: int) -> dict[str, Any]:
     """Stage-1 optimiser steps on real train sentences and batch-1 inference latency of ``text_model``
     (the fine-tuned encoder directory), with the profile's stage-1 settings."""
-    train_config = config.encoder_train
+    train_config = stage1_train_config(config)
     seed = config.experiment.encoder_seed
     splits = {s: load_mnre(config.data.path, s, vocab)[: config.data.max_instances] for s in ("train", "test")}
     task = EncoderTask(splits, vocab, replace(config.features.text, model=text_model), train_config.batch_size,
-                       train_config.eval_batch_size, train_config.dropout, device)
+                       config.eval_batch_size, STAGE1_HEAD_DROPOUT, device)
     model, optimizer, scheduler = start_training(task, train_config, seed, device)
     train_instances = len(task.labels["train"])
     chosen, collate = fit_loop_batches(task, seed, steps + 1)
@@ -193,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="set a field of the run configuration by its dotted name, e.g. --set train.batch_size=16 "
                              "(repeatable; `python -m vmhan_lib config --fields` lists every field)")
     parser.add_argument("--device", default=None, choices=DEVICES,
-                        help="both stages' device, = --set train.device=D --set encoder_train.device=D "
-                             "(default: the configuration's, auto = the GPU when present)")
+                        help="= --set device=D (default: the configuration's, auto = the GPU when present)")
     parser.add_argument("--variants", nargs="+", default=list(TABLE1_VARIANTS), choices=TABLE1_VARIANTS,
                         metavar="VARIANT", help="stage-2 models (default: every Table 1 model)")
     parser.add_argument("--encoder-steps", type=int, default=20, help="timed stage-1 steps (default 20)")
@@ -208,10 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = parse_assignments(args.assignments)
         if args.device is not None:
-            overrides.update({"train.device": args.device, "encoder_train.device": args.device})
+            overrides["device"] = args.device
         config = run_config(args.profile, args.data_dir, overrides)
-        device = resolve_device(config.train.device)
-        encoder_device = resolve_device(config.encoder_train.device)
+        device = encoder_device = resolve_device(config.device)
     except (ConfigError, RuntimeError) as err:
         parser.error(str(err))
 
@@ -227,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             f"step memory {sum(result['step_memory_mib'].values()):6.1f} MiB, latency batch 1 "
             f"{result['latency_batch1_ms']['median']:.2f} ms, batched {result['inference_batched_ms_per_instance']:.3f} ms/inst"
         )
-    stage1_threads = _threads(config.encoder_train.cpu_threads, torch_threads)
+    stage1_threads = _threads(None, torch_threads)
     fine_tuned = inputs.features["text"]["model"]  # stage 1's encoder directory
     stage1 = bench_stage1(config, inputs.vocab, fine_tuned, encoder_device, args.encoder_steps, args.latency_instances)
     torch.set_num_threads(torch_threads)

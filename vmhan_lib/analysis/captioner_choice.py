@@ -78,11 +78,11 @@ def compare_captioners(
     """
     captioners = check_captioners(captioners)
     data_dir = data_config.path
-    feature_cache = cache or FeatureCache()
+    feature_cache = cache or FeatureCache(progress=show_progress)
     splits = {split: load_mnre(data_dir, split)[: data_config.max_instances] for split in ("train", "val")}
     labels = {split: [instance.relation for instance in instances] for split, instances in splits.items()}
     entity_features = {
-        split: cached_text_features(data_dir, split, instances, text_config, feature_cache, show_progress=show_progress)
+        split: cached_text_features(data_dir, split, instances, text_config, feature_cache)
         .entities.flatten(1).numpy()
         for split, instances in splits.items()
     }
@@ -100,7 +100,7 @@ def compare_captioners(
         for split, instances in splits.items():
             index = build_caption_index(
                 data_dir, split, [i.img_id for i in instances], (captioner,), caption_config, feature_cache,
-                with_objects=False, show_progress=show_progress,
+                with_objects=False,
             )
             rows = [index.row(i.img_id) for i in instances]
             image_features[split] = index.image_embeddings[rows].numpy()

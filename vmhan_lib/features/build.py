@@ -166,7 +166,7 @@ def _cached_selections(
     m, n, the captioner they read and the data: a rerun selects nothing again. Also returns the
     selectors' fallbacks by prompt while selecting, kept in the entry so that a rerun reports them too."""
     if selectors.text is None and selectors.visual is None:
-        return (*_selections(instances, captions, selectors, config, config.show_progress), {})
+        return (*_selections(instances, captions, selectors, config, cache.progress), {})
     text_name, visual_name = selector_name(selectors.text), selector_name(selectors.visual)
     key = {
         "payload": CODE_VERSIONS["selection-payload"],
@@ -187,7 +187,7 @@ def _cached_selections(
             return sum((Counter(s.stats.fallbacks) for s in counted), Counter())
 
         before = fallbacks()
-        text, visual = _selections(instances, captions, selectors, config, config.show_progress)
+        text, visual = _selections(instances, captions, selectors, config, cache.progress)
         return {"text": text, "visual": visual, "fallbacks": dict(fallbacks() - before)}
 
     payload = cache.load_or_compute("selections", split, key, compute)
@@ -223,10 +223,11 @@ def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
                      "chunker": CODE_VERSIONS["chunker"], "markers": MARKER_SCHEME}}
 
 
-def _default_cache(feature_config: FeatureConfig) -> FeatureCache:
-    """The feature cache of ``feature_config`` (``cache_dir``, else ``.cache/features``)."""
+def feature_cache(feature_config: FeatureConfig, device: str = "cpu", progress: bool = True) -> FeatureCache:
+    """The feature cache of ``feature_config`` (``cache_dir``, else ``.cache/features``), whose misses
+    are computed on ``device`` with ``feature_config.batch_size`` per forward pass."""
     return FeatureCache(**({"root": feature_config.cache_dir} if feature_config.cache_dir else {}),
-                        enabled=feature_config.use_cache)
+                        device=device, batch_size=feature_config.batch_size, progress=progress)
 
 
 def _split_selections(
@@ -266,10 +267,10 @@ def _visual_indexes(
     img_ids = [i.img_id for i in instances]
     captions = build_caption_index(
         data_config.path, split, img_ids, data_config.captioners, feature_config.captions, cache,
-        with_objects=feature_config.k_objects > 0, show_progress=feature_config.show_progress,
+        with_objects=feature_config.k_objects > 0,
     ) if _uses_captions(feature_config) else None
     images = build_image_index(
-        data_config.image_path, split, img_ids, feature_config.images, cache, feature_config.show_progress,
+        data_config.image_path, split, img_ids, feature_config.images, cache,
         annotated=_annotated(instances),
     ) if _uses_images(feature_config) else None
     return captions, images
@@ -293,7 +294,7 @@ def _cached_object_selections(
     if selector is None or feature_config.k_objects == 0:
         return None
     captions = {"captioners": list(data_config.captioners), "chunker": CODE_VERSIONS["chunker"],
-                "max_phrase_words": feature_config.captions.max_phrase_words,
+                "max_phrase_words": MAX_PHRASE_WORDS,
                 "caption_files": files_sha256(_caption_files(data_config, split, data_config.captioners)),
                 } if _uses_captions(feature_config) else None  # what the caption-named candidates depend on
     key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key, "captions": captions,
@@ -306,7 +307,7 @@ def _cached_object_selections(
             if index is None:
                 continue
             chosen[source] = []
-            for instance in tqdm(instances, desc=f"select {source} objects", disable=not feature_config.show_progress):
+            for instance in tqdm(instances, desc=f"select {source} objects", disable=not cache.progress):
                 candidates = _object_candidates(instance, index)
                 if isinstance(index, ImageIndex) and instance.tail_object:
                     candidates = [c for c in candidates if c != instance.tail.name]  # MORE: the tail is always kept
@@ -352,7 +353,7 @@ def build_split(
     if data_config.dataset == "more" and _uses_captions(feature_config):
         raise ValueError("MORE has no image captions here: set features.visual_source=images")
     selectors = PromptSelectors.of(selector)
-    cache = cache or _default_cache(feature_config)
+    cache = cache or feature_cache(feature_config)
     hits_before, misses_before = cache.hits, cache.misses
     instances = load_split(data_config, split)
     text_selection, visual_selection, selection_fallbacks = _split_selections(
@@ -361,16 +362,15 @@ def build_split(
     object_selection = _cached_object_selections(
         data_config, split, instances, selectors.objects, feature_config, cache, visual_key)
 
-    caption_config = feature_config.captions
     key = {
         "text_model": load_frozen_backbone(feature_config.text.model)[2],
         "marker_scheme": MARKER_SCHEME,
         "max_length": feature_config.text.max_length,
-        "embedder": load_frozen_backbone(caption_config.embedder)[2],
+        "embedder": load_frozen_backbone(feature_config.captions.embedder)[2],
         "captioners": list(data_config.captioners),
         "k_objects": feature_config.k_objects,
-        "max_phrase_words": caption_config.max_phrase_words,
-        "max_caption_tokens": caption_config.max_caption_tokens,
+        "max_phrase_words": MAX_PHRASE_WORDS,
+        "max_caption_tokens": MAX_CAPTION_TOKENS,
         "chunker": CODE_VERSIONS["chunker"],
         "data_files": files_sha256(
             [split_file(data_config, split)]
@@ -431,7 +431,7 @@ def with_fold_text_features(
     if positions != list(range(len(built.nodes))) or len(folds) != len(fold_encoders):
         raise ValueError(f"need {len(fold_encoders)} folds that together hold each of the {len(built.nodes)} "
                          f"positions of {split} once, got {len(folds)} folds holding {len(positions)} positions")
-    cache = cache or _default_cache(feature_config)
+    cache = cache or feature_cache(feature_config)
     instances = load_split(data_config, split)
     text_selection, _, _ = _split_selections(data_config, split, instances, PromptSelectors.of(selector),
                                              feature_config, cache)
@@ -440,7 +440,7 @@ def with_fold_text_features(
         members = [instances[p] for p in fold]
         chosen = [text_selection[p] for p in fold] if text_selection is not None else None
         text = cached_text_features(data_config.path, split, members, text_config, cache, chosen,
-                                    feature_config.show_progress, data_file=split_file(data_config, split))
+                                    data_file=split_file(data_config, split))
         for row, position in enumerate(fold):
             rows, kept, _ = _text_rows(text, row, chosen)
             if nodes[position].text_names[2:] != kept:
@@ -467,14 +467,12 @@ def _compute_nodes(
     """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: text
     features, the visual indexes of the source, the chosen objects and visual-LLM phrases placed in
     their column blocks; an instance without image or caption gets ``[0, width]`` visual rows."""
-    show = feature_config.show_progress
-    caption_config = feature_config.captions
+    show = cache.progress
     k = feature_config.k_objects
-    text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection, show,
+    text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection,
                                 data_file=split_file(data_config, split))
     captions, images = _visual_indexes(data_config, split, instances, feature_config, cache)
-    embedder = SentenceEmbedder(caption_config.embedder, caption_config.max_caption_tokens,
-                                caption_config.batch_size, caption_config.device)
+    embedder = SentenceEmbedder(feature_config.captions.embedder, MAX_CAPTION_TOKENS, cache.batch_size, cache.device)
     sentence_dim = embedder.dimension
     image_dim = images.dim if images is not None else 0
     width = image_dim + sentence_dim  # [image encoder | sentence embedder]; captions alone: the sentence block only

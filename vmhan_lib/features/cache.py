@@ -29,11 +29,14 @@ DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "features"
 
 @dataclass
 class FeatureCache:
-    """Cache root plus hit/miss counters (tests and benchmarks read them).
+    """Cache root, hit/miss counters (tests and benchmarks read them), and how a miss is computed.
 
     Attributes:
         root: directory of the cache files.
         enabled: when False every lookup computes and nothing is written.
+        device: torch device of the frozen encoders that compute a miss (``cpu`` or ``cuda``).
+        batch_size: sentences, captions or images per forward pass of a frozen encoder.
+        progress: tqdm progress bars on long loops.
         hits: lookups answered from disk.
         misses: lookups that computed (and wrote) the value.
         computed: file names of the entries computed by this object, in the order they finished.
@@ -41,6 +44,9 @@ class FeatureCache:
 
     root: Path = DEFAULT_CACHE_DIR
     enabled: bool = True
+    device: str = "cpu"
+    batch_size: int = 64
+    progress: bool = True
     hits: int = 0
     misses: int = 0
     computed: list[str] = field(default_factory=list)

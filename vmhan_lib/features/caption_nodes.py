@@ -40,7 +40,7 @@ import torch
 
 from vmhan_lib.data.captions import CAPTIONERS, captions_path, load_captions
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import CaptionNodeConfig
+from vmhan_lib.features.config import MAX_CAPTION_TOKENS, MAX_PHRASE_WORDS, CaptionNodeConfig
 from vmhan_lib.features.text_encoder import SentenceEmbedder
 from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
 
@@ -127,7 +127,7 @@ def _breaks_chunk(word: str, next_token: str | None) -> bool:
     return False
 
 
-def extract_object_phrases(caption: str, max_phrase_words: int = 3) -> list[str]:
+def extract_object_phrases(caption: str, max_phrase_words: int = MAX_PHRASE_WORDS) -> list[str]:
     """Candidate object phrases named by ``caption`` (see the module docstring for the method).
 
     Example: ``"A snowy parking lot with a white car parked. The sky is clear and blue."`` gives
@@ -240,7 +240,6 @@ def build_caption_index(
     config: CaptionNodeConfig = CaptionNodeConfig(),
     cache: FeatureCache | None = None,
     with_objects: bool = True,
-    show_progress: bool = True,
 ) -> CaptionIndex:
     """Embed the captions (and, with ``with_objects``, the object phrases) of ``img_ids``, cached.
 
@@ -249,19 +248,20 @@ def build_caption_index(
     """
     captioners = check_captioners(captioners)
     unique_ids = list(dict.fromkeys(img_ids))
-    embedder = SentenceEmbedder(config.embedder, config.max_caption_tokens, config.batch_size, config.device)
+    active = cache or FeatureCache(enabled=False)
+    embedder = SentenceEmbedder(config.embedder, MAX_CAPTION_TOKENS, active.batch_size, active.device)
     key = {
         "embedder": embedder.identity,
         "captioners": list(captioners),
         "caption_files": files_sha256([captions_path(data_dir, c, split) for c in captioners]),
         "images": digest({"ids": unique_ids}),
-        "max_caption_tokens": config.max_caption_tokens,
+        "max_caption_tokens": MAX_CAPTION_TOKENS,
     }
     texts, reasons = caption_texts(data_dir, split, unique_ids, captioners)
 
     def embed_images() -> dict:
         flat = [text for image_texts in texts for text in image_texts]
-        flat_embeddings = embedder.embed(flat, show_progress=show_progress, desc=f"embed {'+'.join(captioners)} captions")
+        flat_embeddings = embedder.embed(flat, show_progress=active.progress, desc=f"embed {'+'.join(captioners)} captions")
         image_embeddings = torch.zeros((len(unique_ids), embedder.dimension))
         offset = 0
         for row, image_texts in enumerate(texts):
@@ -273,22 +273,21 @@ def build_caption_index(
 
     def embed_objects() -> dict:
         phrases = [
-            list(dict.fromkeys(p for text in image_texts for p in extract_object_phrases(text, config.max_phrase_words)))
+            list(dict.fromkeys(p for text in image_texts for p in extract_object_phrases(text, MAX_PHRASE_WORDS)))
             for image_texts in texts
         ]
         unique_phrases = list(dict.fromkeys(p for image_phrases in phrases for p in image_phrases))
-        embeddings = embedder.embed(unique_phrases, show_progress=show_progress, desc="embed object phrases")
+        embeddings = embedder.embed(unique_phrases, show_progress=active.progress, desc="embed object phrases")
         row_of = {p: i for i, p in enumerate(unique_phrases)}
         counts = [len(p) for p in phrases]
         flat_rows = torch.tensor([row_of[p] for image_phrases in phrases for p in image_phrases], dtype=torch.long)
         return {"phrases": phrases, "counts": counts, "embeddings": embeddings[flat_rows]}
 
-    active = cache or FeatureCache(enabled=False)
     images = active.load_or_compute("caption-images", split, key, embed_images)
     if with_objects:
         objects = active.load_or_compute(
             "caption-objects", split,
-            {**key, "chunker": CODE_VERSIONS["chunker"], "max_phrase_words": config.max_phrase_words}, embed_objects,
+            {**key, "chunker": CODE_VERSIONS["chunker"], "max_phrase_words": MAX_PHRASE_WORDS}, embed_objects,
         )
         object_embeddings = list(torch.split(objects["embeddings"], objects["counts"]))
         object_phrases = objects["phrases"]

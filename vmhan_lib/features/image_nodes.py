@@ -22,15 +22,8 @@ import torch
 
 from vmhan_lib.data.splits import image_file
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import EFFICIENTNET_LITE0, ImageNodeConfig
-from vmhan_lib.features.images import (
-    IMAGE_NOT_FOUND,
-    MODEL_CONFIG_SUFFIXES,
-    ImageNodeExtractor,
-    ImagePipelineConfig,
-    load_detector,
-)
-from vmhan_lib.features.image_encoder import load_image_encoder
+from vmhan_lib.features.config import DETECTOR_SEED, EFFICIENTNET_LITE0, ImageNodeConfig
+from vmhan_lib.features.images import IMAGE_NOT_FOUND, MODEL_CONFIG_SUFFIXES, ImageNodeExtractor
 from vmhan_lib.features.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
 from vmhan_lib.identity import CODE_VERSIONS, digest, file_sha256
 
@@ -85,7 +78,7 @@ def detector_identity(config: ImageNodeConfig) -> str | None:
         return None
     spec = Path(config.detector)
     if spec.suffix.lower() in MODEL_CONFIG_SUFFIXES:
-        return f"{spec.name}{':' + file_sha256(spec) if spec.is_file() else ''}@seed{config.detector_seed}"
+        return f"{spec.name}{':' + file_sha256(spec) if spec.is_file() else ''}@seed{DETECTOR_SEED}"
     if not spec.is_file():
         raise FileNotFoundError(
             f"YOLO weights file not found: {spec.resolve()} (features.images.detector; no detector weights are "
@@ -128,7 +121,7 @@ def image_index_key(image_dir: Path, split: str, img_ids: Sequence[str], config:
 
 def build_image_index(
     image_dir: str | Path, split: str, img_ids: Sequence[str], config: ImageNodeConfig = ImageNodeConfig(),
-    cache: FeatureCache | None = None, show_progress: bool = True, annotated: Annotated | None = None,
+    cache: FeatureCache | None = None, annotated: Annotated | None = None,
 ) -> ImageIndex:
     """Image and object features of the images of ``img_ids`` (see the module docstring), cached.
 
@@ -137,25 +130,20 @@ def build_image_index(
         split: ``train``, ``val`` or ``test``.
         img_ids: the images (repeats allowed: one row per distinct image).
         config: encoder, detector and detection settings.
-        cache: the feature cache (default: none).
+        cache: the feature cache, with the device, batch size and progress bars of a miss (default: none).
         annotated: MORE's annotated objects per image, used instead of a detector.
     """
     folder = Path(image_dir)
     unique = list(dict.fromkeys(img_ids))
     key = image_index_key(folder, split, unique, config, annotated)
+    active = cache or FeatureCache(enabled=False)
 
     def compute() -> dict[str, Any]:
-        pipeline = ImagePipelineConfig(
-            detector=config.detector, top_k=config.max_candidates if config.detector and annotated is None else 0,
-            min_confidence=config.min_confidence, detector_image_size=config.detector_image_size,
-            encoder=config.encoder, encoder_weights=config.encoder_weights, device=config.device,
-            batch_size=config.batch_size)
-        encoder = load_image_encoder(config.encoder, config.encoder_weights, device=config.device,
-                                     batch_size=config.batch_size)
-        detector = None if pipeline.top_k == 0 else load_detector(config.detector, seed=config.detector_seed)
-        extractor = ImageNodeExtractor(detector, encoder, pipeline)
+        top_k = config.max_candidates if config.detector and annotated is None else 0
+        extractor = ImageNodeExtractor.of(config, top_k, active.device, active.batch_size)
+        encoder = extractor.encoder
         paths = {img: image_file(folder, split, img) or folder / img for img in unique}
-        result = extractor.run(folder, unique, show_progress=show_progress, paths=paths, annotated=annotated)
+        result = extractor.run(folder, unique, show_progress=active.progress, paths=paths, annotated=annotated)
         failures = {f.img_id: f for f in result.failures}
         features = torch.zeros(len(unique), encoder.dim)
         names, counts, objects, confidences, reasons, errors = [], [], [], [], [], []
@@ -180,7 +168,7 @@ def build_image_index(
                 "object_features": torch.cat(objects) if objects else torch.zeros(0, encoder.dim),
                 "confidences": torch.cat(confidences) if confidences else torch.zeros(0)}
 
-    payload = (cache or FeatureCache(enabled=False)).load_or_compute("image-nodes", split, key, compute)
+    payload = active.load_or_compute("image-nodes", split, key, compute)
     return ImageIndex(
         unique, payload["dim"], payload["image_features"], payload["missing_reason"], payload["errors"],
         payload["object_names"], list(torch.split(payload["object_features"], payload["counts"])),

@@ -28,7 +28,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from vmhan_lib.features.image_encoder import EFFICIENTNET_LITE0_NAME, ImageEncoder, load_image_encoder
+from vmhan_lib.features.config import DETECTOR_SEED, ImageNodeConfig
+from vmhan_lib.features.image_encoder import ImageEncoder, load_image_encoder
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -38,39 +39,6 @@ logger = logging.getLogger(__name__)
 IMAGE_NOT_FOUND = "image file not found"
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MODEL_CONFIG_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class ImagePipelineConfig:
-    """How visual nodes are extracted from images.
-
-    Attributes:
-        detector: a YOLO weights file (``.pt``, the user's), a model yaml name/path
-            (``yolov8n.yaml``) that builds an untrained detector, or ``None``: no detector (the
-            image node alone, no object).
-        top_k: objects kept per image, the most confident first (paper: 3).
-        min_confidence: detections below this confidence are dropped (an untrained detector needs 0).
-        detector_image_size: YOLO inference size (pixels, longest side).
-        encoder: ``efficientnet-lite0`` (offline default) or a torchvision model name such as ``vgg16``.
-        encoder_weights: a local weights file for the encoder (``None``: the packaged/cached one).
-        device: torch device for detector and encoder.
-        batch_size: crops per encoder forward pass.
-    """
-
-    detector: str | None = "yolov8n.yaml"
-    top_k: int = 3
-    min_confidence: float = 0.25
-    detector_image_size: int = 640
-    encoder: str = EFFICIENTNET_LITE0_NAME
-    encoder_weights: str | None = None
-    device: str = "cpu"
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
 
 
 @dataclass
@@ -204,29 +172,35 @@ def normalised_boxes_to_pixels(boxes: Sequence[Sequence[float]], width: int, hei
 class ImageNodeExtractor:
     """Detector + encoder, applied image by image (see the module docstring)."""
 
-    def __init__(self, detector: "YOLO | None", encoder: ImageEncoder, config: ImagePipelineConfig) -> None:
-        self.detector = detector
-        self.encoder = encoder
-        self.config = config
+    def __init__(self, detector: "YOLO | None", encoder: ImageEncoder, top_k: int = 3, min_confidence: float = 0.25,
+                 detector_image_size: int = 640, device: str = "cpu") -> None:
+        """``top_k`` objects kept per image, the most confident first (0: the image node alone);
+        detections below ``min_confidence`` dropped (an untrained detector needs 0); YOLO inference
+        at ``detector_image_size`` pixels on ``device``."""
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        self.detector, self.encoder = detector, encoder
+        self.top_k, self.min_confidence, self.detector_image_size, self.device = (
+            top_k, min_confidence, detector_image_size, device)
 
     @classmethod
-    def from_config(cls, config: ImagePipelineConfig = ImagePipelineConfig()) -> "ImageNodeExtractor":
-        """Load the detector and encoder named by ``config``."""
-        encoder = load_image_encoder(config.encoder, config.encoder_weights, device=config.device,
-                                     batch_size=config.batch_size)
-        return cls(None if config.detector is None else load_detector(config.detector), encoder, config)
+    def of(cls, config: ImageNodeConfig, top_k: int, device: str = "cpu", batch_size: int = 16) -> "ImageNodeExtractor":
+        """Load the detector (none when ``top_k`` is 0) and the encoder that ``config`` names."""
+        encoder = load_image_encoder(config.encoder, config.encoder_weights, device=device, batch_size=batch_size)
+        detector = None if config.detector is None or top_k == 0 else load_detector(config.detector, seed=DETECTOR_SEED)
+        return cls(detector, encoder, top_k, config.min_confidence, config.detector_image_size, device)
 
     def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
         """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
         width, height = image.size
-        if self.config.top_k == 0 or self.detector is None:
+        if self.top_k == 0 or self.detector is None:
             return torch.zeros(0, 4), [], torch.zeros(0)
         result = self.detector.predict(
-            image, conf=self.config.min_confidence, imgsz=self.config.detector_image_size,
-            max_det=max(self.config.top_k, 1) * 10, device=self.config.device, verbose=False, save=False,
+            image, conf=self.min_confidence, imgsz=self.detector_image_size,
+            max_det=max(self.top_k, 1) * 10, device=self.device, verbose=False, save=False,
         )[0]
         confidences = result.boxes.conf.detach().float().cpu()
-        order = torch.argsort(confidences, descending=True)[: self.config.top_k]
+        order = torch.argsort(confidences, descending=True)[: self.top_k]
         boxes = result.boxes.xyxy.detach().float().cpu()[order]
         boxes = clip_boxes(boxes, width, height)
         classes = result.boxes.cls.detach().cpu()[order].long().tolist()
@@ -278,18 +252,18 @@ class ImageNodeExtractor:
 
 
 def extract_image_nodes(image_dir: str | Path, img_ids: Iterable[str] | None = None,
-                        config: ImagePipelineConfig = ImagePipelineConfig(),
+                        config: ImageNodeConfig = ImageNodeConfig(detector="yolov8n.yaml"), top_k: int = 3,
                         extractor: ImageNodeExtractor | None = None, show_progress: bool = True) -> ImageRunResult:
     """Visual nodes of the images in ``image_dir`` (all, or ``img_ids``); see :class:`ImageNodeExtractor`.
 
     Args:
         image_dir: the folder holding the images (MNRE: file name = ``img_id``).
         img_ids: which images (default: all files with an image suffix, sorted).
-        config: detector, k, confidence threshold, encoder (ignored when ``extractor`` is given).
+        config, top_k: detector, confidence threshold, encoder, and k (ignored when ``extractor`` is given).
         extractor: an already loaded extractor, to reuse models across calls.
         show_progress: tqdm progress bar over images.
     """
-    worker = extractor or ImageNodeExtractor.from_config(config)
+    worker = extractor or ImageNodeExtractor.of(config, top_k)
     return worker.run(image_dir, img_ids, show_progress=show_progress)
 
 

@@ -316,19 +316,22 @@ def compute_frozen_text_features(
     config: TextEncoderConfig = TextEncoderConfig(),
     phrases: Sequence[Sequence[str]] | None = None,
     show_progress: bool = True,
+    batch_size: int = 64,
+    device: str = "cpu",
 ) -> FrozenTextFeatures:
     """Encode ``instances`` with the frozen encoder (batched by length, progress bar).
 
     Args:
         instances: MNRE instances.
-        config: model, max length, batch size, device.
+        config: model and max length.
         phrases: optional phrases per instance (text-LLM nodes) to pool from the same pass.
         show_progress: show a tqdm bar.
+        batch_size, device: sentences per forward pass, and where it runs.
     """
     if phrases is not None and len(phrases) != len(instances):
         raise ValueError(f"phrases must have one list per instance: {len(phrases)} != {len(instances)}")
     tokenizer, backbone, _ = load_frozen_backbone(config.model)
-    backbone = backbone.to(config.device)
+    backbone = backbone.to(device)
     width = int(backbone.config.hidden_size)
     marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
     encoded = [
@@ -338,9 +341,9 @@ def compute_frozen_text_features(
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     entities = torch.zeros((len(encoded), 2, width))
     phrase_rows: list[torch.Tensor] = [torch.zeros((0, width))] * len(encoded)
-    for start in tqdm(range(0, len(order), config.batch_size), desc="encode entities", disable=not show_progress):
-        rows = order[start:start + config.batch_size]
-        batch = marker_tokenizer.collate([encoded[i] for i in rows]).to(config.device)
+    for start in tqdm(range(0, len(order), batch_size), desc="encode entities", disable=not show_progress):
+        rows = order[start:start + batch_size]
+        batch = marker_tokenizer.collate([encoded[i] for i in rows]).to(device)
         hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state  # [B, L, d]
         entities[rows] = gather_positions(hidden, batch.entity_positions).float().cpu()
         phrases = span_means(hidden, batch.phrase_spans, batch.phrase_mask)  # [B, M, d]
@@ -397,10 +400,10 @@ def cached_text_features(
     config: TextEncoderConfig = TextEncoderConfig(),
     cache: FeatureCache | None = None,
     phrases: Sequence[Sequence[str]] | None = None,
-    show_progress: bool = True,
     data_file: str | Path | None = None,
 ) -> FrozenTextFeatures:
-    """:func:`compute_frozen_text_features` of ``instances`` of ``split``, through the feature cache.
+    """:func:`compute_frozen_text_features` of ``instances`` of ``split``, through the feature cache
+    (whose device, batch size and progress bars compute a miss).
 
     The key holds the model identity (weights sha256), marker scheme, max length, the split
     file's sha256 (``data_file``, default the MNRE file of ``split`` under ``data_dir``), which
@@ -415,10 +418,13 @@ def cached_text_features(
         "phrases": digest({"phrases": [list(p) for p in phrases]}) if phrases is not None else None,
     }
 
+    active = cache or FeatureCache(enabled=False)
+
     def compute() -> dict:
-        features = compute_frozen_text_features(instances, config, phrases, show_progress)
+        features = compute_frozen_text_features(instances, config, phrases, active.progress, active.batch_size,
+                                                 active.device)
         return {"entities": features.entities, "phrases": features.phrases,
                 "phrase_found": features.phrase_found, "n_truncated": features.n_truncated}
 
-    payload = (cache or FeatureCache(enabled=False)).load_or_compute("text", split, key, compute)
+    payload = active.load_or_compute("text", split, key, compute)
     return FrozenTextFeatures(payload["entities"], payload["phrases"], payload["phrase_found"], payload["n_truncated"])

@@ -17,7 +17,7 @@ import torch
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.data.mnre import SPLITS
 from vmhan_lib.data.splits import load_split, load_vocab
-from vmhan_lib.features.build import build_split
+from vmhan_lib.features.build import build_split, feature_cache
 from vmhan_lib.features.config import FeatureConfig
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.model.config import ModelConfig
@@ -25,6 +25,7 @@ from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig, upgrade_tree
 from vmhan_lib.identity import digest
 from vmhan_lib.train.encoder_task import exported_encoder_dir
+from vmhan_lib.train.fit import resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
 from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix
 from vmhan_lib.train.runner import run_jobs
@@ -116,9 +117,9 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
     :func:`checkpoint_features`): every instance's nodes from that one encoder, so not the
     out-of-fold train features (:func:`~vmhan_lib.train.stage1.prepare_inputs` builds those)."""
     vocab = load_vocab(config.data)
-    selector = make_prompt_selectors(features)
+    selector, cache = make_prompt_selectors(features), feature_cache(features, str(resolve_device(config.device)))
     inputs = {}
     for split in splits:
-        inputs[split] = SplitNodes.of(build_split(config.data, split, features, selector).nodes,
-                                      load_split(config.data, split, vocab), vocab)
+        built = build_split(config.data, split, features, selector, cache)
+        inputs[split] = SplitNodes.of(built.nodes, load_split(config.data, split, vocab), vocab)
     return inputs

@@ -39,7 +39,7 @@ from vmhan_lib.config import ENCODER_VARIANT, STAGE1_HEAD_DROPOUT, RunConfig, st
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import SPLITS, Instance, RelationVocab
 from vmhan_lib.data.splits import load_split, load_vocab, sentence_folds
-from vmhan_lib.features.build import build_split, describe_fallbacks, with_fold_text_features
+from vmhan_lib.features.build import build_split, describe_fallbacks, feature_cache, with_fold_text_features
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.identity import digest, refuse_stale
 from vmhan_lib.model.config import ModelConfig
@@ -73,12 +73,13 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     features = config.features if not encoders else replace(
         config.features, text=replace(config.features.text, model=str(encoders[0])))
     selector = make_prompt_selectors(features)
+    cache = feature_cache(features, str(resolve_device(config.device)), progress)
     inputs, build = {}, {}
     for split in SPLITS:
-        built = build_split(config.data, split, features, selector)
+        built = build_split(config.data, split, features, selector, cache)
         if split == "train" and folds:
             fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
-            built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector)
+            built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector, cache)
         inputs[split] = SplitNodes.of(built.nodes, splits[split], vocab)
         build[split] = built.report.to_dict()
     for line in describe_fallbacks(build):  # never silent: also in every run record ("build") and the table notes

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmhan_lib.features.config import NODE_SELECTORS, PACKAGED_MINILM, FeatureConfig
+from vmhan_lib.features.config import MAX_NEW_TOKENS, NODE_SELECTORS, PACKAGED_MINILM, FeatureConfig
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
 from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
 from vmhan_lib.features.node_selection.llm import LLMNodeSelector
@@ -46,7 +46,7 @@ __all__ = ["AnswerCache", "EmbeddingRankSelector", "LLMNodeSelector", "NodeSelec
 
 def make_node_selector(kind: str = "embedding", *, model: str | None = None, gguf_file: str | None = None,
                        base_url: str | None = None, api_key: str | None = None,
-                       cache_dir: str | Path | None = None, max_new_tokens: int = 48,
+                       cache_dir: str | Path | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
                        device: str = "cpu") -> NodeSelector:
     """A node selector by name.
 
@@ -81,7 +81,7 @@ def make_node_selector(kind: str = "embedding", *, model: str | None = None, ggu
 
 def make_prompt_selectors(config: FeatureConfig, **kwargs) -> PromptSelectors:
     """The selector of each of the paper's three prompts named by ``config``
-    (:attr:`~vmhan_lib.features.config.FeatureConfig.prompt_selectors`): prompts of the same kind
+    (:attr:`~vmhan_lib.features.config.FeatureConfig.selectors`): prompts of the same kind
     share one selector (one chat model loaded, one answer cache, one set of counters).
 
     ``kwargs`` go to :func:`make_node_selector` (e.g. ``cache_dir``, ``device``).
@@ -92,10 +92,10 @@ def make_prompt_selectors(config: FeatureConfig, **kwargs) -> PromptSelectors:
         if kind is None:
             return None
         if kind not in made:
-            made[kind] = make_node_selector(kind, model=config.selector_model if kind in ("transformers", "openai") else None,
-                                            base_url=config.selector_base_url,
-                                            max_new_tokens=config.selector_max_new_tokens, **kwargs)
+            chosen = config.selectors
+            made[kind] = make_node_selector(kind, model=chosen.model if kind in ("transformers", "openai") else None,
+                                            base_url=chosen.base_url, max_new_tokens=MAX_NEW_TOKENS, **kwargs)
         return made[kind]
 
-    kinds = config.prompt_selectors
+    kinds = config.selectors.by_prompt
     return PromptSelectors(of(kinds["text"]), of(kinds["visual"]), of(kinds["objects"]))

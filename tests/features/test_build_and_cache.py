@@ -17,7 +17,7 @@ from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig
 
 N = 12
-QUIET = FeatureConfig(show_progress=False)
+QUIET = FeatureConfig()
 
 
 def _stages(file_names: list[str]) -> list[str]:

@@ -58,8 +58,7 @@ def test_real_objects_ranked_for_a_pair() -> None:
 
 def test_caption_index(mnre_dir: Path, tmp_path: Path) -> None:
     cache = FeatureCache(root=tmp_path)
-    index = build_caption_index(mnre_dir, "val", [KNOWN_IMAGE, KNOWN_IMAGE], ("llavanext",), cache=cache,
-                                show_progress=False)
+    index = build_caption_index(mnre_dir, "val", [KNOWN_IMAGE, KNOWN_IMAGE], ("llavanext",), cache=cache)
     assert index.img_ids == [KNOWN_IMAGE] and index.missing_reason == [""]
     assert index.object_phrases[0] == ["snowy parking lot", "white car", "sky"]
     assert index.object_embeddings[0].shape == (3, 384)
@@ -67,6 +66,5 @@ def test_caption_index(mnre_dir: Path, tmp_path: Path) -> None:
     direct = SentenceEmbedder("all-MiniLM-L6-v2").embed([caption])[0]
     assert torch.allclose(index.image_embeddings[0], direct, atol=1e-5)
     assert abs(float(index.image_embeddings[0].norm()) - 1) < 1e-5
-    both = build_caption_index(mnre_dir, "val", [KNOWN_IMAGE], ("llavanext", "blip"), cache=cache,
-                               show_progress=False)
+    both = build_caption_index(mnre_dir, "val", [KNOWN_IMAGE], ("llavanext", "blip"), cache=cache)
     assert both.object_phrases[0] == ["snowy parking lot", "white car", "sky", "car", "parking lot", "snow"]

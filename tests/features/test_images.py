@@ -19,9 +19,9 @@ from vmhan_lib.features.image_encoder import (
     load_efficientnet_lite0,
     load_image_encoder,
 )
+from vmhan_lib.features.config import ImageNodeConfig
 from vmhan_lib.features.images import (
     ImageNodeExtractor,
-    ImagePipelineConfig,
     clip_boxes,
     list_images,
     load_detector,
@@ -45,8 +45,9 @@ def image_dir(mnre_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def extractor() -> ImageNodeExtractor:
     # an untrained detector needs confidence 0 to report anything
-    config = ImagePipelineConfig(detector="yolov8n.yaml", top_k=3, min_confidence=0.0)
-    return ImageNodeExtractor(load_detector(config.detector), load_image_encoder(config.encoder), config)
+    config = ImageNodeConfig(detector="yolov8n.yaml", min_confidence=0.0)
+    return ImageNodeExtractor(load_detector(config.detector), load_image_encoder(config.encoder), top_k=3,
+                              min_confidence=0.0)
 
 
 def test_pipeline_on_real_images(extractor: ImageNodeExtractor, image_dir: Path) -> None:
@@ -72,8 +73,8 @@ def test_pipeline_on_real_images(extractor: ImageNodeExtractor, image_dir: Path)
 
 
 def test_top_k_is_respected(extractor: ImageNodeExtractor, image_dir: Path) -> None:
-    one = ImageNodeExtractor(extractor.detector, extractor.encoder, ImagePipelineConfig(top_k=1, min_confidence=0.0))
-    none = ImageNodeExtractor(extractor.detector, extractor.encoder, ImagePipelineConfig(top_k=0))
+    one = ImageNodeExtractor(extractor.detector, extractor.encoder, top_k=1, min_confidence=0.0)
+    none = ImageNodeExtractor(extractor.detector, extractor.encoder, top_k=0)
     name = list_images(image_dir)[0]
     assert one.run(image_dir, [name], show_progress=False).nodes[name].n_objects == 1
     empty = none.run(image_dir, [name], show_progress=False).nodes[name]
@@ -163,9 +164,10 @@ def test_nothing_is_written_outside_the_project(image_dir: Path, tmp_path: Path)
     work.mkdir()
     script = textwrap.dedent(f"""
         import vmhan_lib
-        from vmhan_lib.features.images import ImagePipelineConfig, extract_image_nodes
+        from vmhan_lib.features.config import ImageNodeConfig
+        from vmhan_lib.features.images import extract_image_nodes
         result = extract_image_nodes({str(image_dir)!r}, [{list_images(image_dir)[0]!r}],
-                                     ImagePipelineConfig(min_confidence=0.0), show_progress=False)
+                                     ImageNodeConfig(detector="yolov8n.yaml", min_confidence=0.0), show_progress=False)
         assert not result.failures, result.failures
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "XDG_"))}

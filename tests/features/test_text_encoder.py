@@ -90,7 +90,7 @@ def test_span_means_matches_loop() -> None:
 
 def test_frozen_features_match_batched_order(mnre_dir: Path) -> None:
     instances = load_mnre(mnre_dir, "test")[:6]
-    features = compute_frozen_text_features(instances, TextEncoderConfig(batch_size=4), show_progress=False)
-    single = compute_frozen_text_features(instances[3:4], TextEncoderConfig(batch_size=1), show_progress=False)
+    features = compute_frozen_text_features(instances, TextEncoderConfig(), show_progress=False, batch_size=4)
+    single = compute_frozen_text_features(instances[3:4], TextEncoderConfig(), show_progress=False, batch_size=1)
     assert features.entities.shape == (6, 2, 384)
     assert torch.allclose(features.entities[3], single.entities[0], atol=1e-4)

@@ -1,4 +1,4 @@
-"""A selector per prompt: the config fields and their old meaning, the factory, and the object
+"""A selector per prompt: the config group, the factory, and the object
 prompt in build_split (with a stub chat backend: the real SmolLM2 costs about a second a call)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tests.features.node_selection.node_selection_fixtures import CountingBacken
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import FeatureConfig
+from vmhan_lib.features.config import FeatureConfig, SelectorConfig
 from vmhan_lib.features.node_selection import (
     AnswerCache,
     EmbeddingRankSelector,
@@ -22,22 +22,21 @@ from vmhan_lib.features.node_selection import (
 )
 
 
-def test_prompt_selector_fields_keep_the_old_meaning_of_selector() -> None:
-    assert FeatureConfig().prompt_selectors == {"text": "embedding", "visual": "embedding", "objects": None}
-    assert FeatureConfig(selector="smollm2").prompt_selectors == {"text": "smollm2", "visual": "smollm2", "objects": None}
-    mixed = FeatureConfig(selector="smollm2", text_selector="embedding", object_selector="smollm2")
-    assert mixed.prompt_selectors == {"text": "embedding", "visual": "smollm2", "objects": "smollm2"}
-    with pytest.raises(ValueError, match="unknown node selector object_selector='gpt'; allowed: embedding, smollm2, transformers, openai"):
-        FeatureConfig(object_selector="gpt")
-    with pytest.raises(ValueError, match="visual_selector 'transformers' needs selector_model"):
-        FeatureConfig(visual_selector="transformers")
+def test_one_selector_group_names_the_selector_of_each_prompt() -> None:
+    assert FeatureConfig().selectors.by_prompt == {"text": "embedding", "visual": "embedding", "objects": None}
+    mixed = SelectorConfig(text="embedding", visual="smollm2", objects="smollm2")
+    assert mixed.by_prompt == {"text": "embedding", "visual": "smollm2", "objects": "smollm2"}
+    with pytest.raises(ValueError, match="unknown node selector objects='gpt'; allowed: embedding, smollm2, transformers, openai"):
+        SelectorConfig(objects="gpt")
+    with pytest.raises(ValueError, match="visual selector 'transformers' needs features.selectors.model"):
+        SelectorConfig(visual="transformers")
 
 
 def test_prompts_of_one_kind_share_one_selector() -> None:
     selectors = make_prompt_selectors(FeatureConfig())
     assert isinstance(selectors.text, EmbeddingRankSelector) and selectors.visual is selectors.text
     assert selectors.objects is None
-    chat = make_prompt_selectors(FeatureConfig(text_selector="embedding", selector="smollm2", object_selector="smollm2"))
+    chat = make_prompt_selectors(FeatureConfig(selectors=SelectorConfig(text="embedding", visual="smollm2", objects="smollm2")))
     assert isinstance(chat.visual, LLMNodeSelector) and chat.objects is chat.visual and chat.text is not chat.visual
     assert chat.visual.name.startswith("llm:transformers:")
 
@@ -50,12 +49,12 @@ def _last_offered(prompt: str) -> str:
 
 def test_object_prompt_picks_among_caption_objects_and_is_cached(mnre_dir: Path, tmp_path: Path) -> None:
     data = DataConfig(data_dir=str(mnre_dir), max_instances=4)
-    config = FeatureConfig(show_progress=False, k_objects=1, object_selector="smollm2")
+    config = FeatureConfig(k_objects=1, selectors=SelectorConfig(objects="smollm2"))
     cache = FeatureCache(root=tmp_path / "features")
     backend = CountingBackend(_last_offered)
     chat = LLMNodeSelector(backend, AnswerCache(tmp_path / "llm"))
     built = build_split(data, "test", config, PromptSelectors(objects=chat), cache=cache)
-    plain = build_split(data, "test", replace(config, object_selector=None), cache=cache)
+    plain = build_split(data, "test", replace(config, selectors=SelectorConfig()), cache=cache)
     assert backend.calls == chat.stats.selections["objects"] == built.report.object_selections == 4
     assert chat.stats.total_fallbacks == 0
     for node, prompt in zip(built.nodes, backend.prompts):

@@ -14,7 +14,7 @@ from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.metrics import score
 from vmhan_lib.model.losses import vmhan_loss
 from vmhan_lib.model.vmhan import build_model
-from vmhan_lib.config import TrainConfig
+from vmhan_lib.config import RunConfig, TrainConfig
 from vmhan_lib.train.fit import fit, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 from vmhan_lib.train.records import read_predictions
@@ -94,7 +94,7 @@ def test_a_changed_configuration_never_resumes_an_old_state(tmp_path: Path, data
 
 def test_bad_device_names_allowed_values() -> None:
     with pytest.raises(ValueError, match="allowed: auto, cpu, cuda"):
-        TrainConfig(device="tpu")
+        RunConfig(device="tpu")
 
 
 def test_train_step_is_one_clipped_optimiser_step_on_the_eq12_loss(data) -> None:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from vmhan_lib.data.captions import captions_path, load_captions
 from vmhan_lib.data.config import DataConfig
+from vmhan_lib.data.markers import MARKER_SCHEME
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.data.splits import load_split, split_file
 from vmhan_lib.features.cache import FEATURES_CODE_VERSION, FeatureCache
@@ -49,7 +50,7 @@ from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_
 from vmhan_lib.features.images import match_object_names
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
-from vmhan_lib.features.text_encoder import (MARKER_SCHEME, FrozenTextFeatures, SentenceEmbedder, cached_text_features,
+from vmhan_lib.features.text_encoder import (FrozenTextFeatures, SentenceEmbedder, cached_text_features,
                                              load_frozen_backbone)
 
 IMAGE_NODE_NAME = "<image>"

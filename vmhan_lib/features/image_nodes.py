@@ -31,7 +31,7 @@ from vmhan_lib.features.images import (
     load_detector,
 )
 from vmhan_lib.features.image_encoder import load_image_encoder
-from vmhan_lib.features.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
+from vmhan_lib.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
 from vmhan_lib.io import file_sha256, key_digest
 
 IMAGE_NODES_CODE_VERSION = "image-nodes-1"

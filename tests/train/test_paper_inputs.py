@@ -12,7 +12,7 @@ import pytest
 
 from tests.more_fixture import OBJECTS, write_more_fixture
 from vmhan_lib.config import RunConfig, run_config
-from vmhan_lib.hypergraph import collate_hypergraphs
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.train.runner import RunPaths, prepare_inputs, run_jobs, table_jobs
 
 LITE0, MINILM = 1280, 384

@@ -42,7 +42,8 @@ from measure import rss_bytes, saved_tensor_bytes
 from vmhan_lib.config_tree import to_dict
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.io import atomic_write_json, provenance
-from vmhan_lib.model import ModelConfig, variant_config
+from vmhan_lib.model.config import ModelConfig
+from vmhan_lib.model.variants import variant_config
 from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 

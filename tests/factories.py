@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.model import ModelConfig
+from vmhan_lib.model.config import ModelConfig
 
 if TYPE_CHECKING:  # imported where used: the model and hypergraph tests need not import the train package
     from vmhan_lib.data.mnre import Instance, RelationVocab

@@ -33,6 +33,7 @@ CODE_VERSIONS: dict[str, str] = {
     "selection-payload": "with-fallbacks",  # what a selections entry holds besides the selections
     "object-selections": "object-selections-1",  # the object prompt's choices
     "chunker": "np-chunker-1",  # object phrases found in captions
+    "markers": "typed-punct:@*head*@|#^tail^#|start-markers",  # the entity-marker scheme (data.markers)
     "image-nodes": "image-nodes-1",  # detector + image encoder features
     "fold-assignment": "sentence-grouped-1",  # the out-of-fold train folds (data.splits.sentence_folds)
     "fit-gap": "fit-gap-1",  # analysis.fit_gap rows

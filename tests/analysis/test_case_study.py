@@ -20,8 +20,8 @@ from tests.factories import TINY, handmade_instance
 from vmhan_lib.analysis.case_study import CaseStudyExplorer, ExplorerWidget, explorer_widget, figure_png
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.hypergraph import collate_hypergraphs
-from vmhan_lib.model import build_model
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.model.vmhan import build_model
 from vmhan_lib.identity import digest
 from vmhan_lib.train.checkpoints import MissingCheckpointError
 from vmhan_lib.train.jobs import job_identity

@@ -22,8 +22,9 @@ from vmhan_lib.analysis.hypergraph_view import (
     instance_incidence,
 )
 from vmhan_lib.features.nodes import InstanceNodes
-from vmhan_lib.hypergraph import HypergraphConfig, NodeRole, collate_hypergraphs
-from vmhan_lib.model import build_model
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.config import HypergraphConfig, NodeRole
+from vmhan_lib.model.vmhan import build_model
 
 from tests.factories import TINY as CONFIG
 from tests.factories import handmade_instance, text_only_instance

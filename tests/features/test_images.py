@@ -28,7 +28,7 @@ from vmhan_lib.features.images import (
     read_rgb_image,
     select_object_indices,
 )
-from vmhan_lib.features.weights import WeightIntegrityError
+from vmhan_lib.weights import WeightIntegrityError
 
 LITE0_DIM = 1280
 N_REAL_IMAGES = 3

@@ -1,91 +1,15 @@
-"""Entity markers, marker positions, truncation that keeps both entities, phrase spans, encoder."""
+"""Frozen text features: entity start-marker states, batched by length in any order."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from vmhan_lib.data import load_mnre
-from vmhan_lib.features.text_encoder import (
-    EntityMarkerTokenizer, compute_frozen_text_features, load_frozen_backbone, span_means,
-)
+from vmhan_lib.data.markers import EntityMarkerTokenizer
 from vmhan_lib.features.config import TextEncoderConfig
-
-
-@pytest.fixture(scope="module")
-def marker_tokenizer() -> EntityMarkerTokenizer:
-    return EntityMarkerTokenizer(load_frozen_backbone("all-MiniLM-L6-v2")[0], max_length=128)
-
-
-def _tokens(marker_tokenizer: EntityMarkerTokenizer, ids) -> list[str]:
-    return marker_tokenizer.tokenizer.convert_ids_to_tokens(list(ids))
-
-
-def test_markers_surround_the_entities(marker_tokenizer: EntityMarkerTokenizer, mnre_dir: Path) -> None:
-    instance = load_mnre(mnre_dir, "val")[0]  # RT @AFP : # BREAKING UN says ... in Libya 's Tripoli
-    assert (instance.head.name, instance.tail.name) == ("UN", "Libya")
-    encoded = marker_tokenizer.encode_instance(instance)
-    tokens = _tokens(marker_tokenizer, encoded.input_ids)
-    assert tokens[encoded.head_position:encoded.head_position + 5] == ["@", "*", "un", "*", "@"]
-    assert tokens[encoded.tail_position:encoded.tail_position + 5] == ["#", "^", "libya", "^", "#"]
-    # the tweet's own "@" and "#" come earlier and are not taken for markers
-    assert tokens[2] == "@" and tokens.index("#") < encoded.head_position
-    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and not encoded.truncated
-
-
-def test_nested_entities_are_marked(marker_tokenizer: EntityMarkerTokenizer) -> None:
-    encoded = marker_tokenizer.encode(["new", "york", "city", "marathon"], head=(0, 3), tail=(0, 2))
-    tokens = _tokens(marker_tokenizer, encoded.input_ids)
-    assert tokens[1:-1] == ["@", "*", "#", "^", "new", "york", "^", "#", "city", "*", "@", "marathon"]
-    assert (tokens[encoded.head_position], tokens[encoded.tail_position]) == ("@", "#")
-
-
-def test_truncation_keeps_both_entities() -> None:
-    tokenizer = EntityMarkerTokenizer(load_frozen_backbone("all-MiniLM-L6-v2")[0], max_length=32)
-    words = [f"w{i}" for i in range(200)]
-    words[5], words[180] = "alice", "paris"
-    encoded = tokenizer.encode(words, head=(5, 6), tail=(180, 181), phrases=["w179", "w100"])
-    tokens = _tokens(tokenizer, encoded.input_ids)
-    assert encoded.truncated and len(encoded.input_ids) == 32
-    assert tokens[encoded.head_position:encoded.head_position + 5] == ["@", "*", "alice", "*", "@"]
-    assert tokens[encoded.tail_position:encoded.tail_position + 5] == ["#", "^", "paris", "^", "#"]
-    near, far = encoded.phrase_spans
-    assert near is not None and far is None  # context next to an entity is kept, far context is cut
-
-
-def test_long_entity_keeps_its_markers() -> None:
-    tokenizer = EntityMarkerTokenizer(load_frozen_backbone("all-MiniLM-L6-v2")[0], max_length=20)
-    words = ["x"] * 3 + ["long"] * 40 + ["y", "tail", "z"]
-    encoded = tokenizer.encode(words, head=(3, 43), tail=(44, 45))
-    tokens = _tokens(tokenizer, encoded.input_ids)
-    assert len(tokens) == 20
-    assert tokens[encoded.head_position:encoded.head_position + 2] == ["@", "*"]
-    after_head = tokens.index("y")
-    assert tokens[after_head - 2:after_head] == ["*", "@"] and tokens.count("@") == 2
-    assert tokens[encoded.tail_position:encoded.tail_position + 5] == ["#", "^", "tail", "^", "#"]
-
-
-def test_phrase_spans(marker_tokenizer: EntityMarkerTokenizer, mnre_dir: Path) -> None:
-    instance = load_mnre(mnre_dir, "val")[0]
-    encoded = marker_tokenizer.encode_instance(instance, ["ceasefire agreed", "UN says", "Tripoli", "absent words"])
-    tokens = _tokens(marker_tokenizer, encoded.input_ids)
-    spans = encoded.phrase_spans
-    assert tokens[slice(*spans[0])] == ["ceasefire", "agreed"]
-    assert tokens[slice(*spans[1])] == ["un", "*", "@", "says"]  # a span across a marker keeps it
-    assert tokens[slice(*spans[2])] == ["tripoli"]
-    assert spans[3] is None
-
-
-def test_span_means_matches_loop() -> None:
-    hidden = torch.randn(2, 6, 4)
-    spans = torch.tensor([[[1, 3], [0, 0]], [[2, 6], [4, 5]]])
-    mask = torch.tensor([[True, False], [True, True]])
-    pooled = span_means(hidden, spans, mask)
-    assert torch.allclose(pooled[0, 0], hidden[0, 1:3].mean(0))
-    assert torch.allclose(pooled[1, 0], hidden[1, 2:6].mean(0)) and torch.allclose(pooled[1, 1], hidden[1, 4])
-    assert torch.equal(pooled[0, 1], torch.zeros(4))
+from vmhan_lib.features.text_encoder import compute_frozen_text_features, load_frozen_backbone
 
 
 def test_frozen_features_match_batched_order(mnre_dir: Path) -> None:
@@ -94,3 +18,17 @@ def test_frozen_features_match_batched_order(mnre_dir: Path) -> None:
     single = compute_frozen_text_features(instances[3:4], TextEncoderConfig(), show_progress=False, batch_size=1)
     assert features.entities.shape == (6, 2, 384)
     assert torch.allclose(features.entities[3], single.entities[0], atol=1e-4)
+
+
+def test_frozen_features_are_the_states_at_the_marker_inputs(mnre_dir: Path) -> None:
+    instances, phrases = load_mnre(mnre_dir, "val")[:2], [["ceasefire agreed"], ["absent words"]]
+    features = compute_frozen_text_features(instances, TextEncoderConfig(), phrases, show_progress=False)
+    tokenizer, backbone, _ = load_frozen_backbone("all-MiniLM-L6-v2")
+    batch = EntityMarkerTokenizer(tokenizer, 128)(instances, phrases)
+    with torch.inference_mode():
+        hidden = backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    for row in range(2):
+        torch.testing.assert_close(features.entities[row], hidden[row, batch.entity_positions[row]], atol=1e-4, rtol=0)
+    start, end = batch.phrase_spans[0, 0].tolist()
+    torch.testing.assert_close(features.phrases[0][0], hidden[0, start:end].mean(0), atol=1e-4, rtol=0)
+    assert features.phrase_found == [[True], [False]] and features.phrases[1].shape == (0, 384)

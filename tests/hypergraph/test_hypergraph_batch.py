@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vmhan_lib.hypergraph import EDGE_TYPES, HypergraphConfig, Modality, NodeRole, collate_hypergraphs
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.config import EDGE_TYPES, HypergraphConfig, Modality, NodeRole
 
 from tests.factories import (
     D_TEXT, D_VISUAL, FULL_MEMBERS, TEXT_ONLY_MEMBERS, full_instance, handmade_instance, text_only_instance,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vmhan_lib.hypergraph import clique_expansion, collate_hypergraphs, symmetric_normalisation
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.structure import clique_expansion, symmetric_normalisation
 
 from tests.factories import full_instance, text_only_instance
 

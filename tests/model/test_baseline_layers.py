@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vmhan_lib.hypergraph import clique_expansion, collate_hypergraphs
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.structure import clique_expansion
 from vmhan_lib.model.gat_layer import GATLayer
 from vmhan_lib.model.gcn_layer import GCNLayer, gcn_operator
 from vmhan_lib.model.hgnn_layer import HGNNLayer, hgnn_operator

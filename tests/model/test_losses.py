@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vmhan_lib.model import ModelOutput, kl_loss, reconstruction_loss, vmhan_loss
+from vmhan_lib.model.losses import kl_loss, reconstruction_loss, vmhan_loss
+from vmhan_lib.model.vmhan import ModelOutput
 
 from tests.factories import TINY
 

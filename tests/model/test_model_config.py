@@ -1,20 +1,17 @@
-"""Model and hypergraph configs: validation messages, defaults, sizing to the data, torch-free modules."""
+"""Model and hypergraph configs: validation messages, defaults, sizing to the data (torch-free: tests/test_torch_free.py)."""
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 
 import pytest
 
-import vmhan_lib
 from vmhan_lib.config_tree import from_dict, to_dict
-from vmhan_lib.model import ModelConfig, build_model, variant_config
+from vmhan_lib.model.config import ModelConfig
+from vmhan_lib.model.variants import variant_config
+from vmhan_lib.model.vmhan import build_model
 
 from tests.factories import TINY
-
-PACKAGE = Path(vmhan_lib.__file__).parent
 
 
 def test_errors_name_the_allowed_values() -> None:
@@ -49,11 +46,3 @@ def test_sizing_fills_the_data_widths_and_refuses_a_mismatch() -> None:
 def test_round_trip_through_json() -> None:
     config = variant_config("w/o Global Hypergraph", TINY)
     assert from_dict(ModelConfig, json.loads(json.dumps(to_dict(config)))) == config
-
-
-@pytest.mark.parametrize("module", ["model/config.py", "model/variants.py", "hypergraph/config.py"])
-def test_config_modules_do_not_import_torch(module: str) -> None:
-    tree = ast.parse((PACKAGE / module).read_text())
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
-    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert not any(name.split(".")[0] == "torch" for name in imported)

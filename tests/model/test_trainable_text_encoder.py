@@ -1,4 +1,4 @@
-"""The trainable entity-marker encoder over the marker inputs of features.text_encoder."""
+"""The trainable entity-marker encoder over the marker inputs of data.markers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from vmhan_lib.data import load_mnre
-from vmhan_lib.features.text_encoder import EntityMarkerTokenizer
-from vmhan_lib.features.weights import resolve_text_model
+from vmhan_lib.data.markers import EntityMarkerTokenizer
+from vmhan_lib.weights import resolve_text_model
 from vmhan_lib.model.text_encoder import EncoderClassifier, EntityMarkerEncoder
 from transformers import AutoTokenizer
 

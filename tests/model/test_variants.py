@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vmhan_lib.hypergraph import EDGE_TYPES, NodeRole, collate_hypergraphs
-from vmhan_lib.model import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, build_model, variant_config, vmhan_loss
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.config import EDGE_TYPES, NodeRole
+from vmhan_lib.model.losses import vmhan_loss
+from vmhan_lib.model.variants import FULL_MODEL, TABLE2_VARIANTS, VARIANTS, variant_config
+from vmhan_lib.model.vmhan import build_model
 from vmhan_lib.model.gat_layer import GATLayer
 from vmhan_lib.model.gcn_layer import GCNLayer
 from vmhan_lib.model.hgnn_layer import HGNNLayer

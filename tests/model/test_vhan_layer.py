@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vmhan_lib.hypergraph import collate_hypergraphs
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.model.variational_representation import VariationalRepresentation
 from vmhan_lib.model.vhan_layer import VHANLayer, VHANState, initial_edge_state
 

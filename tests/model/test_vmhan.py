@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vmhan_lib.hypergraph import HypergraphBatch, collate_hypergraphs
-from vmhan_lib.model import VARIANTS, build_model, variant_config, vmhan_loss
+from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
+from vmhan_lib.model.losses import vmhan_loss
+from vmhan_lib.model.variants import VARIANTS, variant_config
+from vmhan_lib.model.vmhan import build_model
 
 from tests.factories import TINY, random_instances
 

@@ -11,7 +11,7 @@ import torch
 import vmhan_lib.train.checkpoints as checkpoints
 from tests.factories import TINY
 from vmhan_lib.config_tree import to_dict
-from vmhan_lib.model import build_model
+from vmhan_lib.model.vmhan import build_model
 from vmhan_lib.train.checkpoints import (
     MissingCheckpointError, best_checkpoint_path, checkpoint_features, checkpoint_inputs, ensure_best_checkpoint,
     load_best_checkpoint, model_from_checkpoint, run_config_of,

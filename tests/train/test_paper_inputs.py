@@ -12,7 +12,7 @@ import pytest
 
 from tests.more_fixture import OBJECTS, write_more_fixture
 from vmhan_lib.config import RunConfig, run_config
-from vmhan_lib.hypergraph import collate_hypergraphs
+from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.train.jobs import RunPaths, table_jobs
 from vmhan_lib.train.stage1 import prepare_inputs
 from vmhan_lib.train.runner import run_jobs

@@ -1,6 +1,6 @@
 """Pictures of one instance's multi-modal hypergraph (Eq. 1-3) and of its V-HAN attention (Eq. 5, 7).
 
-Every function takes a :class:`~vmhan_lib.hypergraph.HypergraphBatch` and the position of one
+Every function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the position of one
 instance in it, keeps that instance's real nodes only (padded slots are dropped) and returns a
 matplotlib figure:
 

@@ -50,7 +50,7 @@ from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_
 from vmhan_lib.features.images import match_object_names
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
-from vmhan_lib.features.text_encoder import (MARKER_SCHEME, FrozenTextFeatures, SentenceEmbedder, cached_text_features,
+from vmhan_lib.features.text_encoder import (FrozenTextFeatures, SentenceEmbedder, cached_text_features,
                                              load_frozen_backbone)
 
 IMAGE_NODE_NAME = "<image>"
@@ -220,7 +220,7 @@ def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
         effective.update(visual_source=features.visual_source, images=asdict(features.images))
     return {"settings": effective, "text_encoder": text_encoder,
             "code": {"features": CODE_VERSIONS["features"], "selections": CODE_VERSIONS["selections"],
-                     "chunker": CODE_VERSIONS["chunker"], "markers": MARKER_SCHEME}}
+                     "chunker": CODE_VERSIONS["chunker"], "markers": CODE_VERSIONS["markers"]}}
 
 
 def feature_cache(feature_config: FeatureConfig, device: str = "cpu", progress: bool = True) -> FeatureCache:
@@ -364,7 +364,7 @@ def build_split(
 
     key = {
         "text_model": load_frozen_backbone(feature_config.text.model)[2],
-        "marker_scheme": MARKER_SCHEME,
+        "marker_scheme": CODE_VERSIONS["markers"],
         "max_length": feature_config.text.max_length,
         "embedder": load_frozen_backbone(feature_config.captions.embedder)[2],
         "captioners": list(data_config.captioners),

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vmhan_lib.features.weights import EFFICIENTNET_LITE0, verify_sha256, weight_path
+from vmhan_lib.weights import EFFICIENTNET_LITE0, verify_sha256, weight_path
 
 EFFICIENTNET_LITE0_NAME = "efficientnet-lite0"
 LITE_MEAN = (127.0 / 255.0,) * 3

@@ -24,7 +24,7 @@ from vmhan_lib.data.splits import image_file
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import DETECTOR_SEED, EFFICIENTNET_LITE0, ImageNodeConfig
 from vmhan_lib.features.images import IMAGE_NOT_FOUND, MODEL_CONFIG_SUFFIXES, ImageNodeExtractor
-from vmhan_lib.features.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
+from vmhan_lib.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
 from vmhan_lib.identity import CODE_VERSIONS, digest, file_sha256
 
 UNREADABLE_IMAGE = "unreadable image"

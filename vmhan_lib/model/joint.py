@@ -14,8 +14,8 @@ projections of the text nodes:
     x_h = H[b, pos_@],  x_t = H[b, pos_#]                   [B, 2, d_text]   (entity start markers)
     x_m = mean_{l in span_m} H[b, l]                        [B, M, d_text]   (text-LLM nodes)
 
-the same read-outs as the frozen features (:func:`~vmhan_lib.features.text_encoder.gather_positions`,
-:func:`~vmhan_lib.features.text_encoder.span_means`). Visual nodes stay as built (cached caption
+the same read-outs as the frozen features (:func:`~vmhan_lib.data.markers.gather_positions`,
+:func:`~vmhan_lib.data.markers.span_means`). Visual nodes stay as built (cached caption
 embeddings): the image side has no trainable encoder here.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from vmhan_lib.features.text_encoder import TokenizedBatch
+from vmhan_lib.data.markers import TokenizedBatch
 from vmhan_lib.hypergraph.batch import HypergraphBatch
 from vmhan_lib.model.text_encoder import EntityMarkerEncoder
 from vmhan_lib.model.vmhan import VMHAN, ModelOutput

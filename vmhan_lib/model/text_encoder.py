@@ -1,8 +1,8 @@
 """The trainable entity-marker text encoder and the text-only relation classifier over it.
 
 :class:`EntityMarkerEncoder` is a BERT-like backbone read at the entity start markers of the
-inputs that :class:`vmhan_lib.features.text_encoder.EntityMarkerTokenizer` builds (the marker
-scheme is described there). :class:`EncoderClassifier` is the fine-tuned text-only model of stage 1:
+inputs that :class:`vmhan_lib.data.markers.EntityMarkerTokenizer` builds (the marker scheme is
+described there). :class:`EncoderClassifier` is the fine-tuned text-only model of stage 1:
 
     p(r | h, t, T) = softmax(W [dropout(h_h); dropout(h_t)] + b),   W in R^{R x 2d},
 
@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-from vmhan_lib.features.text_encoder import TokenizedBatch, gather_positions, span_means
-from vmhan_lib.features.weights import resolve_text_model
+from vmhan_lib.data.markers import TokenizedBatch, gather_positions, span_means
+from vmhan_lib.weights import resolve_text_model
 
 
 @dataclass
@@ -43,7 +43,7 @@ class EntityMarkerEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model: str) -> "EntityMarkerEncoder":
-        """Load a fresh (trainable) copy of ``model`` (see :func:`~vmhan_lib.features.weights.resolve_text_model`)."""
+        """Load a fresh (trainable) copy of ``model`` (see :func:`~vmhan_lib.weights.resolve_text_model`)."""
         return cls(AutoModel.from_pretrained(resolve_text_model(model).source))
 
     @property

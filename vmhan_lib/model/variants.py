@@ -3,7 +3,7 @@
 ``VARIANTS[name](base)`` returns ``base`` changed into the variant ``name``;
 ``base`` is the full model (e.g. the ``model`` field of a run configuration). Names are exactly
 the paper's row labels so result tables can be keyed by them. Each function's docstring states
-our reading of the ablation. Torch-free: build the model with :func:`vmhan_lib.model.build_model`.
+our reading of the ablation. Torch-free: build the model with :func:`vmhan_lib.model.vmhan.build_model`.
 """
 
 from __future__ import annotations

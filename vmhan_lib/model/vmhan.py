@@ -1,6 +1,6 @@
 r"""The VM-HAN model (paper section 4) and its baselines behind one class, and :func:`build_model`.
 
-Forward pass on a :class:`~vmhan_lib.hypergraph.HypergraphBatch`:
+Forward pass on a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch`:
 
 1. Eq. 4, :class:`VariationalRepresentation`: raw text / visual features -> (x_mu, x_sigma) ``[B, N, d]``.
 2. L encoder layers over the hypergraph, chosen by ``config.encoder``:

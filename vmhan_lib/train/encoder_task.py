@@ -21,8 +21,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from vmhan_lib.data.mnre import Instance, RelationVocab
 from vmhan_lib.features.config import TextEncoderConfig
-from vmhan_lib.features.text_encoder import EncodedPair, EntityMarkerTokenizer, TokenizedBatch
-from vmhan_lib.features.weights import resolve_text_model
+from vmhan_lib.data.markers import EncodedPair, EntityMarkerTokenizer, TokenizedBatch
+from vmhan_lib.weights import resolve_text_model
 from vmhan_lib.model.text_encoder import EncoderClassifier, EntityMarkerEncoder
 from vmhan_lib.train.fit import LazyBatches, SplitPredictions
 

@@ -31,8 +31,8 @@ from transformers import AutoTokenizer
 
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.features.config import TextEncoderConfig
-from vmhan_lib.features.text_encoder import EncodedPair, EntityMarkerTokenizer
-from vmhan_lib.features.weights import resolve_text_model
+from vmhan_lib.data.markers import EncodedPair, EntityMarkerTokenizer
+from vmhan_lib.weights import resolve_text_model
 from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.io import atomic_torch_save
 from vmhan_lib.model.config import ModelConfig

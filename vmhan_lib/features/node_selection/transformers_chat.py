@@ -13,7 +13,7 @@ import torch
 
 from vmhan_lib.features.node_selection.answer_cache import DEFAULT_LLM_CACHE_DIR
 from vmhan_lib.identity import file_sha256
-from vmhan_lib.features.weights import SMOLLM2_GGUF, weight_path
+from vmhan_lib.weights import SMOLLM2_GGUF, weight_path
 
 
 class TransformersChatBackend:

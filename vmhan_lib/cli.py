@@ -262,7 +262,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _case_study(args: argparse.Namespace) -> int:
-    from vmhan_lib.analysis.case_study import write_bundle
+    from vmhan_lib.train.case_study_bundle import write_bundle
     from vmhan_lib.train.checkpoints import ensure_best_checkpoint
     from vmhan_lib.train.jobs import Job
 

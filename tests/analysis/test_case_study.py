@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from tests.factories import TINY, handmade_instance
-from vmhan_lib.analysis.case_study import CaseStudyExplorer, ExplorerWidget, explorer_widget, figure_png
+from vmhan_lib.analysis.case_study import CaseStudyExplorer
+from vmhan_lib.analysis.case_study_widget import ExplorerWidget, explorer_widget, figure_png
 from vmhan_lib.data.mnre import Entity, Instance
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import collate_hypergraphs
@@ -217,7 +218,7 @@ def _bundled(tmp_path: Path) -> tuple[Path, CaseStudyExplorer, dict, Path]:
 
 
 def test_bundle_round_trip_gives_the_same_model_nodes_and_predictions(tmp_path: Path) -> None:
-    from vmhan_lib.analysis.case_study import load_bundle
+    from vmhan_lib.train.case_study_bundle import load_bundle
     from vmhan_lib.train.records import read_predictions
 
     root, explorer, _, run_dir = _bundled(tmp_path)
@@ -237,8 +238,9 @@ def test_bundle_round_trip_gives_the_same_model_nodes_and_predictions(tmp_path: 
 
 def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    import vmhan_lib.analysis.case_study as case_study
-    from vmhan_lib.analysis.case_study import BundleMismatchWarning, load_explorer
+    import vmhan_lib.train.case_study_bundle as case_study_bundle
+    from vmhan_lib.analysis.case_study import load_explorer
+    from vmhan_lib.train.case_study_bundle import BundleMismatchWarning
     from vmhan_lib.config import run_config
     from vmhan_lib.train.records import read_predictions, write_run
     from vmhan_lib.train.jobs import Job
@@ -246,34 +248,36 @@ def test_load_explorer_uses_a_current_bundle_checks_it_and_says_when_it_cannot(
     root, explorer, checkpoint, run_dir = _bundled(tmp_path)
     config = run_config("tiny", str(root), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
     job = Job("VM-HAN (Ours)", 0)
-    monkeypatch.setattr(case_study, "bundle_path", lambda config, job: tmp_path / "bundle.pt")
-    monkeypatch.setattr(case_study.RunPaths, "of", classmethod(lambda cls, config: cls(tmp_path, tmp_path / "ckpt")))
-    monkeypatch.setattr(case_study, "run_id", lambda *args: run_dir.name)
-    monkeypatch.setattr(case_study.RunPaths, "run_dir", lambda self, profile, job: run_dir)
+    monkeypatch.setattr(case_study_bundle, "bundle_path", lambda config, job: tmp_path / "bundle.pt")
+    monkeypatch.setattr(case_study_bundle.RunPaths, "of", classmethod(lambda cls, config: cls(tmp_path, tmp_path / "ckpt")))
+    monkeypatch.setattr(case_study_bundle.RunPaths, "run_dir", lambda self, profile, job: run_dir)
 
     def no_checkpoint(*args, **kwargs):
         raise MissingCheckpointError("checkpoint route taken")
 
-    monkeypatch.setattr(case_study, "ensure_best_checkpoint", no_checkpoint)
+    monkeypatch.setattr(case_study_bundle, "ensure_best_checkpoint", no_checkpoint)
     with pytest.raises(MissingCheckpointError, match="checkpoint route taken"):  # the bundle was made for another run
         load_explorer(config, job, 2)
     assert "was made for other settings or data than the current ones" in capsys.readouterr().out
 
     explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, run_dir.name, digest(job_identity(config, job)))
     loaded = load_explorer(config, job, 2)
-    assert len(loaded) == 2 and "agree with the run record in 2 (" in capsys.readouterr().out
+    assert isinstance(loaded, CaseStudyExplorer) and len(loaded) == 2
+    assert "agree with the run record in 2 (" in capsys.readouterr().out
     with pytest.raises(MissingCheckpointError):  # more than the bundle holds
         load_explorer(config, job, 50)
     assert "holds the first 2 test instances, 50 asked" in capsys.readouterr().out
     write_run(run_dir, {"complete": True}, [replace(p, predicted="None" if p.predicted != "None" else LABELS[1])
                                             for p in read_predictions(run_dir)])
-    with pytest.warns(BundleMismatchWarning, match="predicts 2 of 2 explored test instances otherwise than its run record"):
+    with pytest.warns(BundleMismatchWarning, match="predicts 2 of 2 explored test instances otherwise than its run record") as caught:
         load_explorer(config, job, 2)
+    assert caught[0].filename == __file__  # the warning points at the code that asked for the explorer
 
 
 @pytest.mark.real_data
 def test_committed_cpu_bundle_agrees_with_its_committed_record(mnre_dir: Path, recwarn) -> None:
-    from vmhan_lib.analysis.case_study import BundleMismatchWarning, bundle_path, load_explorer
+    from vmhan_lib.analysis.case_study import load_explorer
+    from vmhan_lib.train.case_study_bundle import BundleMismatchWarning, bundle_path
     from vmhan_lib.config import run_config
     from vmhan_lib.train.jobs import Job
 

@@ -173,7 +173,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     best = paths.checkpoints / records[0]["run_id"] / "best.pt"
     explorer = CaseStudyExplorer.from_checkpoint(best)
     recorded = torch.tensor([p.probabilities for p in read_predictions(paths.runs / records[0]["run_id"])])
-    torch.testing.assert_close(explorer._predict_all(), recorded, atol=1e-4, rtol=0)
+    torch.testing.assert_close(explorer.probabilities, recorded, atol=1e-4, rtol=0)
     # the analyses rebuild a joint model's inputs with its own exported encoder (not the pretrained one): its
     # probabilities on them are the recorded ones, and so are the fit gap's and the visual-shuffle test's scores
     checkpoint = load_best_checkpoint(best)

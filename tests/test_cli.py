@@ -206,3 +206,23 @@ def test_a_sweep_with_failed_runs_names_them_in_one_line_and_exits_1(capsys, mon
     assert code == 1 and out == "" and err.count("\n") == 1
     assert err.startswith("sweep incomplete: 1 run(s) failed after 2 retries: GCN seed 0 (WorkerCrashedError")
     assert "17 completed and are recorded: rerun the same command" in err
+
+
+def test_stats_of_another_data_directory_go_beside_the_default_ones(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tests.conftest import write_tiny_mnre
+
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    monkeypatch.setattr("vmhan_lib.paths.output_dirs", lambda profile: (results, figures))  # never the repository's
+    monkeypatch.setenv("VMHAN_DATA", str(write_tiny_mnre(tmp_path / "default" / "mnre")))
+    copy = write_tiny_mnre(tmp_path / "elsewhere" / "mnre-copy")
+    assert _run(capsys, "stats", "--profile", "cpu")[0] == 0
+    committed = (results / "data_statistics.json").read_text()
+    (copy / "text" / "mnre_test.txt").write_text((copy / "text" / "mnre_test.txt").read_text().splitlines()[0] + "\n")
+    code, out, _ = _run(capsys, "stats", "--profile", "cpu", "--data-dir", str(copy))
+    aside = results / "data_statistics" / "mnre-copy" / "data_statistics.json"
+    assert code == 0 and (results / "data_statistics.json").read_text() == committed  # the default's file untouched
+    assert f"wrote {aside} and figures in {figures / 'data_statistics' / 'mnre-copy'}" in out
+    record = json.loads(aside.read_text())
+    assert record["config"]["data"]["data_dir"] == str(copy) and record["statistics"]["splits"]["test"]["instances"] == 1
+    assert len(list((figures / "data_statistics" / "mnre-copy").glob("*.png"))) == 2
+

@@ -17,6 +17,7 @@ from dataclasses import replace
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from vmhan_lib.config import EXECUTORS
@@ -32,6 +33,7 @@ USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
 EXECUTOR_FLAGS: dict[str, str] = {"executor": "experiment.executor", "address": "experiment.ray_address",
                                   "max_parallel": "experiment.max_parallel"}
 """Sugar flags of ``train`` and ``reproduce`` -> the config field each sets (as ``--set`` would)."""
+STATS_ASIDE = "data_statistics"  # stats of another data directory: <results>/data_statistics/<its folder name>/
 
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -40,7 +42,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "settable dotted field instead. Writes nothing."),
     "stats": ("MNRE statistics to the profile's results/ and figures/",
               "Compute the statistics of every MNRE split; writes data_statistics.json and two figures under the "
-              "profile's results/ and figures/ folders (committed files for cpu, results/tiny/ for tiny)."),
+              "profile's results/ and figures/ folders (committed files for cpu, results/tiny/ for tiny); those of "
+              "a data directory other than the default one ($VMHAN_DATA, else data/mnre) go to their "
+              "data_statistics/<its folder name>/, never over the committed files."),
     "download": ("fetch the MNRE files from their public sources, verify sha256",
                  "Fetch every MNRE file of the manifest into the data directory and verify its sha256; files that "
                  "already match are kept (resumable)."),
@@ -157,16 +161,18 @@ def _show_config(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from vmhan_lib.analysis.data_report import write_data_report
-    from vmhan_lib.paths import output_dirs
+    from vmhan_lib.analysis.data_report import STATISTICS_FILE, write_data_report
+    from vmhan_lib.paths import output_dirs, resolve_data_dir
 
     config = _config(args)
     results_dir, figures_dir = output_dirs(config.profile)
+    if config.data.path != resolve_data_dir():  # another data directory: beside the committed statistics
+        results_dir, figures_dir = (d / STATS_ASIDE / config.data.path.name for d in (results_dir, figures_dir))
     record = write_data_report(config.data, results_dir, figures_dir)
     for split, numbers in record["statistics"]["splits"].items():
         print(f"{split}: {numbers['instances']} instances, {numbers['images']} images, "
               f"None {100 * numbers['none_share']:.1f} %")
-    print(f"wrote {results_dir / 'data_statistics.json'} and figures in {figures_dir}")
+    print(f"wrote {results_dir / STATISTICS_FILE} and figures in {figures_dir}")
     return 0
 
 

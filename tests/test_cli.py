@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import vmhan_lib.cli as cli
+from vmhan_lib.config_tree import to_dict
 from vmhan_lib.cli import main
 from vmhan_lib.model.variants import VARIANTS
 
@@ -226,3 +227,29 @@ def test_stats_of_another_data_directory_go_beside_the_default_ones(capsys, monk
     assert record["config"]["data"]["data_dir"] == str(copy) and record["statistics"]["splits"]["test"]["instances"] == 1
     assert len(list((figures / "data_statistics" / "mnre-copy").glob("*.png"))) == 2
 
+
+def test_each_shorthand_is_its_set_and_its_help_names_the_field(capsys, monkeypatch, tmp_path: Path) -> None:
+    samples = {"--data-dir": str(tmp_path), "--executor": "local", "--address": "auto", "--max-parallel": "3",
+               "--retrain-stale": None}  # a new shorthand needs a sample here (KeyError otherwise)
+    base = ["--profile", "tiny", "--set", "experiment.executor=ray", "--set", "train.epochs=4"]
+    for flag, shorthand in cli.SHORTHANDS.items():
+        value = samples[flag]
+        for command in shorthand.commands:
+            flagged = [command, *base, flag, *([] if value is None else [value])]
+            assigned = [command, *base, "--set", f"{shorthand.field}={shorthand.value or value}"]
+            configs = [to_dict(cli._config(cli._parser().parse_args(argv))) for argv in (flagged, assigned)]
+            assert configs[0] == configs[1], (command, flag)
+            with pytest.raises(SystemExit):
+                main([command, "--help"])
+            assert f"--set {shorthand.field}=" in " ".join(capsys.readouterr().out.split()), (command, flag)
+    tree = to_dict(cli._config(cli._parser().parse_args(["train", "--profile", "tiny", "--retrain-stale",
+                                                         "--data-dir", str(tmp_path), "--max-parallel", "2",
+                                                         "--executor", "ray", "--set", "experiment.executor=local"])))
+    assert (tree["experiment"]["stale_runs"], tree["data"]["data_dir"], tree["experiment"]["max_parallel"],
+            tree["experiment"]["executor"]) == ("retrain", str(tmp_path), 2, "ray")  # a shorthand beats --set
+    seen = []
+    monkeypatch.setattr("vmhan_lib.workbook.reproduce", lambda profile, data_dir, start, overrides: seen.append(
+        (data_dir, overrides)))
+    for given in (["--data-dir", "somewhere"], ["--set", "data.data_dir=somewhere"]):
+        assert _run(capsys, "reproduce", "--profile", "tiny", *given, "--set", "train.epochs=3")[0] == 0
+    assert seen == [("somewhere", {"train.epochs": "3"})] * 2  # the notebooks' data_dir parameter, resolved here

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import vmhan_lib.cli as cli
+from vmhan_lib.config_tree import to_dict
 from vmhan_lib.cli import main
 from vmhan_lib.model.variants import VARIANTS
 
@@ -206,3 +207,49 @@ def test_a_sweep_with_failed_runs_names_them_in_one_line_and_exits_1(capsys, mon
     assert code == 1 and out == "" and err.count("\n") == 1
     assert err.startswith("sweep incomplete: 1 run(s) failed after 2 retries: GCN seed 0 (WorkerCrashedError")
     assert "17 completed and are recorded: rerun the same command" in err
+
+
+def test_stats_of_another_data_directory_go_beside_the_default_ones(capsys, monkeypatch, tmp_path: Path) -> None:
+    from tests.conftest import write_tiny_mnre
+
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    monkeypatch.setattr("vmhan_lib.paths.output_dirs", lambda profile: (results, figures))  # never the repository's
+    monkeypatch.setenv("VMHAN_DATA", str(write_tiny_mnre(tmp_path / "default" / "mnre")))
+    copy = write_tiny_mnre(tmp_path / "elsewhere" / "mnre-copy")
+    assert _run(capsys, "stats", "--profile", "cpu")[0] == 0
+    committed = (results / "data_statistics.json").read_text()
+    (copy / "text" / "mnre_test.txt").write_text((copy / "text" / "mnre_test.txt").read_text().splitlines()[0] + "\n")
+    code, out, _ = _run(capsys, "stats", "--profile", "cpu", "--data-dir", str(copy))
+    aside = results / "data_statistics" / "mnre-copy" / "data_statistics.json"
+    assert code == 0 and (results / "data_statistics.json").read_text() == committed  # the default's file untouched
+    assert f"wrote {aside} and figures in {figures / 'data_statistics' / 'mnre-copy'}" in out
+    record = json.loads(aside.read_text())
+    assert record["config"]["data"]["data_dir"] == str(copy) and record["statistics"]["splits"]["test"]["instances"] == 1
+    assert len(list((figures / "data_statistics" / "mnre-copy").glob("*.png"))) == 2
+
+
+def test_each_shorthand_is_its_set_and_its_help_names_the_field(capsys, monkeypatch, tmp_path: Path) -> None:
+    samples = {"--data-dir": str(tmp_path), "--executor": "local", "--address": "auto", "--max-parallel": "3",
+               "--retrain-stale": None}  # a new shorthand needs a sample here (KeyError otherwise)
+    base = ["--profile", "tiny", "--set", "experiment.executor=ray", "--set", "train.epochs=4"]
+    for flag, shorthand in cli.SHORTHANDS.items():
+        value = samples[flag]
+        for command in shorthand.commands:
+            flagged = [command, *base, flag, *([] if value is None else [value])]
+            assigned = [command, *base, "--set", f"{shorthand.field}={shorthand.value or value}"]
+            configs = [to_dict(cli._config(cli._parser().parse_args(argv))) for argv in (flagged, assigned)]
+            assert configs[0] == configs[1], (command, flag)
+            with pytest.raises(SystemExit):
+                main([command, "--help"])
+            assert f"--set {shorthand.field}=" in " ".join(capsys.readouterr().out.split()), (command, flag)
+    tree = to_dict(cli._config(cli._parser().parse_args(["train", "--profile", "tiny", "--retrain-stale",
+                                                         "--data-dir", str(tmp_path), "--max-parallel", "2",
+                                                         "--executor", "ray", "--set", "experiment.executor=local"])))
+    assert (tree["experiment"]["stale_runs"], tree["data"]["data_dir"], tree["experiment"]["max_parallel"],
+            tree["experiment"]["executor"]) == ("retrain", str(tmp_path), 2, "ray")  # a shorthand beats --set
+    seen = []
+    monkeypatch.setattr("vmhan_lib.workbook.reproduce", lambda profile, data_dir, start, overrides: seen.append(
+        (data_dir, overrides)))
+    for given in (["--data-dir", "somewhere"], ["--set", "data.data_dir=somewhere"]):
+        assert _run(capsys, "reproduce", "--profile", "tiny", *given, "--set", "train.epochs=3")[0] == 0
+    assert seen == [("somewhere", {"train.epochs": "3"})] * 2  # the notebooks' data_dir parameter, resolved here

@@ -1,37 +1,56 @@
-"""Command line: ``python -m vmhan_lib {config,stats,download,train,tables,reproduce}``.
+"""Command line: ``python -m vmhan_lib {config,stats,download,train,tables,reproduce,case-study}``.
 
-Every command that trains or reads runs takes ``--profile`` and any number of ``--set name=value``
-(a dotted field of the run configuration, e.g. ``--set features.text.model=all-mpnet-base-v2
---set experiment.training=joint --set train.epochs=20``; ``python -m vmhan_lib config`` lists them
-all with their values); ``train`` and ``reproduce`` also take ``--executor local|ray``, ``--address``
-and ``--max-parallel`` (the fields ``experiment.executor``, ``experiment.ray_address``,
-``experiment.max_parallel``) and ``--retrain-stale`` (``experiment.stale_runs=retrain``). A user
-error (a bad value, a missing data directory, a malformed data line) prints one line and exits 2;
-``--debug`` shows the traceback instead.
+Every command that builds the run configuration takes ``--profile`` and any number of ``--set
+name=value`` (a dotted field, e.g. ``--set train.epochs=20``; ``config --fields`` lists them all).
+Every other flag that sets a field is a shorthand for its ``--set``, all in one table,
+:data:`SHORTHANDS` (each command's help lists its own); a shorthand beats a ``--set`` of its field.
+A user error (a bad value, a missing data directory, a malformed data line) prints one line and
+exits 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import argparse
 import json
 import sys
 from typing import Callable, Sequence
 
-from vmhan_lib.config import EXECUTORS
 from vmhan_lib.config_tree import ConfigError, field_names, parse_assignments, to_dict
 from vmhan_lib.data.mnre import DataFormatError
 from vmhan_lib.model.variants import VARIANTS, check_variants
 from vmhan_lib.paths import PROFILES
 
-SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 "
-            "--set features.text.model=all-mpnet-base-v2 --set experiment.training=joint "
-            "(repeatable; `config` lists every field)")
+SET_HELP = ("set a field of the run configuration by its dotted name, e.g. --set train.epochs=20 --set "
+            "experiment.training=joint (repeatable; `config --fields` lists every field)")
 USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
-EXECUTOR_FLAGS: dict[str, str] = {"executor": "experiment.executor", "address": "experiment.ray_address",
-                                  "max_parallel": "experiment.max_parallel"}
-"""Sugar flags of ``train`` and ``reproduce`` -> the config field each sets (as ``--set`` would)."""
+CONFIG_COMMANDS: tuple[str, ...] = ("config", "stats", "train", "tables", "reproduce", "case-study")
+STATS_ASIDE = "data_statistics"  # stats of another data directory: <results>/data_statistics/<its folder name>/
+
+
+@dataclass(frozen=True)
+class Shorthand:
+    """A flag that is ``--set field=VALUE`` (``--flag VALUE``), or ``--set field=value`` (a switch)."""
+
+    field: str
+    help: str
+    metavar: str = "VALUE"
+    value: str | None = None
+    commands: tuple[str, ...] = ("train", "reproduce")
+
+
+SHORTHANDS: dict[str, Shorthand] = {
+    "--data-dir": Shorthand("data.data_dir", "MNRE directory (default: $VMHAN_DATA, else data/mnre)", "DIR",
+                            commands=CONFIG_COMMANDS),
+    "--executor": Shorthand("experiment.executor", "where runs execute: local (default) or ray", "local|ray"),
+    "--address": Shorthand("experiment.ray_address", "Ray cluster: auto (`ray start` here) or the head's "
+                           "HOST:PORT; default: a Ray instance started for the sweep", "auto|HOST:PORT"),
+    "--max-parallel": Shorthand("experiment.max_parallel", "at most N runs at once on Ray", "N"),
+    "--retrain-stale": Shorthand("experiment.stale_runs", "train again finished runs made from other data or "
+                                 "settings (default: stop, naming what differs)", value="retrain"),
+}  # every flag that sets a configuration field, with its field: the one place flags meet fields
+RAY_ONLY: tuple[str, ...] = ("--address", "--max-parallel")  # their fields need --executor ray (flag or --set)
 
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -40,16 +59,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "settable dotted field instead. Writes nothing."),
     "stats": ("MNRE statistics to the profile's results/ and figures/",
               "Compute the statistics of every MNRE split; writes data_statistics.json and two figures under the "
-              "profile's results/ and figures/ folders (committed files for cpu, results/tiny/ for tiny)."),
+              "profile's results/ and figures/ folders (committed files for cpu, results/tiny/ for tiny); those of "
+              "a data directory other than the default one ($VMHAN_DATA, else data/mnre) go to their "
+              "data_statistics/<its folder name>/, never over the committed files."),
     "download": ("fetch the MNRE files from their public sources, verify sha256",
                  "Fetch every MNRE file of the manifest into the data directory and verify its sha256; files that "
                  "already match are kept (resumable)."),
     "train": ("run the Table 1 / Table 2 experiments of a profile (resumable)",
               "Train (or reuse, when complete) every run of the chosen rows; writes run records under results/runs/ "
-              "(results/tiny/runs/ for tiny) and checkpoints under results/checkpoints/, then the tables as "
-              "`tables` does. --variants 'Text-only (fine-tuned encoder)' trains stage 1 alone (two-stage and "
-              "out-of-fold; in this process, no tables) and prints its dev F1 per epoch, e.g. to choose an "
-              "encoder's schedule before its stage-2 rows.\n\nvariants: " + "; ".join(VARIANTS)),
+              "(results/tiny/runs/ for tiny), checkpoints under results/checkpoints/, then the tables as `tables` "
+              "does. --variants 'Text-only (fine-tuned encoder)' trains stage 1 alone (two-stage and out-of-fold; in "
+              "this process, no tables), printing its dev F1 per epoch.\n\nvariants: " + "; ".join(VARIANTS)),
     "tables": ("build Tables 1 and 2 from the run records of a profile",
                "Build Tables 1 and 2 from the profile's run records; writes table1_main_results.{csv,md} and "
                "table2_ablations.{csv,md} under the profile's results folder (a non-default training mode or encoder: "
@@ -58,10 +78,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                   "Execute the numbered notebooks in order with papermill, passing the profile, data directory and "
                   "--set fields; executed copies go to results/executed/<profile>/."),
     "case-study": ("write the case-study bundle of one run (notebook 08 starts from it)",
-                   "Write the case-study bundle of one run: its dev-selected model and the node features of its first "
-                   "100 test instances, to results/case_study/<run id>.pt (results/tiny/case_study/ for tiny; the "
-                   "cpu headline run's bundle is committed). Trains the run's checkpoint first when it is missing."),
+                   "Write one run's dev-selected model and the node features of its first 100 test instances to "
+                   "results/case_study/<run id>.pt (results/tiny/case_study/ for tiny; the cpu headline run's is "
+                   "committed), training the run's checkpoint first when it is missing."),
 }
+
+
+def _shorthands_of(command: str) -> dict[str, Shorthand]:
+    return {flag: shorthand for flag, shorthand in SHORTHANDS.items() if command in shorthand.commands}
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--profile``, ``--set`` and the shorthands of ``command``, each helped with the ``--set`` it is."""
+    parser.add_argument("--profile", choices=PROFILES, default=None, help="default: $VMHAN_PROFILE, else cpu")
+    parser.add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE", help=SET_HELP)
+    for flag, shorthand in _shorthands_of(command).items():
+        kind = {"action": "store_true"} if shorthand.value is not None else {"metavar": shorthand.metavar}
+        parser.add_argument(flag, **kind, help=f"{shorthand.help} (= --set {shorthand.field}="
+                                               f"{shorthand.value or shorthand.metavar})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,46 +103,27 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name, help=short, description=long,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-                for name, (short, long) in SUBCOMMANDS.items()}
-    for name in ("config", "stats", "train", "tables", "reproduce", "case-study"):
-        commands[name].add_argument("--profile", choices=PROFILES, default=None,
-                                    help="default: $VMHAN_PROFILE, else cpu")
-        commands[name].add_argument("--set", dest="assignments", action="append", metavar="NAME=VALUE",
-                                    default=None, help=SET_HELP)
-    for name in ("config", "stats", "download", "train", "reproduce", "case-study"):
-        commands[name].add_argument("--data-dir", default=None,
-                                    help="MNRE directory (default: $VMHAN_DATA, else data/mnre)")
-    for name in ("train", "reproduce"):
-        commands[name].add_argument("--executor", choices=EXECUTORS, default=None,
-                                    help="where the runs execute: local (default, one after the other here) or ray "
-                                         "(one Ray task per run; = --set experiment.executor=...)")
-        commands[name].add_argument("--address", default=None, metavar="auto|HOST:PORT",
-                                    help="the Ray cluster of --executor ray: auto (started by `ray start` here) or "
-                                         "the head's HOST:PORT; default: a Ray instance started for this sweep")
-        commands[name].add_argument("--max-parallel", default=None, metavar="N",
-                                    help="at most N runs at once on Ray (default: as the cluster's resources allow)")
+    commands = {}
+    for name, (short, long) in SUBCOMMANDS.items():
+        commands[name] = sub.add_parser(name, help=short, description=long,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name in CONFIG_COMMANDS:
+            _add_config_arguments(commands[name], name)
+    commands["download"].add_argument("--data-dir", help="where MNRE goes (default: $VMHAN_DATA, else data/mnre)")
     commands["config"].add_argument("--fields", action="store_true", help="list every settable field name")
-    commands["train"].add_argument("--variants", nargs="+", default=None, metavar="NAME",
+    commands["train"].add_argument("--variants", nargs="+", metavar="NAME",
                                    help="rows to run (default: experiment.variants, every row of both tables); "
                                         "'Text-only (fine-tuned encoder)' alone: stage 1 only")
-    for name in ("train", "reproduce"):
-        commands[name].add_argument("--retrain-stale", action="store_true",
-                                    help="train again the finished runs made from other data or settings (their "
-                                         "records are replaced); default: stop and name what differs")
     commands["tables"].add_argument("--readme", action="store_true",
                                     help="also render the tables into README.md (cpu profile)")
-    commands["reproduce"].add_argument("--from", dest="start_from", type=int, default=None,
-                                       help="resume from notebook NN")
+    commands["reproduce"].add_argument("--from", dest="start_from", type=int, help="resume from notebook NN")
     commands["case-study"].add_argument("--variant", default="VM-HAN (Ours)", help="the run's row (default VM-HAN (Ours))")
     commands["case-study"].add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as err:
@@ -123,22 +138,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    """``--set`` assignments, then the fields of the flags that stand for one (``--retrain-stale``,
-    ``--executor``, ``--address``, ``--max-parallel``)."""
+    """``--set`` assignments, then the assignment of every shorthand given (:data:`SHORTHANDS`)."""
     overrides = parse_assignments(args.assignments)
-    if getattr(args, "retrain_stale", False):
-        overrides["experiment.stale_runs"] = "retrain"
-    for flag, field in EXECUTOR_FLAGS.items():
-        if getattr(args, flag, None) is not None:
-            overrides[field] = getattr(args, flag)
+    for flag, shorthand in _shorthands_of(args.command).items():
+        given = getattr(args, flag[2:].replace("-", "_"))
+        if given not in (None, False):
+            overrides[shorthand.field] = shorthand.value or given
     return overrides
 
 
 def _config(args: argparse.Namespace):
     from vmhan_lib.config import run_config
 
-    config = run_config(args.profile, getattr(args, "data_dir", None), _overrides(args))
-    given = [f"--{flag.replace('_', '-')}" for flag in ("address", "max_parallel") if getattr(args, flag, None) is not None]
+    overrides = _overrides(args)
+    config = run_config(args.profile, None, overrides)
+    given = [flag for flag in RAY_ONLY if SHORTHANDS[flag].field in overrides]
     if given and config.experiment.executor != "ray":
         raise ConfigError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to the ray executor; "
                           "add --executor ray")
@@ -148,25 +162,24 @@ def _config(args: argparse.Namespace):
 def _show_config(args: argparse.Namespace) -> int:
     from vmhan_lib.config import RunConfig
 
-    config = _config(args)
-    if args.fields:
-        print("\n".join(field_names(RunConfig)))
-    else:
-        print(json.dumps(to_dict(config), indent=2))
+    config = _config(args)  # checks every --set, also with --fields
+    print("\n".join(field_names(RunConfig)) if args.fields else json.dumps(to_dict(config), indent=2))
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from vmhan_lib.analysis.data_report import write_data_report
-    from vmhan_lib.paths import output_dirs
+    from vmhan_lib.analysis.data_report import STATISTICS_FILE, write_data_report
+    from vmhan_lib.paths import output_dirs, resolve_data_dir
 
     config = _config(args)
     results_dir, figures_dir = output_dirs(config.profile)
+    if config.data.path != resolve_data_dir():  # another data directory: beside the committed statistics
+        results_dir, figures_dir = (d / STATS_ASIDE / config.data.path.name for d in (results_dir, figures_dir))
     record = write_data_report(config.data, results_dir, figures_dir)
     for split, numbers in record["statistics"]["splits"].items():
         print(f"{split}: {numbers['instances']} instances, {numbers['images']} images, "
               f"None {100 * numbers['none_share']:.1f} %")
-    print(f"wrote {results_dir / 'data_statistics.json'} and figures in {figures_dir}")
+    print(f"wrote {results_dir / STATISTICS_FILE} and figures in {figures_dir}")
     return 0
 
 
@@ -186,12 +199,12 @@ def _download(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from vmhan_lib.config import ENCODER_VARIANT
-    from vmhan_lib.train.runner import run_jobs
     from vmhan_lib.train.jobs import table_jobs
+    from vmhan_lib.train.ray_executor import SweepFailed
+    from vmhan_lib.train.runner import run_jobs
     from vmhan_lib.train.stage1 import train_stage1
 
-    config = _config(args)
-    variants = args.variants
+    config, variants = _config(args), args.variants
     if variants is not None and ENCODER_VARIANT in variants:  # the stage-1 row alone: no features, no stage 2
         others = [name for name in variants if name != ENCODER_VARIANT]
         if others:
@@ -206,12 +219,8 @@ def _train(args: argparse.Namespace) -> int:
             print(f"{record['run_id']}: dev F1 by epoch {per_epoch}; best epoch {record['best_epoch']}: "
                   f"dev {100 * record['dev']['f1']:.2f}, test {100 * record['test']['f1']:.2f}")
         return 0
-    if variants is not None:
-        check_variants(variants)
-    from vmhan_lib.train.ray_executor import SweepFailed
-
     try:
-        records = run_jobs(config, table_jobs(config, variants))
+        records = run_jobs(config, table_jobs(config, check_variants(variants) if variants is not None else None))
     except SweepFailed as err:
         print(f"sweep incomplete: {err}", file=sys.stderr)
         return 1
@@ -220,12 +229,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from vmhan_lib.analysis.tables import (headline_gap, load_runs, render_into_readme, tables_suffix, to_markdown,
-                                           write_tables)
+    from vmhan_lib.analysis.tables import headline_gap, load_runs, render_into_readme, tables_suffix, to_markdown
+    from vmhan_lib.analysis.tables import write_tables
+    from vmhan_lib.config import ENCODER_VARIANT
     from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
     from vmhan_lib.paths import REPO_ROOT, output_dirs, runs_dir
-    from vmhan_lib.config import ENCODER_VARIANT
-
     from vmhan_lib.train.jobs import MORE_RUNS_FOLDER, inputs_folder
 
     config = _config(args)
@@ -251,10 +259,10 @@ def _tables(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from vmhan_lib.workbook import NotebookFailed, reproduce
 
-    overrides = _overrides(args)
     config = _config(args)  # a bad --set fails here, before any notebook runs
-    try:
-        reproduce(config.profile, args.data_dir, args.start_from, overrides=overrides)
+    overrides = {name: value for name, value in _overrides(args).items() if name != "data.data_dir"}
+    try:  # the data directory reaches the notebooks as their data_dir parameter, resolved from here
+        reproduce(config.profile, config.data.data_dir, args.start_from, overrides=overrides)
     except NotebookFailed as err:
         print(f"reproduction stopped: {err}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@ executor (predictions byte for byte), a killed worker is reported by name and th
 it, retries resume a killed run, and the package works without ray.
 
 The sweeps run on synthetic stage-2 inputs (stage 1 is replaced by a function that returns them,
-shipped to the workers by value) so they take seconds; the real tiny sweep is the README command.
+shipped to the workers by value) so they take seconds; the runs' identities hash the files of a tiny
+MNRE-shaped directory written here, so no test needs the real data. The real tiny sweep is the README command.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import pytest
 
 import vmhan_lib.train.jobs as jobs
+from tests.conftest import write_tiny_mnre
 from tests.factories import TINY, random_split
 import vmhan_lib.train.runner as runner
-from vmhan_lib.config import preset
+from vmhan_lib.config import run_config
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.train import ray_executor
@@ -47,8 +49,9 @@ def failing_prepare(config, paths, progress=True) -> PreparedInputs:
     raise FileNotFoundError("no encoder here")
 
 
-def _config(executor: str = "local", **experiment):
-    config = preset("tiny")
+def _config(data_dir: Path, executor: str = "local", **experiment):
+    config = run_config("tiny", str(data_dir), {"data.captioners": ["qwen"],  # the captions the tiny data has
+                                                "features.visual_selection_captioner": "qwen"})
     return replace(config, device="cpu", train=replace(config.train, epochs=2, batch_size=16, lr=1e-2),
                    experiment=replace(config.experiment, executor=executor, **experiment))
 
@@ -61,6 +64,12 @@ def _stable(record: dict) -> dict:
     kept = {k: v for k, v in record.items() if k not in VOLATILE}
     kept["epochs"] = [{k: v for k, v in row.items() if k != "wall_s"} for row in record["epochs"]]
     return kept
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MNRE-shaped directory (the tests' runs read only its files' hashes, for their identities)."""
+    return write_tiny_mnre(tmp_path_factory.mktemp("data") / "mnre")
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +91,12 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
-def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_sweep(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """The sweep of :data:`JOBS` by the local executor (the reference)."""
     root = tmp_path_factory.mktemp("local")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "prepare_inputs", fake_prepare)
-        run_jobs(_config(), JOBS, paths=_paths(root), progress=False)
+        run_jobs(_config(data_dir), JOBS, paths=_paths(root), progress=False)
     return root
 
 
@@ -99,19 +108,19 @@ def _assert_same_runs(root: Path, reference: Path, jobs=JOBS) -> None:
 
 
 def test_a_two_worker_ray_sweep_writes_the_records_of_the_local_executor(
-        ray_cluster, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        ray_cluster, data_dir: Path, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
-    records = run_jobs(_config("ray"), JOBS, paths=_paths(tmp_path), progress=False)
+    records = run_jobs(_config(data_dir, "ray"), JOBS, paths=_paths(tmp_path), progress=False)
     assert [(r["variant"], r["seed"]) for r in records] == [(j.name, j.seed) for j in JOBS]
     _assert_same_runs(tmp_path, local_sweep)
     assert "executor" not in records[0]["config"]["run"]["experiment"]  # where it ran is not recorded
 
 
 def test_a_killed_worker_is_reported_by_name_and_the_rerun_completes_the_sweep(
-        ray_cluster, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        ray_cluster, data_dir: Path, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
     monkeypatch.setenv(TEST_EXIT_ENV, "GCN:1")  # the GCN task's process exits after saving epoch 1 of 2
-    config, paths = _config("ray", max_retries=0), _paths(tmp_path)
+    config, paths = _config(data_dir, "ray", max_retries=0), _paths(tmp_path)
     with pytest.raises(ray_executor.SweepFailed) as failed:
         run_jobs(config, JOBS, paths=paths, progress=False)
     assert list(failed.value.failures) == ["GCN seed 0"] and failed.value.completed == 2
@@ -128,22 +137,22 @@ def test_a_killed_worker_is_reported_by_name_and_the_rerun_completes_the_sweep(
 
 
 def test_a_retry_resumes_a_killed_run_within_the_sweep(
-        ray_cluster, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        ray_cluster, data_dir: Path, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
     monkeypatch.setenv(TEST_EXIT_ENV, "GCN:1")
     jobs = JOBS[1:]
-    run_jobs(_config("ray", max_retries=1, max_parallel=1), jobs, paths=_paths(tmp_path), progress=False)
+    run_jobs(_config(data_dir, "ray", max_retries=1, max_parallel=1), jobs, paths=_paths(tmp_path), progress=False)
     _assert_same_runs(tmp_path, local_sweep, jobs)
 
 
-def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, tmp_path: Path,
+def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, data_dir: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without a GPU: the runs ask for cuda to fail")
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
-    config = _config("ray", max_retries=1)
+    config = _config(data_dir, "ray", max_retries=1)
     config = replace(config, device="cuda")  # every run raises in its task
     with pytest.raises(ray_executor.SweepFailed) as failed:
         run_jobs(config, JOBS[1:], paths=_paths(tmp_path), progress=False)
@@ -153,35 +162,36 @@ def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, tmp_path:
     assert "after 1 retries" in str(failed.value)
 
 
-def test_a_needed_model_retrained_aside_on_ray_warns_in_the_driver(ray_cluster, tmp_path: Path,
+def test_a_needed_model_retrained_aside_on_ray_warns_in_the_driver(ray_cluster, data_dir: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
     paths, job = _paths(tmp_path), Job("GCN", 0)
     wrong = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
     write_run(paths.run_dir("tiny", job), {"variant": "GCN", "seed": 0, "test": wrong, "complete": True,
-                                           "identity": jobs.job_identity(_config("ray"), job)},
+                                           "identity": jobs.job_identity(_config(data_dir, "ray"), job)},
               [Prediction(0, "None", "None", (1.0,))])
     with pytest.warns(RerunMismatchWarning, match="committed record 0.00"):
-        records = run_jobs(_config("ray"), [job], need_models=True, paths=paths, progress=False)
+        records = run_jobs(_config(data_dir, "ray"), [job], need_models=True, paths=paths, progress=False)
     assert records[0]["test"] == wrong and (paths.checkpoint_dir("tiny", job) / BEST_FILE).is_file()
 
 
-def test_a_failed_stage1_is_reported_and_no_run_starts(ray_cluster, tmp_path: Path,
+def test_a_failed_stage1_is_reported_and_no_run_starts(ray_cluster, data_dir: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "prepare_inputs", failing_prepare)
     with pytest.raises(ray_executor.SweepFailed, match="stage 1 .*FileNotFoundError: no encoder here"):
-        run_jobs(_config("ray", max_retries=0), JOBS, paths=_paths(tmp_path), progress=False)
+        run_jobs(_config(data_dir, "ray", max_retries=0), JOBS, paths=_paths(tmp_path), progress=False)
     assert not (tmp_path / "runs").exists()
 
 
 def test_without_ray_the_local_executor_works_and_ray_is_a_one_line_error(
-        local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        data_dir: Path, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
     assert not ray_executor.ray_available()
     shutil.copytree(local_sweep, tmp_path / "copy")
-    assert len(run_jobs(_config("ray"), JOBS, paths=_paths(tmp_path / "copy"), progress=False)) == 3  # all complete
+    records = run_jobs(_config(data_dir, "ray"), JOBS, paths=_paths(tmp_path / "copy"), progress=False)
+    assert len(records) == 3  # all complete
     with pytest.raises(ConfigError, match="needs the optional package ray: .*requirements-ray.txt"):
-        run_jobs(_config("ray"), JOBS, paths=_paths(tmp_path / "new"), progress=False)
+        run_jobs(_config(data_dir, "ray"), JOBS, paths=_paths(tmp_path / "new"), progress=False)
 
 
 def test_tasks_import_the_drivers_checkout_and_see_its_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -333,6 +333,16 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
+def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, name_suffix: str = "") -> list[Path]:
+    """Save one result table as ``<name><name_suffix>.csv`` and ``.md`` in ``out_dir``, together, and
+    return both paths: the one writer of the tables, so that a setting's csv and markdown never
+    disagree and another setting's (``name_suffix`` = :func:`tables_suffix`) never land over the default's."""
+    paths = [Path(out_dir) / f"{name}{name_suffix}.{ext}" for ext in ("csv", "md")]
+    atomic_write_text(paths[0], table.to_csv(index=False))
+    atomic_write_text(paths[1], to_markdown(table))
+    return paths
+
+
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
                  table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
                  more_runs_dir: str | Path | None = None, name_suffix: str = "") -> dict[str, pd.DataFrame]:
@@ -351,8 +361,7 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     if FULL_MODEL in set(runs["variant"]):  # Table 2 is relative to VM-HAN; a stage-1 run alone makes Table 1 only
         tables["table2_ablations"] = table2(runs, table2_variants)
     for name, table in tables.items():
-        atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.csv", table.to_csv(index=False))
-        atomic_write_text(Path(out_dir) / f"{name}{name_suffix}.md", to_markdown(table))
+        write_table(table, out_dir, name, name_suffix)
     return tables
 
 

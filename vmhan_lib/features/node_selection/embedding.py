@@ -53,24 +53,27 @@ class EmbeddingRankSelector:
     (:func:`~vmhan_lib.features.caption_nodes.extract_object_phrases`); for objects, the candidates.
 
     Args:
-        embedder: sentence embedder (mean-pooled, L2-normalised); default the packaged
-            all-MiniLM-L6-v2, loaded on first use. Embeddings are memoised per text, since one
-            sentence and one caption serve all the entity pairs of a sentence.
+        embedder: sentence embedder (mean-pooled, L2-normalised), or the name of its model
+            (default the packaged all-MiniLM-L6-v2), loaded on first use. Embeddings are memoised
+            per text, since one sentence and one caption serve all the entity pairs of a sentence.
         max_phrase_words: longest caption phrase, in words.
+        device: torch device of an embedder loaded by name.
     """
 
-    def __init__(self, embedder: SentenceEmbedder | None = None, max_phrase_words: int = 3) -> None:
+    def __init__(self, embedder: SentenceEmbedder | str = PACKAGED_MINILM, max_phrase_words: int = 3,
+                 device: str = "cpu") -> None:
         self._embedder = embedder
         self.max_phrase_words = max_phrase_words
+        self.device = device
         # the name identifies the selector in cache keys: what ranks, and how phrases are cut
-        self.name = f"embedding:{embedder.identity if embedder is not None else PACKAGED_MINILM}:words{max_phrase_words}"
+        self.name = f"embedding:{embedder if isinstance(embedder, str) else embedder.identity}:words{max_phrase_words}"
         self.stats = SelectionStats()
         self._memo: dict[str, torch.Tensor] = {}
 
     @property
     def embedder(self) -> SentenceEmbedder:
-        if self._embedder is None:
-            self._embedder = SentenceEmbedder(PACKAGED_MINILM, max_length=64)
+        if isinstance(self._embedder, str):
+            self._embedder = SentenceEmbedder(self._embedder, max_length=64, device=self.device)
         return self._embedder
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:

@@ -144,7 +144,7 @@ def test_a_run_that_raises_is_reported_with_its_exception(ray_cluster, tmp_path:
         pytest.skip("needs a machine without a GPU: the runs ask for cuda to fail")
     monkeypatch.setattr(runner, "prepare_inputs", fake_prepare)
     config = _config("ray", max_retries=1)
-    config = replace(config, train=replace(config.train, device="cuda"))  # every run raises in its task
+    config = replace(config, device="cuda")  # every run raises in its task
     with pytest.raises(ray_executor.SweepFailed) as failed:
         run_jobs(config, JOBS[1:], paths=_paths(tmp_path), progress=False)
     assert failed.value.completed == 0 and set(failed.value.failures) == {"GCN seed 0", "Text-only seed 0"}

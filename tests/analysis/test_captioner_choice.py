@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmhan_lib.analysis.captioner_choice import _bootstrap_f1, _linear_probe_dev_scores, compare_captioners
+from vmhan_lib.analysis.captioner_choice import (
+    _bootstrap_f1, _linear_probe_dev_scores, _probe_result, compare_captioners,
+)
 
 LABELS = ["None", "/per/per/peer", "/per/org/member_of"]
 
@@ -28,6 +30,19 @@ def test_probe_separates_separable_classes_and_the_interval_holds_the_f1() -> No
     noisy[:10] = "None"
     low, high = _bootstrap_f1(dev_y, noisy, n_resamples=200, seed=13)
     assert 0.0 <= low <= high <= 100.0 and low < 100.0
+
+
+def test_probe_result_scores_the_entity_features_with_the_extra_ones_appended() -> None:
+    train_x, train_y = _features(90, seed=0)
+    dev_x, dev_y = _features(40, seed=1)
+    noise = np.random.default_rng(2)
+    entity = {"train": noise.normal(size=(90, 4)), "val": noise.normal(size=(40, 4))}  # says nothing of the label
+    labels = {"train": train_y, "val": dev_y}
+    with_signal = _probe_result(entity, labels, {"train": train_x, "val": dev_x}, seed=13, n_bootstrap=50)
+    assert with_signal == {"accuracy": 100.0, "precision": 100.0, "recall": 100.0, "f1": 100.0,
+                           "f1_95ci": [100.0, 100.0]}
+    text_only = _probe_result(entity, labels, None, seed=13, n_bootstrap=50)
+    assert text_only["f1"] < 80.0 and text_only["f1_95ci"][0] <= text_only["f1"] <= text_only["f1_95ci"][1]
 
 
 def test_unknown_captioners_are_rejected_before_any_work() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from vmhan_lib.hypergraph.batch import collate_hypergraphs
+from vmhan_lib.hypergraph.batch import TAIL_SLOT, collate_hypergraphs
 from vmhan_lib.hypergraph.config import EDGE_TYPES, HypergraphConfig, Modality, NodeRole
 
 from tests.factories import (
@@ -95,3 +97,29 @@ def test_errors_name_the_allowed_values(generator: torch.Generator) -> None:
         collate_hypergraphs([])
     with pytest.raises(ValueError, match="one id per instance"):
         collate_hypergraphs([full_instance(generator)], labels=[1, 2])
+
+
+def test_padded_slots_have_padding_modality(generator: torch.Generator) -> None:
+    batch = collate_hypergraphs([full_instance(generator), text_only_instance(generator)])
+    assert batch.modality[1].tolist() == [Modality.TEXT] * 2 + [Modality.PADDING] * 8
+    assert batch.node_names[1] == ["Bob", "Paris"] + [""] * 8
+
+
+def test_tail_source_points_at_the_kept_slot_of_the_tails_object(generator: torch.Generator) -> None:
+    with_logo_tail = replace(full_instance(generator), tail_visual_row=2)  # visual row 2 = "logo"
+    no_image = replace(handmade_instance(["h", "t"], ["cup", "table"], n_objects=2, generator=generator),
+                       tail_visual_row=1)  # visual row 1 = "table"
+    instances = [with_logo_tail, text_only_instance(generator), no_image]
+    batch = collate_hypergraphs(instances)
+    assert batch.tail_source.tolist() == [4 + 2, TAIL_SLOT, 4 + 1]  # N_t = 4 text slots, then the visual slots
+    assert batch.node_names[0][batch.tail_source[0]] == "logo" and batch.node_names[2][5] == "table"
+    no_visual = collate_hypergraphs(instances, HypergraphConfig(use_visual=False))
+    assert no_visual.tail_source.tolist() == [TAIL_SLOT] * 3  # the tail's object is not kept
+    assert collate_hypergraphs([full_instance(generator)]).tail_source is None
+
+
+def test_mismatched_widths_and_labels_are_refused(generator: torch.Generator) -> None:
+    with pytest.raises(ValueError, match=r"instance 1 has widths \(5, 7\), expected"):
+        collate_hypergraphs([full_instance(generator), text_only_instance(generator, d_text=5, d_visual=7)])
+    with pytest.raises(ValueError, match=r"one id per instance \(2\), got shape \(3,\)"):
+        collate_hypergraphs([full_instance(generator), text_only_instance(generator)], labels=[0, 1, 2])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ from vmhan_lib.data.config import DataConfig
 
 from vmhan_lib.paths import RESULTS_DIR
 from vmhan_lib.data.captions import CAPTIONERS
-from vmhan_lib.data.mnre import NEGATIVE_LABEL, load_mnre
+from vmhan_lib.data.mnre import NEGATIVE_LABEL, Instance, load_mnre
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.caption_nodes import build_caption_index, check_captioners
 from vmhan_lib.features.config import CaptionNodeConfig, TextEncoderConfig
@@ -31,6 +32,12 @@ from vmhan_lib.metrics import Scores, score
 
 PROBE_RIDGE_ALPHA = 100.0
 """L2 strength of the linear probe of :func:`compare_captioners`."""
+PROXY = (
+    f"dev (MNRE-2 val) F1 of a ridge classifier (StandardScaler, alpha={PROBE_RIDGE_ALPHA}) trained on train "
+    "frozen [head; tail; image-node] features; head/tail = all-MiniLM-L6-v2 start-marker states, "
+    "image node = mean-pooled normalised caption embedding; f1_95ci = bootstrap over dev instances"
+)
+"""What :func:`compare_captioners` measures, in one line (its ``proxy`` field)."""
 
 
 def _linear_probe_dev_scores(
@@ -52,6 +59,37 @@ def _bootstrap_f1(gold: list[str], predicted: np.ndarray, n_resamples: int, seed
         rows = generator.integers(0, len(gold_array), len(gold_array))
         values.append(100 * score(list(gold_array[rows]), list(predicted[rows]), negative=NEGATIVE_LABEL).f1)
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _probe_result(
+    entity_features: dict[str, np.ndarray], labels: dict[str, list[str]], extra: dict[str, np.ndarray] | None,
+    seed: int, n_bootstrap: int,
+) -> dict[str, Any]:
+    """Dev scores (in %, 2 decimals) and bootstrap F1 interval of the linear probe on the entity
+    features of each split, with ``extra`` features of the split appended (``None``: text only)."""
+    features = {split: entity if extra is None else np.hstack([entity, extra[split]])
+                for split, entity in entity_features.items()}
+    scores, predictions = _linear_probe_dev_scores(features["train"], labels["train"], features["val"], labels["val"], seed)
+    low, high = _bootstrap_f1(labels["val"], predictions, n_bootstrap, seed)
+    return {**{k: round(v, 2) for k, v in scores.percent().items()}, "f1_95ci": [round(low, 2), round(high, 2)]}
+
+
+def _caption_features(
+    data_dir: Path, splits: dict[str, list[Instance]], captioner: str, caption_config: CaptionNodeConfig,
+    cache: FeatureCache,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Per split, the image-node features of each instance from ``captioner``'s captions alone
+    (zeros where it has none), and how many instances of all splits have no caption."""
+    image_features: dict[str, np.ndarray] = {}
+    n_missing = 0
+    for split, instances in splits.items():
+        index = build_caption_index(
+            data_dir, split, [i.img_id for i in instances], (captioner,), caption_config, cache, with_objects=False,
+        )
+        rows = [index.row(i.img_id) for i in instances]
+        image_features[split] = index.image_embeddings[rows].numpy()
+        n_missing += sum(bool(index.missing_reason[r]) for r in rows)
+    return image_features, n_missing
 
 
 def compare_captioners(
@@ -86,33 +124,14 @@ def compare_captioners(
         .entities.flatten(1).numpy()
         for split, instances in splits.items()
     }
-
-    def evaluate(extra: dict[str, np.ndarray] | None) -> dict[str, Any]:
-        features = {s: entity_features[s] if extra is None else np.hstack([entity_features[s], extra[s]]) for s in splits}
-        scores, predictions = _linear_probe_dev_scores(features["train"], labels["train"], features["val"], labels["val"], seed)
-        low, high = _bootstrap_f1(labels["val"], predictions, n_bootstrap, seed)
-        return {**{k: round(v, 2) for k, v in scores.percent().items()}, "f1_95ci": [round(low, 2), round(high, 2)]}
-
-    results: dict[str, Any] = {"text_only": evaluate(None), "captioners": {}}
+    results: dict[str, Any] = {"text_only": _probe_result(entity_features, labels, None, seed, n_bootstrap),
+                               "captioners": {}}
     for captioner in tqdm(captioners, desc="captioners", disable=not show_progress):
-        image_features: dict[str, np.ndarray] = {}
-        n_missing = 0
-        for split, instances in splits.items():
-            index = build_caption_index(
-                data_dir, split, [i.img_id for i in instances], (captioner,), caption_config, feature_cache,
-                with_objects=False,
-            )
-            rows = [index.row(i.img_id) for i in instances]
-            image_features[split] = index.image_embeddings[rows].numpy()
-            n_missing += sum(bool(index.missing_reason[r]) for r in rows)
-        results["captioners"][captioner] = {**evaluate(image_features), "instances_without_caption": n_missing}
-    chosen = max(results["captioners"], key=lambda c: results["captioners"][c]["f1"])
-    results["chosen"] = chosen
-    results["proxy"] = (
-        f"dev (MNRE-2 val) F1 of a ridge classifier (StandardScaler, alpha={PROBE_RIDGE_ALPHA}) trained on train "
-        "frozen [head; tail; image-node] features; head/tail = all-MiniLM-L6-v2 start-marker states, "
-        "image node = mean-pooled normalised caption embedding; f1_95ci = bootstrap over dev instances"
-    )
+        image_features, n_missing = _caption_features(data_dir, splits, captioner, caption_config, feature_cache)
+        results["captioners"][captioner] = {**_probe_result(entity_features, labels, image_features, seed, n_bootstrap),
+                                            "instances_without_caption": n_missing}
+    results["chosen"] = max(results["captioners"], key=lambda c: results["captioners"][c]["f1"])
+    results["proxy"] = PROXY
     return results
 
 

@@ -74,45 +74,75 @@ def per_run_rows(
         The rows in ``settings`` order; runs with neither a model nor a current stored row are left out
         (printed, with why).
     """
+    stored = _stored_rows(path, what)
+    rows: list[dict[str, Any]] = []
+    computed = False
+    for config, jobs in settings:
+        setting_rows, setting_computed = _setting_rows(config, jobs, stored, compute, analysis, what, ready)
+        rows += setting_rows
+        computed = computed or setting_computed
+    columns = list(dict.fromkeys([*RUN_COLUMNS, *analysis, *(k for r in rows for k in r)]))
+    table = pd.DataFrame(rows, columns=columns)
+    if computed:
+        _write_rows(path, rows, stored, analysis, columns)
+    elif rows:
+        print(f"{what}: no model at hand; the rows are read from {path}")
+    return table
+
+
+def _stored_rows(path: Path, what: str) -> list[dict[str, Any]]:
+    """The rows stored in ``path`` (none when it does not exist, or when its rows lack the run
+    columns: a file of an older layout, said in a message)."""
     stored = pd.read_csv(path).to_dict("records") if Path(path).is_file() else []
     if stored and not set(RUN_COLUMNS) <= set(stored[0]):
         print(f"{what}: {path} has rows without run identities (an older file); they are not used")
         stored = []
+    return stored
+
+
+def _setting_rows(
+    config: RunConfig, jobs: Sequence[Job], stored: list[dict[str, Any]],
+    compute: Callable[[RunConfig, list[Job]], list[dict[str, Any]]], analysis: Mapping[str, Any], what: str,
+    ready: Callable[[RunConfig], str | None],
+) -> tuple[list[dict[str, Any]], bool]:
+    """The rows of ``jobs`` in ``config`` (see :func:`per_run_rows`), in ``jobs`` order, and whether
+    any was computed: a run whose best model is at hand (and ``ready(config)`` is ``None``) is
+    computed, any other takes its stored row of the same digest and settings, or is left out (printed)."""
+    paths, prefix = RunPaths.of(config), run_prefix(config)
+    named = [run_columns(config, job) for job in jobs]
+    blocked = ready(config)
+    at_hand = [] if blocked else [
+        i for i, job in enumerate(jobs) if best_model_ready(paths.checkpoint_dir(prefix, job), named[i]["run_digest"])]
+    results = dict(zip(at_hand, compute(config, [jobs[i] for i in at_hand]), strict=True)) if at_hand else {}
     rows: list[dict[str, Any]] = []
-    computed = False
-    for config, jobs in settings:
-        paths, prefix = RunPaths.of(config), run_prefix(config)
-        named = [run_columns(config, job) for job in jobs]
-        blocked = ready(config)
-        at_hand = [] if blocked else [
-            i for i, job in enumerate(jobs) if best_model_ready(paths.checkpoint_dir(prefix, job), named[i]["run_digest"])]
-        results = dict(zip(at_hand, compute(config, [jobs[i] for i in at_hand]), strict=True)) if at_hand else {}
-        computed = computed or bool(results)
-        for i, job in enumerate(jobs):
-            if i in results:
-                rows.append({**named[i], **analysis, **results[i]})
-                continue
-            match = next((row for row in stored if str(row["run_digest"]) == named[i]["run_digest"]
-                          and _same_settings(row, analysis)), None)
-            if match is not None:
-                rows.append(match)
-                continue
-            changed = any(_key(row) == _key(named[i]) for row in stored)
-            why = blocked or "no checkpoint at hand"
-            print(f"{what}: {job.name} seed {job.seed} ({named[i]['training']}) left out: {why}"
-                  + ("; its stored row is of another run or other settings" if changed else ""))
-    columns = list(dict.fromkeys([*RUN_COLUMNS, *analysis, *(k for r in rows for k in r)]))
-    table = pd.DataFrame(rows, columns=columns)
-    if computed:  # a stored row leaves the file when a row of the same run and settings replaces it, or
-        # when another version of the analysis' code made it (it can never count again)
-        replaced = {_key(row) for row in rows}
-        others = [row for row in stored
-                  if not (_key(row) in replaced and _same_settings(row, analysis))
-                  and ("code" not in analysis or str(row.get("code")) == str(analysis["code"]))]
-        atomic_write_text(path, pd.DataFrame([*rows, *others], columns=columns).to_csv(index=False))
-    elif rows:
-        print(f"{what}: no model at hand; the rows are read from {path}")
-    return table
+    for i, job in enumerate(jobs):
+        if i in results:
+            rows.append({**named[i], **analysis, **results[i]})
+            continue
+        match = next((row for row in stored if str(row["run_digest"]) == named[i]["run_digest"]
+                      and _same_settings(row, analysis)), None)
+        if match is not None:
+            rows.append(match)
+            continue
+        changed = any(_key(row) == _key(named[i]) for row in stored)
+        why = blocked or "no checkpoint at hand"
+        print(f"{what}: {job.name} seed {job.seed} ({named[i]['training']}) left out: {why}"
+              + ("; its stored row is of another run or other settings" if changed else ""))
+    return rows, bool(results)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], stored: list[dict[str, Any]], analysis: Mapping[str, Any],
+                columns: list[str]) -> None:
+    """Write ``rows`` and the stored rows that still count to ``path``, atomically.
+
+    A stored row leaves the file when a row of the same run and settings replaces it, or when
+    another version of the analysis' code made it (it can never count again).
+    """
+    replaced = {_key(row) for row in rows}
+    others = [row for row in stored
+              if not (_key(row) in replaced and _same_settings(row, analysis))
+              and ("code" not in analysis or str(row.get("code")) == str(analysis["code"]))]
+    atomic_write_text(path, pd.DataFrame([*rows, *others], columns=columns).to_csv(index=False))
 
 
 def _key(row: Mapping[str, Any]) -> tuple[Any, ...]:

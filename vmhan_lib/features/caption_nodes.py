@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -232,6 +232,37 @@ def caption_texts(
     return texts, reasons
 
 
+def _embed_images(embedder: SentenceEmbedder, texts: list[list[str]], captioners: Sequence[str],
+                  progress: bool) -> dict[str, torch.Tensor]:
+    """Image-node features ``[n_images, d]``: per image, the L2-normalised mean of its caption
+    embeddings (zeros for an image without caption); every caption is embedded in one pass."""
+    flat = [text for image_texts in texts for text in image_texts]
+    flat_embeddings = embedder.embed(flat, show_progress=progress, desc=f"embed {'+'.join(captioners)} captions")
+    image_embeddings = torch.zeros((len(texts), embedder.dimension))
+    offset = 0
+    for row, image_texts in enumerate(texts):
+        if image_texts:
+            mean = flat_embeddings[offset:offset + len(image_texts)].mean(0)
+            image_embeddings[row] = torch.nn.functional.normalize(mean, dim=-1)
+        offset += len(image_texts)
+    return {"image_embeddings": image_embeddings}
+
+
+def _embed_objects(embedder: SentenceEmbedder, texts: list[list[str]], progress: bool) -> dict[str, Any]:
+    """Per image, its object phrases (deduplicated over its captions), how many, and their
+    embeddings stacked ``[sum of counts, d]``; each distinct phrase is embedded once."""
+    phrases = [
+        list(dict.fromkeys(p for text in image_texts for p in extract_object_phrases(text, MAX_PHRASE_WORDS)))
+        for image_texts in texts
+    ]
+    unique_phrases = list(dict.fromkeys(p for image_phrases in phrases for p in image_phrases))
+    embeddings = embedder.embed(unique_phrases, show_progress=progress, desc="embed object phrases")
+    row_of = {p: i for i, p in enumerate(unique_phrases)}
+    counts = [len(p) for p in phrases]
+    flat_rows = torch.tensor([row_of[p] for image_phrases in phrases for p in image_phrases], dtype=torch.long)
+    return {"phrases": phrases, "counts": counts, "embeddings": embeddings[flat_rows]}
+
+
 def build_caption_index(
     data_dir: str | Path,
     split: str,
@@ -258,36 +289,13 @@ def build_caption_index(
         "max_caption_tokens": MAX_CAPTION_TOKENS,
     }
     texts, reasons = caption_texts(data_dir, split, unique_ids, captioners)
-
-    def embed_images() -> dict:
-        flat = [text for image_texts in texts for text in image_texts]
-        flat_embeddings = embedder.embed(flat, show_progress=active.progress, desc=f"embed {'+'.join(captioners)} captions")
-        image_embeddings = torch.zeros((len(unique_ids), embedder.dimension))
-        offset = 0
-        for row, image_texts in enumerate(texts):
-            if image_texts:
-                mean = flat_embeddings[offset:offset + len(image_texts)].mean(0)
-                image_embeddings[row] = torch.nn.functional.normalize(mean, dim=-1)
-            offset += len(image_texts)
-        return {"image_embeddings": image_embeddings}
-
-    def embed_objects() -> dict:
-        phrases = [
-            list(dict.fromkeys(p for text in image_texts for p in extract_object_phrases(text, MAX_PHRASE_WORDS)))
-            for image_texts in texts
-        ]
-        unique_phrases = list(dict.fromkeys(p for image_phrases in phrases for p in image_phrases))
-        embeddings = embedder.embed(unique_phrases, show_progress=active.progress, desc="embed object phrases")
-        row_of = {p: i for i, p in enumerate(unique_phrases)}
-        counts = [len(p) for p in phrases]
-        flat_rows = torch.tensor([row_of[p] for image_phrases in phrases for p in image_phrases], dtype=torch.long)
-        return {"phrases": phrases, "counts": counts, "embeddings": embeddings[flat_rows]}
-
-    images = active.load_or_compute("caption-images", split, key, embed_images)
+    images = active.load_or_compute(
+        "caption-images", split, key, lambda: _embed_images(embedder, texts, captioners, active.progress))
     if with_objects:
         objects = active.load_or_compute(
             "caption-objects", split,
-            {**key, "chunker": CODE_VERSIONS["chunker"], "max_phrase_words": MAX_PHRASE_WORDS}, embed_objects,
+            {**key, "chunker": CODE_VERSIONS["chunker"], "max_phrase_words": MAX_PHRASE_WORDS},
+            lambda: _embed_objects(embedder, texts, active.progress),
         )
         object_embeddings = list(torch.split(objects["embeddings"], objects["counts"]))
         object_phrases = objects["phrases"]

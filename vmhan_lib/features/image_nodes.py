@@ -23,7 +23,7 @@ import torch
 from vmhan_lib.data.splits import image_file
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.features.config import DETECTOR_SEED, EFFICIENTNET_LITE0, ImageNodeConfig
-from vmhan_lib.features.images import IMAGE_NOT_FOUND, MODEL_CONFIG_SUFFIXES, ImageNodeExtractor
+from vmhan_lib.features.images import IMAGE_NOT_FOUND, MODEL_CONFIG_SUFFIXES, ImageNodeExtractor, ImageRunResult
 from vmhan_lib.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
 from vmhan_lib.identity import CODE_VERSIONS, digest, file_sha256
 
@@ -119,6 +119,47 @@ def image_index_key(image_dir: Path, split: str, img_ids: Sequence[str], config:
     }
 
 
+def _payload(unique: Sequence[str], result: ImageRunResult, dim: int) -> dict[str, Any]:
+    """The cached payload of :func:`build_image_index` from the pipeline's ``result``: per image its
+    feature row, missing reason, error and object names; the object features and confidences of all
+    images concatenated, ``counts`` per image to split them again. A failed image has zero features
+    and no objects."""
+    failures = {f.img_id: f for f in result.failures}
+    features = torch.zeros(len(unique), dim)
+    names, counts, objects, confidences, reasons, errors = [], [], [], [], [], []
+    for row, img in enumerate(unique):
+        nodes = result.nodes.get(img)
+        if nodes is None:
+            failure = failures[img]
+            reasons.append(IMAGE_NOT_FOUND if IMAGE_NOT_FOUND in failure.error else UNREADABLE_IMAGE)
+            errors.append(str(failure))
+            names.append([])
+            counts.append(0)
+            continue
+        features[row] = nodes.image_feature
+        reasons.append("")
+        errors.append("")
+        names.append(list(nodes.class_names))
+        counts.append(nodes.n_objects)
+        objects.append(nodes.object_features)
+        confidences.append(nodes.confidences.float())
+    return {"dim": dim, "image_features": features, "missing_reason": reasons, "errors": errors,
+            "object_names": names, "counts": counts,
+            "object_features": torch.cat(objects) if objects else torch.zeros(0, dim),
+            "confidences": torch.cat(confidences) if confidences else torch.zeros(0)}
+
+
+def _extract(folder: Path, split: str, unique: Sequence[str], config: ImageNodeConfig, annotated: Annotated | None,
+             cache: FeatureCache) -> dict[str, Any]:
+    """Run the image pipeline over the distinct images ``unique`` (the detector only when one is set
+    and no annotated objects replace it) on the cache's device, as :func:`_payload`."""
+    top_k = config.max_candidates if config.detector and annotated is None else 0
+    extractor = ImageNodeExtractor.of(config, top_k, cache.device, cache.batch_size)
+    paths = {img: image_file(folder, split, img) or folder / img for img in unique}
+    result = extractor.run(folder, unique, show_progress=cache.progress, paths=paths, annotated=annotated)
+    return _payload(unique, result, extractor.encoder.dim)
+
+
 def build_image_index(
     image_dir: str | Path, split: str, img_ids: Sequence[str], config: ImageNodeConfig = ImageNodeConfig(),
     cache: FeatureCache | None = None, annotated: Annotated | None = None,
@@ -137,38 +178,8 @@ def build_image_index(
     unique = list(dict.fromkeys(img_ids))
     key = image_index_key(folder, split, unique, config, annotated)
     active = cache or FeatureCache(enabled=False)
-
-    def compute() -> dict[str, Any]:
-        top_k = config.max_candidates if config.detector and annotated is None else 0
-        extractor = ImageNodeExtractor.of(config, top_k, active.device, active.batch_size)
-        encoder = extractor.encoder
-        paths = {img: image_file(folder, split, img) or folder / img for img in unique}
-        result = extractor.run(folder, unique, show_progress=active.progress, paths=paths, annotated=annotated)
-        failures = {f.img_id: f for f in result.failures}
-        features = torch.zeros(len(unique), encoder.dim)
-        names, counts, objects, confidences, reasons, errors = [], [], [], [], [], []
-        for row, img in enumerate(unique):
-            nodes = result.nodes.get(img)
-            if nodes is None:
-                failure = failures[img]
-                reasons.append(IMAGE_NOT_FOUND if IMAGE_NOT_FOUND in failure.error else UNREADABLE_IMAGE)
-                errors.append(str(failure))
-                names.append([])
-                counts.append(0)
-                continue
-            features[row] = nodes.image_feature
-            reasons.append("")
-            errors.append("")
-            names.append(list(nodes.class_names))
-            counts.append(nodes.n_objects)
-            objects.append(nodes.object_features)
-            confidences.append(nodes.confidences.float())
-        return {"dim": encoder.dim, "image_features": features, "missing_reason": reasons, "errors": errors,
-                "object_names": names, "counts": counts,
-                "object_features": torch.cat(objects) if objects else torch.zeros(0, encoder.dim),
-                "confidences": torch.cat(confidences) if confidences else torch.zeros(0)}
-
-    payload = active.load_or_compute("image-nodes", split, key, compute)
+    payload = active.load_or_compute(
+        "image-nodes", split, key, lambda: _extract(folder, split, unique, config, annotated, active))
     return ImageIndex(
         unique, payload["dim"], payload["image_features"], payload["missing_reason"], payload["errors"],
         payload["object_names"], list(torch.split(payload["object_features"], payload["counts"])),

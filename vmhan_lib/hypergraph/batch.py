@@ -90,9 +90,11 @@ class HypergraphBatch:
         return replace(self, **moved)
 
 
-def _kept_rows(
-    nodes: InstanceNodes, config: HypergraphConfig
-) -> tuple[list[int], list[NodeRole], list[int], list[NodeRole]]:
+KeptRows = tuple[list[int], list[NodeRole], list[int], list[NodeRole]]
+"""What :func:`_kept_rows` returns: text rows, text roles, visual rows, visual roles."""
+
+
+def _kept_rows(nodes: InstanceNodes, config: HypergraphConfig) -> KeptRows:
     """Row indices and roles of the text and visual nodes of ``nodes`` that the config keeps."""
     text_rows = [0, 1]
     if config.use_text_llm:
@@ -142,28 +144,23 @@ def incidence_from_roles(node_role: torch.Tensor, edge_types: Sequence[str]) -> 
     return torch.stack([members[name] for name in edge_types], dim=-1).float()  # [B, N, E]
 
 
-def collate_hypergraphs(
-    instances: Sequence[InstanceNodes],
-    config: HypergraphConfig = HypergraphConfig(),
-    labels: Sequence[int] | torch.Tensor | None = None,
-) -> HypergraphBatch:
-    """Pad the hypergraphs of ``instances`` into one :class:`HypergraphBatch`.
+def _pad_nodes(
+    instances: Sequence[InstanceNodes], kept: Sequence[KeptRows], num_text: int, num_visual: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[list[str]]]:
+    """Copy each instance's kept nodes into the padded slots.
 
-    Args:
-        instances: the node features of each instance (see :class:`InstanceNodes`).
-        config: which nodes and hyperedges to build.
-        labels: optional relation ids, one per instance.
+    Instance b's kept text rows fill text slots ``0 .. len(text_rows)-1`` and its kept visual rows
+    fill visual slots ``0 .. len(visual_rows)-1`` (node slots ``N_t ..`` of the joint layout); the
+    rest stays padding.
+
+    Returns:
+        ``text_features [B, N_t, d_text]``, ``visual_features [B, N_v, d_visual]``,
+        ``node_role [B, N]`` (``PADDING`` on padded slots) and the slot names per instance.
+    Raises:
+        ValueError: an instance whose feature widths differ from instance 0's.
     """
-    if not instances:
-        raise ValueError("cannot collate an empty list of instances")
-    d_text = instances[0].text_features.shape[1]
-    d_visual = instances[0].visual_features.shape[1]
-    kept = [_kept_rows(nodes, config) for nodes in instances]
-    num_text = max(len(text_rows) for text_rows, *_ in kept)
-    num_visual = max(len(visual_rows) for _, _, visual_rows, _ in kept)
-    batch_size = len(instances)
-    dtype = instances[0].text_features.dtype
-
+    d_text, d_visual = instances[0].text_features.shape[1], instances[0].visual_features.shape[1]
+    batch_size, dtype = len(instances), instances[0].text_features.dtype
     text_features = torch.zeros(batch_size, num_text, d_text, dtype=dtype)
     visual_features = torch.zeros(batch_size, num_visual, d_visual, dtype=dtype)
     node_role = torch.full((batch_size, num_text + num_visual), int(NodeRole.PADDING), dtype=torch.long)
@@ -184,31 +181,69 @@ def collate_hypergraphs(
         names[: len(text_rows)] = [nodes.text_names[i] for i in text_rows]
         names[num_text : num_text + len(visual_rows)] = [nodes.visual_names[i] for i in visual_rows]
         node_names.append(names)
+    return text_features, visual_features, node_role, node_names
 
-    node_mask = node_role != NodeRole.PADDING
-    modality = torch.full_like(node_role, int(Modality.PADDING))
+
+def _modality(node_mask: torch.Tensor, num_text: int) -> torch.Tensor:
+    """``[B, N]`` :class:`Modality` of each slot: ``TEXT`` on real nodes of slots ``< N_t``,
+    ``VISUAL`` on real nodes of slots ``>= N_t``, ``PADDING`` elsewhere."""
+    modality = torch.full_like(node_mask, int(Modality.PADDING), dtype=torch.long)
     modality[:, :num_text][node_mask[:, :num_text]] = int(Modality.TEXT)
     modality[:, num_text:][node_mask[:, num_text:]] = int(Modality.VISUAL)
+    return modality
+
+
+def _tail_source(instances: Sequence[InstanceNodes], kept: Sequence[KeptRows], num_text: int) -> torch.Tensor | None:
+    """``[B]`` slot whose projected features the tail takes: the slot of the instance's
+    ``tail_visual_row`` where that visual node is kept, else :data:`TAIL_SLOT`; ``None`` when no
+    instance names a tail row."""
+    if all(nodes.tail_visual_row is None for nodes in instances):
+        return None
+    tail_source = torch.full((len(instances),), TAIL_SLOT, dtype=torch.long)
+    for b, (nodes, (_, _, visual_rows, _)) in enumerate(zip(instances, kept)):
+        if nodes.tail_visual_row is not None and nodes.tail_visual_row in visual_rows:  # absent when visual nodes are off
+            tail_source[b] = num_text + visual_rows.index(nodes.tail_visual_row)
+    return tail_source
+
+
+def collate_hypergraphs(
+    instances: Sequence[InstanceNodes],
+    config: HypergraphConfig = HypergraphConfig(),
+    labels: Sequence[int] | torch.Tensor | None = None,
+) -> HypergraphBatch:
+    """Pad the hypergraphs of ``instances`` into one :class:`HypergraphBatch`.
+
+    ``N_t`` / ``N_v`` are the most kept text / visual nodes of any instance; the incidence
+    ``[B, N, E]`` follows from the node roles (:func:`incidence_from_roles`) and
+    ``edge_mask [B, E]`` marks the hyperedges with at least one node.
+
+    Args:
+        instances: the node features of each instance (see :class:`InstanceNodes`).
+        config: which nodes and hyperedges to build.
+        labels: optional relation ids, one per instance.
+    """
+    if not instances:
+        raise ValueError("cannot collate an empty list of instances")
+    kept = [_kept_rows(nodes, config) for nodes in instances]
+    num_text = max(len(text_rows) for text_rows, *_ in kept)
+    num_visual = max(len(visual_rows) for _, _, visual_rows, _ in kept)
+    batch_size = len(instances)
+    text_features, visual_features, node_role, node_names = _pad_nodes(instances, kept, num_text, num_visual)
+    node_mask = node_role != NodeRole.PADDING
     incidence = incidence_from_roles(node_role, config.edge_types)
     label_tensor = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
     if label_tensor is not None and label_tensor.shape != (batch_size,):
         raise ValueError(f"labels must have one id per instance ({batch_size}), got shape {tuple(label_tensor.shape)}")
-    tail_source = None
-    if any(nodes.tail_visual_row is not None for nodes in instances):
-        tail_source = torch.full((batch_size,), TAIL_SLOT, dtype=torch.long)
-        for b, (nodes, (_, _, visual_rows, _)) in enumerate(zip(instances, kept)):
-            if nodes.tail_visual_row is not None and nodes.tail_visual_row in visual_rows:  # absent when visual nodes are off
-                tail_source[b] = num_text + visual_rows.index(nodes.tail_visual_row)
     return HypergraphBatch(
         text_features=text_features,
         visual_features=visual_features,
         node_mask=node_mask,
         node_role=node_role,
-        modality=modality,
+        modality=_modality(node_mask, num_text),
         incidence=incidence,
         edge_mask=incidence.sum(dim=1) > 0,
         edge_types=config.edge_types,
         node_names=node_names,
         labels=label_tensor,
-        tail_source=tail_source,
+        tail_source=_tail_source(instances, kept, num_text),
     )

@@ -218,34 +218,58 @@ def fit(
         torch.set_num_threads(threads)
 
 
+def _train_epoch(name: str, seed: int, epoch: int, task: FitTask, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                 train_config: TrainConfig, vocab: RelationVocab, progress: bool) -> dict[str, Any]:
+    """One epoch (0-based ``epoch``): a pass over train, then dev scored; returns its row of the dev
+    curve (mean loss terms per step, dev scores, wall time of the pass and the dev scoring)."""
+    model.train()
+    started = time.perf_counter()
+    totals: dict[str, float] = {}
+    batches = task.train_batches(seed * 1_000 + epoch)
+    bar = tqdm(batches, desc=f"{name} s{seed} epoch {epoch + 1}", disable=not progress, leave=False)
+    for step, batch in enumerate(bar):
+        losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
+        for term, value in losses.items():
+            totals[term] = totals.get(term, 0.0) + value
+        bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")
+    dev_scores = scores_of(vocab, task.labels["val"], task.predict(model, "val").probabilities)
+    steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
+    return {
+        "epoch": epoch + 1,
+        "train_loss": {term: total / steps_per_epoch for term, total in totals.items()},
+        "dev": dev_scores,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _test_predictions(task: FitTask, vocab: RelationVocab, test: SplitPredictions) -> list[Prediction]:
+    """One :class:`Prediction` per test instance (gold, argmax, probabilities, variance if any)."""
+    labels, variances = task.labels["test"], test.variances
+    return [
+        Prediction(
+            index=task.indices["test"][i], gold=vocab.labels[labels[i]],
+            predicted=vocab.labels[int(test.probabilities[i].argmax())],
+            probabilities=tuple(test.probabilities[i].tolist()),
+            variance=None if variances is None else float(variances[i]),
+        )
+        for i in range(len(labels))
+    ]
+
+
 def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVocab, seed: int, run_dir: Path,
          checkpoint_dir: Path, config_record: dict[str, Any], digest: str, extra_record: dict[str, Any],
          progress: bool) -> dict[str, Any]:
+    """:func:`fit` with the run's identity ``digest`` computed: resume or start, train the missing
+    epochs (saving the state after each), export the best state, test it, write the record."""
     device = task.device
     model, optimizer, scheduler = start_training(task, train_config, seed, device)
-    steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
     state_path = checkpoint_dir / STATE_FILE
     curve, best_f1, best_state = _restore(state_path, digest, model, optimizer, scheduler, device)
     for epoch in range(len(curve), train_config.epochs):
-        model.train()
-        started = time.perf_counter()
-        totals: dict[str, float] = {}
-        batches = task.train_batches(seed * 1_000 + epoch)
-        bar = tqdm(batches, desc=f"{name} s{seed} epoch {epoch + 1}", disable=not progress, leave=False)
-        for step, batch in enumerate(bar):
-            losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
-            for term, value in losses.items():
-                totals[term] = totals.get(term, 0.0) + value
-            bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")
-        dev_scores = scores_of(vocab, task.labels["val"], task.predict(model, "val").probabilities)
-        curve.append({
-            "epoch": epoch + 1,
-            "train_loss": {term: total / steps_per_epoch for term, total in totals.items()},
-            "dev": dev_scores,
-            "wall_s": time.perf_counter() - started,
-        })
-        if dev_scores["f1"] > best_f1:
-            best_f1, best_state = dev_scores["f1"], copy.deepcopy(model.state_dict())
+        curve.append(_train_epoch(name, seed, epoch, task, model, optimizer, scheduler, train_config, vocab, progress))
+        if curve[-1]["dev"]["f1"] > best_f1:
+            best_f1, best_state = curve[-1]["dev"]["f1"], copy.deepcopy(model.state_dict())
         atomic_torch_save({
             "digest": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -256,16 +280,6 @@ def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVoc
     exported = task.export(model, checkpoint_dir, digest, config_record)
     best_epoch = max(curve, key=lambda row: row["dev"]["f1"])
     test = task.predict(model, "test")
-    labels, variances = task.labels["test"], test.variances
-    predictions = [
-        Prediction(
-            index=task.indices["test"][i], gold=vocab.labels[labels[i]],
-            predicted=vocab.labels[int(test.probabilities[i].argmax())],
-            probabilities=tuple(test.probabilities[i].tolist()),
-            variance=None if variances is None else float(variances[i]),
-        )
-        for i in range(len(labels))
-    ]
     record = {
         "run_id": run_dir.name,
         "variant": name,
@@ -276,11 +290,11 @@ def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVoc
         "epochs": curve,
         "best_epoch": best_epoch["epoch"],
         "dev": best_epoch["dev"],
-        "test": scores_of(vocab, labels, test.probabilities),
+        "test": scores_of(vocab, task.labels["test"], test.probabilities),
         "train_wall_s": sum(row["wall_s"] for row in curve),
         **exported,
         **extra_record,
         "complete": True,
     }
-    write_run(run_dir, record, predictions)
+    write_run(run_dir, record, _test_predictions(task, vocab, test))
     return record

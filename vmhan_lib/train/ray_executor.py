@@ -176,6 +176,24 @@ def describe_error(err: BaseException) -> str:
     return f"{type(shown).__name__}: {lines[0] if lines else ''}"[:300]
 
 
+def _run_stage1(ray: Any, options: dict[str, Any], prepare: Callable[..., PreparedInputs], config: RunConfig,
+                paths: RunPaths, root: str) -> Any:
+    """Run the stage-1 task and wait for it (its resources: :func:`task_resources`, with this machine's
+    CPU count as the default threads); returns the object-store reference of its prepared inputs.
+
+    Raises:
+        SweepFailed: stage 1 failed after its retries (no run can start).
+    """
+    resources = task_resources(ray, config.device, None, default_threads=os.cpu_count() or 1)
+    stage1 = ray.remote(_stage1_task).options(num_returns=2, **options, **resources)
+    summary_ref, inputs_ref = stage1.remote(prepare, config, paths, resources["num_cpus"], root)
+    try:
+        ray.get(summary_ref)
+    except ray.exceptions.RayError as err:
+        raise SweepFailed({STAGE1_NAME: describe_error(err)}, 0, options["max_retries"]) from err
+    return inputs_ref
+
+
 def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[..., PreparedInputs],
                train: Callable[..., dict[str, Any]], paths: RunPaths, need_models: bool = False,
                progress: bool = True) -> dict[Job, dict[str, Any]]:
@@ -196,13 +214,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[...,
     root = str(REPO_ROOT)
     with connected(experiment.ray_address) as ray:
         options = {"max_retries": retries, "retry_exceptions": True, "runtime_env": task_runtime_env()}
-        stage1_resources = task_resources(ray, config.device, None, default_threads=os.cpu_count() or 1)
-        stage1 = ray.remote(_stage1_task).options(num_returns=2, **options, **stage1_resources)
-        summary_ref, inputs_ref = stage1.remote(prepare, config, paths, stage1_resources["num_cpus"], root)
-        try:
-            ray.get(summary_ref)
-        except ray.exceptions.RayError as err:
-            raise SweepFailed({STAGE1_NAME: describe_error(err)}, 0, retries) from err
+        inputs_ref = _run_stage1(ray, options, prepare, config, paths, root)
         run_resources = task_resources(ray, config.device, config.train.cpu_threads)
         run_task = ray.remote(_run_task).options(**options, **run_resources)
         queue, in_flight = list(jobs), {}

@@ -20,6 +20,7 @@ the encoder at ``train.encoder_lr`` (2e-5), the fresh part at ``train.lr``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -58,8 +59,8 @@ def check_training_modes(modes: Sequence[str]) -> None:
 
 def _positive(**values: float) -> None:
     for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ class TrainConfig:
     encoder_lr: float = 2e-5
 
     def __post_init__(self) -> None:
-        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, encoder_lr=self.encoder_lr)
+        _positive(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, encoder_lr=self.encoder_lr,
+                  max_grad_norm=self.max_grad_norm)
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 

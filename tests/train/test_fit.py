@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.metrics import score
 from vmhan_lib.model.losses import vmhan_loss
 from vmhan_lib.model.vmhan import build_model
-from vmhan_lib.config import RunConfig, TrainConfig
-from vmhan_lib.train.fit import fit, train_step
+from vmhan_lib.config import RunConfig, TrainConfig, run_config
+from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.train.fit import NonFiniteTrainingError, fit, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 from vmhan_lib.train.records import read_predictions
 
@@ -141,3 +143,25 @@ def test_hypergraph_batches_cover_train_once_per_epoch_in_seeded_order(data) -> 
 def test_an_empty_split_is_refused() -> None:
     with pytest.raises(ValueError, match="without instances"):
         SplitNodes([], [], [])
+
+
+def test_a_non_finite_loss_stops_the_run_naming_it_and_records_nothing(tmp_path: Path, data) -> None:
+    """Issue 22: a run whose loss turns non-finite is never recorded as complete."""
+    poisoned = dict(data)
+    first = data["train"].nodes[0]
+    poisoned["train"] = SplitNodes([replace(first, text_features=torch.full_like(first.text_features, float("nan"))),
+                                    *data["train"].nodes[1:]], data["train"].labels, data["train"].indices)
+    with pytest.raises(NonFiniteTrainingError, match=r"^VM-HAN \(Ours\) seed 3: the loss is nan at step \d+ of "
+                                                     r"epoch 1; likely causes: a learning rate too high"):
+        _run(tmp_path, poisoned)
+    assert not (tmp_path / "run" / "record.json").exists()
+
+
+def test_values_that_cannot_be_meant_are_refused_when_the_configuration_is_read() -> None:
+    for field, value in (("train.lr", "inf"), ("train.lr", "nan"), ("train.weight_decay", "nan"),
+                         ("encoder_train.lr", "inf"), ("model.lambda_kl", "nan"), ("model.lambda_rec", "inf"),
+                         ("train.max_grad_norm", "nan")):
+        with pytest.raises(ConfigError, match=f"{field.split('.')[-1]} must be a finite number"):
+            run_config("tiny", overrides={field: value})
+    with pytest.raises(ConfigError, match="max_instances must be >= 1 or None, got 0"):
+        run_config("tiny", overrides={"data.max_instances": 0})

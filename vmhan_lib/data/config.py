@@ -50,7 +50,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.max_instances is not None and self.max_instances < 1:
-            raise ValueError(f"must be >= 1 or None, got {self.max_instances}")
+            raise ValueError(f"max_instances must be >= 1 or None, got {self.max_instances}")
         unknown = [name for name in self.captioners if name not in CAPTIONERS]
         if unknown or not self.captioners:
             raise ValueError(f"unknown or no captioner(s) {unknown}; allowed: {', '.join(CAPTIONERS)}")

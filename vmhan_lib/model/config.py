@@ -7,6 +7,7 @@ lambda_KL of Eq. 12: the defaults below are our choice, meant to be tuned on dev
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,8 +72,10 @@ class ModelConfig:
             raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if min(self.lambda_c, self.lambda_rec, self.lambda_kl) < 0:
-            raise ValueError("loss weights must be >= 0")
+        weights = {"lambda_c": self.lambda_c, "lambda_rec": self.lambda_rec, "lambda_kl": self.lambda_kl}
+        for name, weight in weights.items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {weight}")
         sizes = (self.d_text, self.d_visual, self.hidden, self.num_layers, self.num_relations)
         if min(size for size in sizes if size is not None) < 1:
             raise ValueError("widths, num_layers and num_relations must be >= 1")

@@ -32,6 +32,7 @@ from vmhan_lib.io import atomic_torch_save, provenance
 from vmhan_lib.identity import digest
 from vmhan_lib.metrics import score
 from vmhan_lib.config import TrainConfig
+from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"
@@ -131,14 +132,26 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, total_steps: int, warm
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class NonFiniteTrainingError(ConfigError):
+    """The loss or the gradient of a training step is not finite: the run stops, nothing is recorded."""
+
+
 def train_step(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
     losses: dict[str, torch.Tensor], max_grad_norm: float,
 ) -> dict[str, float]:
-    """One optimiser step on the loss terms of a batch (minimise ``"total"``, clipped gradients)."""
+    """One optimiser step on the loss terms of a batch (minimise ``"total"``, clipped gradients).
+
+    Raises:
+        NonFiniteTrainingError: the loss or the gradient norm is not finite (the step is not taken).
+    """
     optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(losses["total"]):
+        raise NonFiniteTrainingError(f"the loss is {losses['total'].item()}")
     losses["total"].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if not torch.isfinite(norm):
+        raise NonFiniteTrainingError(f"the gradient norm is {norm.item()}")
     optimizer.step()
     scheduler.step()
     return {name: value.item() for name, value in losses.items()}
@@ -229,7 +242,13 @@ def _train_epoch(name: str, seed: int, epoch: int, task: FitTask, model: torch.n
     batches = task.train_batches(seed * 1_000 + epoch)
     bar = tqdm(batches, desc=f"{name} s{seed} epoch {epoch + 1}", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
-        losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
+        try:
+            losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
+        except NonFiniteTrainingError as err:
+            raise NonFiniteTrainingError(
+                f"{name} seed {seed}: {err} at step {step + 1} of epoch {epoch + 1}; likely causes: a learning "
+                f"rate too high for this model (lr {train_config.lr}), or non-finite input features. Nothing was "
+                "recorded; the last saved epoch stays resumable") from None
         for term, value in losses.items():
             totals[term] = totals.get(term, 0.0) + value
         bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")

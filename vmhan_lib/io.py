@@ -1,13 +1,24 @@
-"""Atomic files, content hashes, and the provenance every result carries (config, git revision, versions)."""
+"""Atomic files, damaged files set aside, and the provenance every result carries (config, git revision,
+versions).
+
+Every file the workbook writes goes through :func:`atomic_write_bytes` (a temporary file, then a
+rename: a reader never sees half a file; a full disk or a missing permission is one
+:class:`StorageError` naming the path). Every file it reads back with torch goes through
+:func:`load_torch` (a damaged one, e.g. cut by a crash elsewhere, is one :class:`StorageError` naming
+the path); what can be rebuilt (resumable states, cache entries) is renamed aside by
+:func:`set_aside` and rebuilt."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import pickle
 import platform
 import subprocess
 import tempfile
+import warnings
+import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +26,7 @@ from typing import Any
 
 import torch
 
+from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.paths import REPO_ROOT
 
 TRACKED_PACKAGES: tuple[str, ...] = (
@@ -22,21 +34,57 @@ TRACKED_PACKAGES: tuple[str, ...] = (
 )
 
 
+class StorageError(ConfigError):
+    """A file the workbook writes cannot be written (disk full, no permission), or one it wrote
+    cannot be read back (damaged): the message names the file."""
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` via a temporary file and rename, so a reader never sees half."""
+    """Write ``payload`` to ``path`` via a temporary file and rename, so a reader never sees half.
+
+    Raises:
+        StorageError: the folder or the file cannot be written (nothing is left half-written).
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    tmp_name = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(handle, "wb") as tmp:
             tmp.write(payload)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    except OSError as err:
+        raise StorageError(f"cannot write {target}: {err.strerror or err}") from err
+    finally:
+        if tmp_name is not None and Path(tmp_name).exists():
+            Path(tmp_name).unlink(missing_ok=True)
     return target
+
+
+def load_torch(path: str | Path, what: str, map_location: Any = "cpu", weights_only: bool = False) -> Any:
+    """:func:`torch.load` of a file the workbook wrote.
+
+    Raises:
+        StorageError: the file is damaged (truncated, overwritten): the message names it and ``what`` it is.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StorageError(f"{path}: the {what} cannot be read ({reason})") from err
+
+
+def set_aside(path: str | Path, why: StorageError) -> Path:
+    """Rename a damaged file that can be rebuilt to ``<name>.unreadable`` (kept for inspection) and
+    say so in a warning; returns the new path."""
+    aside = Path(path).with_name(Path(path).name + ".unreadable")
+    os.replace(path, aside)
+    warnings.warn(f"{why}; set aside as {aside.name}, rebuilding it", stacklevel=3)
+    return aside
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

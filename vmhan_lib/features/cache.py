@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
-from vmhan_lib.io import atomic_torch_save
+from vmhan_lib.io import StorageError, atomic_torch_save, load_torch, set_aside
 from vmhan_lib.identity import CODE_VERSIONS, digest
 from vmhan_lib.paths import REPO_ROOT
 
@@ -63,8 +62,13 @@ class FeatureCache:
         """The cached payload of ``(stage, split, key)``, else ``compute()`` written atomically."""
         full_key = {"stage": stage, "split": split, "code_version": CODE_VERSIONS["features"], **key}
         target = self.path(stage, split, full_key)
+        entry = None
         if self.enabled and target.is_file():
-            entry = torch.load(target, map_location="cpu", weights_only=True)
+            try:
+                entry = load_torch(target, "feature-cache entry", weights_only=True)
+            except StorageError as err:
+                set_aside(target, err)
+        if entry is not None:
             if entry.get("key") == json.loads(json.dumps(full_key, sort_keys=True, default=str)):
                 self.hits += 1
                 return entry["payload"]

@@ -28,7 +28,7 @@ from vmhan_lib.features.build import build_split, feature_cache
 from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.identity import digest
-from vmhan_lib.io import atomic_torch_save
+from vmhan_lib.io import StorageError, atomic_torch_save, load_torch
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN
 from vmhan_lib.paths import output_dirs
@@ -198,7 +198,7 @@ def bundle_path(config: RunConfig, job: Job) -> Path:
 
 def load_bundle(path: Path) -> dict[str, Any]:
     """A case-study bundle written by :meth:`CaseStudyData.save_bundle`."""
-    bundle = torch.load(path, map_location="cpu", weights_only=False)
+    bundle = load_torch(path, "case-study bundle")
     if bundle.get("format") != BUNDLE_FORMAT:
         raise DataFormatError(f"{path}: not a case-study bundle of format {BUNDLE_FORMAT}")
     return bundle
@@ -219,7 +219,11 @@ def _current_bundle(path: Path, config: RunConfig, job: Job,
     ``max_test_instances`` instances, else ``None`` and why not."""
     if not path.is_file():
         return None, f"no case-study bundle at {path}"
-    bundle = load_bundle(path)
+    try:
+        bundle = load_bundle(path)
+    except StorageError as err:  # a damaged bundle: the checkpoint route, said loudly
+        warnings.warn(BundleMismatchWarning(f"{err}; taking the checkpoint route instead"), stacklevel=4)
+        return None, str(err)
     held = len(bundle["test_indices"])
     if bundle["identity_digest"] != digest(job_identity(config, job)):
         return None, f"{path} was made for other settings or data than the current ones"

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.data.mnre import SPLITS
@@ -24,6 +23,7 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.vmhan import VMHAN, build_model
 from vmhan_lib.config import RunConfig, upgrade_tree
 from vmhan_lib.identity import digest
+from vmhan_lib.io import load_torch
 from vmhan_lib.train.encoder_task import exported_encoder_dir
 from vmhan_lib.train.fit import resolve_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
@@ -67,10 +67,11 @@ def load_best_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         MissingCheckpointError: no such file, or one written before the configuration tree (its
             config has no ``run``): delete it and train again.
+        StorageError: a damaged file (named).
     """
     if not Path(path).is_file():
         raise MissingCheckpointError(f"no checkpoint at {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_torch(path, "best checkpoint")
     if "run" not in checkpoint.get("config", {}):
         raise MissingCheckpointError(f"{path} was written by an older version of the workbook (no run configuration "
                                      "stored); delete it and train again")

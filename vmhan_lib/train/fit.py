@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vmhan_lib.data.mnre import RelationVocab
-from vmhan_lib.io import atomic_torch_save, provenance
+from vmhan_lib.io import StorageError, atomic_torch_save, load_torch, provenance, set_aside
 from vmhan_lib.identity import digest
 from vmhan_lib.metrics import score
 from vmhan_lib.config import TrainConfig
@@ -177,8 +177,13 @@ def _restore(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.o
              ) -> tuple[list[dict[str, Any]], float, dict[str, torch.Tensor]]:
     """Resume from ``path`` when it holds a run of the same configuration (``digest``); returns the
     dev curve so far, the best dev F1 and the best state (empty curve: a fresh start)."""
+    state = None
     if path.is_file():
-        state = torch.load(path, map_location=device, weights_only=False)
+        try:
+            state = load_torch(path, "resumable training state", map_location=device)
+        except StorageError as err:
+            set_aside(path, err)
+    if state is not None:
         if state["digest"] == digest:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

@@ -17,7 +17,7 @@ import torch
 from vmhan_lib.data.mnre import Instance, RelationVocab
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch, collate_hypergraphs
-from vmhan_lib.io import atomic_torch_save
+from vmhan_lib.io import StorageError, atomic_torch_save, load_torch, set_aside
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.losses import vmhan_loss
 from vmhan_lib.model.vmhan import VMHAN, ModelOutput, build_model
@@ -113,4 +113,10 @@ class HypergraphTask:
 def best_model_ready(checkpoint_dir: Path, digest: str) -> bool:
     """Whether ``checkpoint_dir`` holds the exported model of the run whose identity has ``digest``."""
     path = Path(checkpoint_dir) / BEST_FILE
-    return path.is_file() and torch.load(path, map_location="cpu", weights_only=False).get("digest") == digest
+    if not path.is_file():
+        return False
+    try:
+        return load_torch(path, "best checkpoint").get("digest") == digest
+    except StorageError as err:  # trained again, as if missing
+        set_aside(path, err)
+        return False

@@ -130,7 +130,7 @@ def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None
     assert run_config("cpu", overrides={"experiment.training": "out-of-fold", "experiment.folds": "3"}).experiment.folds == 3
     with pytest.raises(ConfigError, match=r"folds must be an integer >= 2, got 1"):
         run_config("cpu", overrides={"experiment.folds": 1})
-    with pytest.raises(ConfigError, match="encoder_lr must be > 0"):
+    with pytest.raises(ConfigError, match="encoder_lr must be a finite number > 0"):
         run_config("cpu", overrides={"train.encoder_lr": 0})
 
 

@@ -5,7 +5,8 @@ Per instance (the paper's Eq. 1-3 node set):
 - ``text_features``: head and tail = frozen start-marker states of the text encoder
   (:mod:`vmhan_lib.features.text_encoder`), then the text-LLM nodes = mean encoder states over the
   spans the text-prompt selector picked (phrases not found in the sentence are dropped and counted);
-- ``visual_features``, by ``features.visual_source``:
+- ``visual_features``, by ``features.visual_source`` (one function per source in
+  :mod:`vmhan_lib.features.visual_nodes`):
 
   - ``captions``: the image node (caption embedding), the k caption objects (most relevant to
     (h, t) by embedding, or the object prompt's choice; :mod:`vmhan_lib.features.caption_nodes`);
@@ -24,7 +25,8 @@ Instances whose image has no caption, or whose image file is missing or unreadab
 ``has_image=False`` and no visual rows; the reasons are counted in :class:`BuildReport` (which
 every run record stores under ``build``), with the first failing files named. The selectors of the
 three prompts are :class:`PromptSelectors` (:mod:`vmhan_lib.features.node_selection`); the
-default is none. The finished split is cached under a key of everything that shapes it,
+default is none. Their choices are cached on their own (:mod:`vmhan_lib.features.selections`),
+so a rerun asks no selector again. The finished split is cached under a key of everything that shapes it,
 selections included, so a rerun loads it without touching a model.
 """
 
@@ -37,30 +39,22 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from vmhan_lib.data.captions import captions_path, load_captions
 from vmhan_lib.data.config import DataConfig
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.data.splits import load_split, split_file
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
-from vmhan_lib.features.caption_nodes import CaptionIndex, build_caption_index, rank_objects
 from vmhan_lib.features.config import (MAX_CAPTION_TOKENS, MAX_NEW_TOKENS, MAX_PHRASE_WORDS, FeatureConfig,
                                        TextEncoderConfig)
-from vmhan_lib.features.image_nodes import ImageIndex, build_image_index, image_index_key
-from vmhan_lib.features.images import match_object_names
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
-from vmhan_lib.features.text_encoder import (FrozenTextFeatures, SentenceEmbedder, cached_text_features,
-                                             load_frozen_backbone)
+from vmhan_lib.features.selections import cached_object_selections, split_selections
+from vmhan_lib.features.text_encoder import FrozenTextFeatures, cached_text_features, load_frozen_backbone
+from vmhan_lib.features.visual_nodes import caption_files, uses_captions, visual_key, visual_material, visual_rows
+from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
 
 IMAGE_NODE_NAME = "<image>"
 MAX_NAMED_FAILURES = 20
 """How many failing image files a :class:`BuildReport` names (all are counted)."""
-
-
-def selector_name(selector: NodeSelector | None) -> str | None:
-    """The name a selector's choices are cached under (``None`` for no selector)."""
-    return None if selector is None else getattr(selector, "name", type(selector).__name__)
 
 
 @dataclass
@@ -131,69 +125,6 @@ class BuiltSplit:
     report: BuildReport
 
 
-def _selections(
-    instances: Sequence[Instance], captions: Sequence[str], selectors: PromptSelectors,
-    config: FeatureConfig, show_progress: bool,
-) -> tuple[list[list[str]] | None, list[list[str]]]:
-    """Text-LLM spans (``None`` without a text selector) and visual-LLM phrases of every instance."""
-    text_nodes: list[list[str]] | None = [] if selectors.text is not None else None
-    visual_nodes: list[list[str]] = []
-    if selectors.text is None and selectors.visual is None:
-        return None, [[] for _ in instances]
-    for instance, caption in tqdm(list(zip(instances, captions)), desc="select LLM nodes", disable=not show_progress):
-        if text_nodes is not None:
-            text_nodes.append(list(selectors.text.select_text_nodes(instance, config.m_text_nodes))[: config.m_text_nodes]
-                              if config.m_text_nodes else [])
-        visual_nodes.append(list(selectors.visual.select_visual_nodes(instance, caption, config.n_visual_nodes))[: config.n_visual_nodes]
-                            if selectors.visual is not None and config.n_visual_nodes and caption else [])
-    return text_nodes, visual_nodes
-
-
-
-
-def _caption_files(data_config: DataConfig, split: str, captioners: Sequence[str]) -> list:
-    """The caption files of ``captioners`` for ``split`` (MORE has none here)."""
-    if data_config.dataset == "more":
-        return []
-    return [captions_path(data_config.path, c, split) for c in sorted(set(captioners))]
-
-
-def _cached_selections(
-    data_config: DataConfig, split: str, instances: Sequence[Instance], captions: Sequence[str],
-    selectors: PromptSelectors, config: FeatureConfig, cache: FeatureCache,
-) -> tuple[list[list[str]] | None, list[list[str]], dict[str, int]]:
-    """:func:`_selections` through the feature cache, keyed by the selectors' names (backend, model),
-    m, n, the captioner they read and the data: a rerun selects nothing again. Also returns the
-    selectors' fallbacks by prompt while selecting, kept in the entry so that a rerun reports them too."""
-    if selectors.text is None and selectors.visual is None:
-        return (*_selections(instances, captions, selectors, config, cache.progress), {})
-    text_name, visual_name = selector_name(selectors.text), selector_name(selectors.visual)
-    key = {
-        "payload": CODE_VERSIONS["selection-payload"],
-        "selector": text_name if text_name == visual_name else {"text": text_name, "visual": visual_name},
-        "m": config.m_text_nodes,
-        "n": config.n_visual_nodes,
-        "captioner": config.visual_selection_captioner,
-        "data_files": files_sha256([split_file(data_config, split),
-                                    *_caption_files(data_config, split, [config.visual_selection_captioner])]),
-        "instances": digest({"indices": [i.index for i in instances]}),
-        "code": CODE_VERSIONS["selections"],
-    }
-
-    def compute() -> dict[str, Any]:
-        counted = list({id(s): s for s in (selectors.text, selectors.visual) if getattr(s, "stats", None)}.values())
-
-        def fallbacks() -> Counter:
-            return sum((Counter(s.stats.fallbacks) for s in counted), Counter())
-
-        before = fallbacks()
-        text, visual = _selections(instances, captions, selectors, config, cache.progress)
-        return {"text": text, "visual": visual, "fallbacks": dict(fallbacks() - before)}
-
-    payload = cache.load_or_compute("selections", split, key, compute)
-    return payload["text"], payload["visual"], payload["fallbacks"]
-
-
 def feature_key(features: FeatureConfig, text_encoder: str) -> dict[str, Any]:
     """Everything that shapes the node features of a run, known before any is built: the feature
     settings (in the shape run identities have had since they exist: the selector of the text prompt
@@ -230,104 +161,6 @@ def feature_cache(feature_config: FeatureConfig, device: str = "cpu", progress: 
                         device=device, batch_size=feature_config.batch_size, progress=progress)
 
 
-def _split_selections(
-    data_config: DataConfig, split: str, instances: Sequence[Instance], selectors: PromptSelectors,
-    feature_config: FeatureConfig, cache: FeatureCache,
-) -> tuple[list[list[str]] | None, list[list[str]], dict[str, int]]:
-    """:func:`_cached_selections` of ``split``, the visual prompt reading the selection captioner's captions."""
-    if data_config.dataset == "more":
-        selection_captions = ["" for _ in instances]
-    else:
-        selection_table = load_captions(data_config.path, feature_config.visual_selection_captioner, split)
-        selection_captions = [selection_table.get(i.img_id, "") for i in instances]
-    return _cached_selections(data_config, split, instances, selection_captions, selectors, feature_config, cache)
-
-
-def _uses_captions(feature_config: FeatureConfig) -> bool:
-    """Whether the visual source reads the captions (``captions``, ``both``)."""
-    return feature_config.visual_source in ("captions", "both")
-
-
-def _uses_images(feature_config: FeatureConfig) -> bool:
-    """Whether the visual source reads the images (``images``, ``both``)."""
-    return feature_config.visual_source in ("images", "both")
-
-
-def _annotated(instances: Sequence[Instance]) -> dict[str, list[tuple[str, tuple[float, ...]]]] | None:
-    """MORE: the annotated objects of each image (from its instances), ``None`` for MNRE."""
-    objects = {i.img_id: i.image_objects for i in instances if getattr(i, "image_objects", None) is not None}
-    return {img: [(name, tuple(box)) for name, box in items] for img, items in objects.items()} if objects else None
-
-
-def _visual_indexes(
-    data_config: DataConfig, split: str, instances: Sequence[Instance], feature_config: FeatureConfig,
-    cache: FeatureCache,
-) -> tuple[CaptionIndex | None, ImageIndex | None]:
-    """The caption index and the image index the visual source needs (each ``None`` when not used)."""
-    img_ids = [i.img_id for i in instances]
-    captions = build_caption_index(
-        data_config.path, split, img_ids, data_config.captioners, feature_config.captions, cache,
-        with_objects=feature_config.k_objects > 0,
-    ) if _uses_captions(feature_config) else None
-    images = build_image_index(
-        data_config.image_path, split, img_ids, feature_config.images, cache,
-        annotated=_annotated(instances),
-    ) if _uses_images(feature_config) else None
-    return captions, images
-
-
-def _object_candidates(instance: Instance, index: CaptionIndex | ImageIndex) -> list[str]:
-    """What the object prompt offers for ``instance``: its image's caption-named objects, or the
-    distinct names of its detected (MORE: annotated) objects, most confident first."""
-    if isinstance(index, CaptionIndex):
-        return list(index.object_phrases[index.row(instance.img_id)])
-    return list(dict.fromkeys(index.object_names[index.row(instance.img_id)]))
-
-
-def _cached_object_selections(
-    data_config: DataConfig, split: str, instances: Sequence[Instance], selector: NodeSelector | None,
-    feature_config: FeatureConfig, cache: FeatureCache, visual_key: dict[str, Any],
-) -> dict[str, list[list[str]]] | None:
-    """The object prompt's choice (k names among the candidates) for every instance and candidate
-    source (``captions``, ``images``), cached under the selector's name, k, the candidates' key
-    and the instances; ``None`` without an object selector."""
-    if selector is None or feature_config.k_objects == 0:
-        return None
-    captions = {"captioners": list(data_config.captioners), "chunker": CODE_VERSIONS["chunker"],
-                "max_phrase_words": MAX_PHRASE_WORDS,
-                "caption_files": files_sha256(_caption_files(data_config, split, data_config.captioners)),
-                } if _uses_captions(feature_config) else None  # what the caption-named candidates depend on
-    key = {"selector": selector_name(selector), "k": feature_config.k_objects, "visual": visual_key, "captions": captions,
-           "data_file": files_sha256([split_file(data_config, split)]),
-           "instances": digest({"indices": [i.index for i in instances]}), "code": CODE_VERSIONS["object-selections"]}
-
-    def compute() -> dict[str, Any]:
-        chosen: dict[str, list[list[str]]] = {}
-        for source, index in zip(("captions", "images"), _visual_indexes(data_config, split, instances, feature_config, cache)):
-            if index is None:
-                continue
-            chosen[source] = []
-            for instance in tqdm(instances, desc=f"select {source} objects", disable=not cache.progress):
-                candidates = _object_candidates(instance, index)
-                if isinstance(index, ImageIndex) and instance.tail_object:
-                    candidates = [c for c in candidates if c != instance.tail.name]  # MORE: the tail is always kept
-                picked = selector.select_objects(instance, candidates, feature_config.k_objects) if candidates else []
-                chosen[source].append([p for p in picked if p in candidates][: feature_config.k_objects])
-        return chosen
-
-    return cache.load_or_compute("object-selections", split, key, compute)
-
-
-def _visual_key(data_config: DataConfig, split: str, instances: Sequence[Instance],
-                feature_config: FeatureConfig) -> dict[str, Any]:
-    """What the visual material depends on beyond the caption settings (empty for ``captions``)."""
-    if not _uses_images(feature_config):
-        return {}
-    return {"visual_source": feature_config.visual_source,
-            "image_nodes": image_index_key(data_config.image_path, split, [i.img_id for i in instances],
-                                           feature_config.images, _annotated(instances))}
-
-
 def build_split(
     data_config: DataConfig,
     split: str,
@@ -350,19 +183,40 @@ def build_split(
     Raises:
         ValueError: MORE with a visual source that reads captions (MORE has no captions here).
     """
-    if data_config.dataset == "more" and _uses_captions(feature_config):
+    if data_config.dataset == "more" and uses_captions(feature_config):
         raise ValueError("MORE has no image captions here: set features.visual_source=images")
     selectors = PromptSelectors.of(selector)
     cache = cache or feature_cache(feature_config)
     hits_before, misses_before = cache.hits, cache.misses
     instances = load_split(data_config, split)
-    text_selection, visual_selection, selection_fallbacks = _split_selections(
+    text_selection, visual_selection, selection_fallbacks = split_selections(
         data_config, split, instances, selectors, feature_config, cache)
-    visual_key = _visual_key(data_config, split, instances, feature_config)
-    object_selection = _cached_object_selections(
-        data_config, split, instances, selectors.objects, feature_config, cache, visual_key)
+    visual = visual_key(data_config, split, instances, feature_config)
+    object_selection = cached_object_selections(
+        data_config, split, instances, selectors.objects, feature_config, cache, visual)
+    key = _nodes_key(data_config, split, feature_config, instances, text_selection, visual_selection,
+                     visual, object_selection)
 
-    key = {
+    def compute() -> dict[str, Any]:
+        nodes, report = _compute_nodes(
+            data_config, split, feature_config, cache, instances, text_selection, visual_selection, object_selection)
+        return {"nodes": pack_nodes(nodes), "report": report.to_dict()}
+
+    payload = cache.load_or_compute("nodes", split, key, compute)
+    report = BuildReport(**{**payload["report"], "selection_fallbacks": selection_fallbacks})
+    report.cache_hits, report.cache_misses = cache.hits - hits_before, cache.misses - misses_before
+    return BuiltSplit(unpack_nodes(payload["nodes"]), report)
+
+
+def _nodes_key(
+    data_config: DataConfig, split: str, feature_config: FeatureConfig, instances: Sequence[Instance],
+    text_selection: list[list[str]] | None, visual_selection: list[list[str]], visual: dict[str, Any],
+    object_selection: dict[str, list[list[str]]] | None,
+) -> dict[str, Any]:
+    """The cache key of a split's nodes: the encoders, the text and caption settings, the data files,
+    the instances, the (text, visual) LLM selections, and, only where they change anything (so the
+    default's entries stay valid), the image material ``visual``, MORE's tail row and the object choice."""
+    return {
         "text_model": load_frozen_backbone(feature_config.text.model)[2],
         "marker_scheme": CODE_VERSIONS["markers"],
         "max_length": feature_config.text.max_length,
@@ -374,25 +228,14 @@ def build_split(
         "chunker": CODE_VERSIONS["chunker"],
         "data_files": files_sha256(
             [split_file(data_config, split)]
-            + _caption_files(data_config, split, [*data_config.captioners, feature_config.visual_selection_captioner])
+            + caption_files(data_config, split, [*data_config.captioners, feature_config.visual_selection_captioner])
         ),
         "instances": digest({"indices": [i.index for i in instances]}),
         "selections": digest({"text": text_selection, "visual": visual_selection}),
-        # present only when they change anything, so the default's entries stay valid
-        **visual_key,
+        **visual,
         **({"tail": "object row 1"} if data_config.dataset == "more" else {}),
         **({"object_selections": digest(object_selection)} if object_selection is not None else {}),
     }
-
-    def compute() -> dict[str, Any]:
-        nodes, report = _compute_nodes(
-            data_config, split, feature_config, cache, instances, text_selection, visual_selection, object_selection)
-        return {"nodes": pack_nodes(nodes), "report": report.to_dict()}
-
-    payload = cache.load_or_compute("nodes", split, key, compute)
-    report = BuildReport(**{**payload["report"], "selection_fallbacks": selection_fallbacks})
-    report.cache_hits, report.cache_misses = cache.hits - hits_before, cache.misses - misses_before
-    return BuiltSplit(unpack_nodes(payload["nodes"]), report)
 
 
 def _text_rows(text: FrozenTextFeatures, position: int, selection: list[list[str]] | None
@@ -433,8 +276,8 @@ def with_fold_text_features(
                          f"positions of {split} once, got {len(folds)} folds holding {len(positions)} positions")
     cache = cache or feature_cache(feature_config)
     instances = load_split(data_config, split)
-    text_selection, _, _ = _split_selections(data_config, split, instances, PromptSelectors.of(selector),
-                                             feature_config, cache)
+    text_selection, _, _ = split_selections(data_config, split, instances, PromptSelectors.of(selector),
+                                            feature_config, cache)
     nodes = list(built.nodes)
     for fold, text_config in zip(folds, fold_encoders):
         members = [instances[p] for p in fold]
@@ -450,95 +293,36 @@ def with_fold_text_features(
     return BuiltSplit(nodes, built.report)
 
 
-def _block(rows: torch.Tensor, offset: int, width: int) -> torch.Tensor:
-    """``rows`` ``[r, d]`` placed at columns ``offset:offset + d`` of a ``[r, width]`` zero tensor."""
-    if rows.shape[1] == width:
-        return rows
-    placed = rows.new_zeros((rows.shape[0], width))
-    placed[:, offset:offset + rows.shape[1]] = rows
-    return placed
-
-
 def _compute_nodes(
     data_config: DataConfig, split: str, feature_config: FeatureConfig, cache: FeatureCache,
     instances: Sequence[Instance], text_selection: list[list[str]] | None, visual_selection: list[list[str]],
     object_selection: dict[str, list[list[str]]] | None = None,
 ) -> tuple[list[InstanceNodes], BuildReport]:
-    """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: text
-    features, the visual indexes of the source, the chosen objects and visual-LLM phrases placed in
-    their column blocks; an instance without image or caption gets ``[0, width]`` visual rows."""
-    show = cache.progress
-    k = feature_config.k_objects
+    """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: the text
+    rows of every instance, then the visual rows of its source
+    (:func:`~vmhan_lib.features.visual_nodes.visual_rows`); an instance without image or caption gets
+    ``[0, width]`` visual rows."""
     text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection,
                                 data_file=split_file(data_config, split))
-    captions, images = _visual_indexes(data_config, split, instances, feature_config, cache)
-    embedder = SentenceEmbedder(feature_config.captions.embedder, MAX_CAPTION_TOKENS, cache.batch_size, cache.device)
-    sentence_dim = embedder.dimension
-    image_dim = images.dim if images is not None else 0
-    width = image_dim + sentence_dim  # [image encoder | sentence embedder]; captions alone: the sentence block only
-    names = list(dict.fromkeys(n for i in instances for n in (i.head.name, i.tail.name)))
-    name_embeddings = embedder.embed(names, show_progress=show, desc="embed entity names") if captions is not None else None
-    name_row = {name: row for row, name in enumerate(names)}
-    visual_phrases = list(dict.fromkeys(p for phrases in visual_selection for p in phrases))
-    visual_embeddings = embedder.embed(visual_phrases, show_progress=show, desc="embed visual-LLM nodes")
-    visual_row = {phrase: row for row, phrase in enumerate(visual_phrases)}
-
+    material = visual_material(data_config, split, instances, feature_config, cache, visual_selection, object_selection)
     nodes: list[InstanceNodes] = []
     without_image: Counter[str] = Counter()
     failed: dict[str, str] = {}
     not_found = 0
-    for position, instance in enumerate(tqdm(instances, desc=f"build {split} nodes", disable=not show)):
+    for position, instance in enumerate(tqdm(instances, desc=f"build {split} nodes", disable=not cache.progress)):
         text_features, kept_phrases, dropped = _text_rows(text, position, text_selection)
         not_found += dropped
         text_names = [instance.head.name, instance.tail.name, *kept_phrases]
-        image_row = images.row(instance.img_id) if images is not None else None
-        caption_row = captions.row(instance.img_id) if captions is not None else None
-        reason = (images.missing_reason[image_row] if images is not None else "") or (
-            captions.missing_reason[caption_row] if captions is not None else "")
+        reason, error = material.missing(instance)
         if reason:
             without_image[reason] += 1
-            if images is not None and images.errors[image_row]:
-                failed.setdefault(instance.img_id, images.errors[image_row])
-            nodes.append(InstanceNodes(text_features.clone(), torch.zeros((0, width)), text_names, [],
+            if error:
+                failed.setdefault(instance.img_id, error)
+            nodes.append(InstanceNodes(text_features.clone(), torch.zeros((0, material.width)), text_names, [],
                                        n_objects=0, has_image=False))
             continue
-        image_parts, object_rows, object_names = [], [], []
-        if images is not None:
-            image_parts.append(_block(images.image_features[image_row].unsqueeze(0), 0, image_dim if captions else width))
-            detected = images.object_names[image_row]
-            if instance.tail_object:  # MORE: the tail's own object first, then k others
-                tail = detected.index(instance.tail.name)
-                others = [i for i in range(len(detected)) if i != tail]
-                if object_selection is not None:
-                    picked = match_object_names([detected[i] for i in others], object_selection["images"][position])
-                    others = [others[i] for i in picked]
-                chosen = [tail, *others[:k]]
-            elif object_selection is not None:
-                chosen = match_object_names(detected, object_selection["images"][position])[:k]
-            else:
-                chosen = list(range(min(k, len(detected))))
-            object_rows.append(_block(images.object_features[image_row][chosen], 0, width))
-            object_names += [detected[i] for i in chosen]
-        if captions is not None:
-            caption_part = captions.image_embeddings[caption_row].unsqueeze(0)
-            image_parts = [torch.cat([image_parts[0], caption_part], dim=1)] if image_parts else [caption_part]
-            phrases = captions.object_phrases[caption_row]
-            if object_selection is not None:
-                picked_phrases = set(object_selection["captions"][position])
-                chosen = [i for i, phrase in enumerate(phrases) if phrase in picked_phrases]
-                order = {phrase: rank for rank, phrase in enumerate(object_selection["captions"][position])}
-                chosen = sorted(chosen, key=lambda i: order[phrases[i]])[:k]
-            else:
-                chosen = rank_objects(captions.object_embeddings[caption_row], name_embeddings[name_row[instance.head.name]],
-                                      name_embeddings[name_row[instance.tail.name]], k)
-            object_rows.append(_block(captions.object_embeddings[caption_row][chosen], image_dim, width))
-            object_names += [phrases[i] for i in chosen]
         llm_phrases = visual_selection[position]
-        visual_features = torch.cat([
-            *image_parts, *object_rows,
-            _block(visual_embeddings[[visual_row[p] for p in llm_phrases]], image_dim, width) if llm_phrases
-            else torch.zeros((0, width)),
-        ])
+        visual_features, object_names = visual_rows(material, instance, position, llm_phrases)
         nodes.append(InstanceNodes(
             text_features.clone(), visual_features, text_names, [IMAGE_NODE_NAME, *object_names, *llm_phrases],
             n_objects=len(object_names), has_image=True, tail_visual_row=1 if instance.tail_object else None,

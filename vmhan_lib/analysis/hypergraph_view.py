@@ -9,11 +9,10 @@ matplotlib figure:
   attention, the line width and opacity follow the weight of the chosen layer, head and direction;
 - :func:`draw_incidence`: the incidence matrix as an annotated heatmap (rows = nodes, columns =
   hyperedge types);
-- :func:`draw_attention`: node x hyperedge heatmaps of one layer and head, both directions:
-  alpha_{j,i} of Eq. 5 (hyperedge <- nodes, each column sums to 1) and alpha_{i,j} of Eq. 7
-  (node <- hyperedges, each row sums to 1); cells outside the incidence are blank;
-- :func:`draw_hypergraph_attention`: the bipartite drawing weighted by Eq. 7 and both heatmaps in
-  one figure, for case studies;
+- :func:`draw_hypergraph_attention`: for case studies, the bipartite drawing weighted by Eq. 7
+  beside node x hyperedge heatmaps of one layer and head, both directions: alpha_{j,i} of Eq. 5
+  (hyperedge <- nodes, each column sums to 1) and alpha_{i,j} of Eq. 7 (node <- hyperedges, each
+  row sums to 1); cells outside the incidence are blank;
 - :func:`draw_edge_switches`: the incidence of one instance with each hyperedge type switched off
   (the Table 2 hypergraph ablations); :func:`hyperedge_members` lists each hyperedge's nodes.
 
@@ -154,22 +153,6 @@ def draw_incidence(batch: HypergraphBatch, index: int) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(1.3 * len(view.edge_types) + 3.5, 0.4 * len(view.slots) + 1.5))
     _heatmap(ax, view.incidence, np.ones_like(view.incidence, dtype=bool), view.node_labels, view.edge_labels,
              "incidence H (1 = node in hyperedge)", "Blues", ".0f")
-    fig.tight_layout()
-    return fig
-
-
-def draw_attention(
-    batch: HypergraphBatch, index: int, attention: Sequence[HypergraphAttention], layer: int, head: int
-) -> plt.Figure:
-    """Node x hyperedge attention of one layer and head, both directions, side by side."""
-    view = instance_incidence(batch, index)
-    matrices = attention_matrices(attention, batch, index, layer, head)
-    member = view.incidence > 0
-    fig, axes = plt.subplots(1, 2, figsize=(2.4 * len(view.edge_types) + 6, 0.4 * len(view.slots) + 2), sharey=True)
-    for ax, direction in zip(axes, ATTENTION_DIRECTIONS):
-        _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels, ATTENTION_TITLES[direction],
-                 "viridis", ".2f")
-    fig.suptitle(f"V-HAN attention, layer {layer + 1}, head {head + 1}")
     fig.tight_layout()
     return fig
 

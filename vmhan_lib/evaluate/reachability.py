@@ -11,18 +11,15 @@ it after rounding. Means over several runs need not be reachable; single runs mu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Reachability:
+class Reachability(NamedTuple):
+    """Whether each reported percentage can come from one prediction file (``all(r)``: all three)."""
+
     accuracy: bool
     recall: bool
     precision: bool
-
-    @property
-    def all(self) -> bool:
-        return self.accuracy and self.recall and self.precision
 
 
 def _fraction_reachable(percent: float, denominators: range, decimals: int) -> bool:

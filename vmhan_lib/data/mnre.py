@@ -184,16 +184,23 @@ def parse_entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
     return Entity(name=str(raw["name"]), start=start, end=end)
 
 
-def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
-    """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
-    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
-    ``where`` (file:line)."""
+def parse_literal_dict(line: str, where: str) -> dict:
+    """A line holding one Python-literal dict (split and caption files), read with
+    :func:`ast.literal_eval`; errors name ``where`` (file:line)."""
     try:
         raw = ast.literal_eval(line)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
         raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
     if not isinstance(raw, dict):
         raise DataFormatError(f"{where}: expected a dict, got {type(raw).__name__}")
+    return raw
+
+
+def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
+    """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
+    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
+    ``where`` (file:line)."""
+    raw = parse_literal_dict(line, where)
     missing = [k for k in ("token", "h", "t", "img_id", "relation") if k not in raw]
     if missing:
         raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}")

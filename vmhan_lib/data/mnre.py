@@ -132,11 +132,6 @@ class RelationVocab:
         lookup = {label: i for i, label in enumerate(self.labels)}
         return [lookup[label] for label in labels]
 
-    @property
-    def short_names(self) -> tuple[str, ...]:
-        """``/per/per/parent`` -> ``per/per/parent``: compact names for plots and tables."""
-        return tuple(label.strip("/") for label in self.labels)
-
 
 def load_relation_vocab(data_dir: str | Path) -> RelationVocab:
     """Read ``text/ours_rel2id.json`` (label -> id) into a :class:`RelationVocab`."""

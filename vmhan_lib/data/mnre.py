@@ -122,15 +122,13 @@ class RelationVocab:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def id(self, label: str) -> int:
-        try:
-            return self.labels.index(label)
-        except ValueError:
-            raise KeyError(f"unknown relation {label!r}; known: {', '.join(self.labels)}") from None
-
     def ids(self, labels: Iterable[str]) -> list[int]:
+        """The id of each label; a KeyError names an unknown one and the known labels."""
         lookup = {label: i for i, label in enumerate(self.labels)}
-        return [lookup[label] for label in labels]
+        try:
+            return [lookup[label] for label in labels]
+        except KeyError as err:
+            raise KeyError(f"unknown relation {err.args[0]!r}; known: {', '.join(self.labels)}") from None
 
 
 def load_relation_vocab(data_dir: str | Path) -> RelationVocab:

@@ -171,9 +171,7 @@ def parse_entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
         raise DataFormatError(f"{where}: {role} 'pos' must be two integers, got {pos!r}")
     start, end = pos
     if not 0 <= start < end <= n_tokens:
-        raise DataFormatError(
-            f"{where}: {role} span [{start}, {end}) is outside the {n_tokens} tokens"
-        )
+        raise DataFormatError(f"{where}: {role} span [{start}, {end}) is outside the {n_tokens} tokens")
     return Entity(name=str(raw["name"]), start=start, end=end)
 
 

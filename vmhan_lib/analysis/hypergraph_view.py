@@ -1,23 +1,12 @@
 """Pictures of one instance's multi-modal hypergraph (Eq. 1-3) and of its V-HAN attention (Eq. 5, 7).
 
-Every function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the position of one
-instance in it, keeps that instance's real nodes only (padded slots are dropped) and returns a
-matplotlib figure:
-
-- :func:`draw_hypergraph`: a bipartite layout, nodes on the left (coloured by role, labelled with
-  their names), hyperedges on the right (one colour per type), a line for every membership; with
-  attention, the line width and opacity follow the weight of the chosen layer, head and direction;
-- :func:`draw_incidence`: the incidence matrix as an annotated heatmap (rows = nodes, columns =
-  hyperedge types);
-- :func:`draw_hypergraph_attention`: for case studies, the bipartite drawing weighted by Eq. 7
-  beside node x hyperedge heatmaps of one layer and head, both directions: alpha_{j,i} of Eq. 5
-  (hyperedge <- nodes, each column sums to 1) and alpha_{i,j} of Eq. 7 (node <- hyperedges, each
-  row sums to 1); cells outside the incidence are blank;
-- :func:`draw_edge_switches`: the incidence of one instance with each hyperedge type switched off
-  (the Table 2 hypergraph ablations); :func:`hyperedge_members` lists each hyperedge's nodes.
-
-The matrices drawn come from :func:`instance_incidence` and :func:`attention_matrices`, which
-tests and notebooks can read directly.
+Each ``draw_*`` function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the
+position of one instance in it (:func:`draw_edge_switches`: the instance's nodes), keeps that
+instance's real nodes only (padded slots are dropped) and returns a matplotlib figure: the bipartite
+hypergraph (:func:`draw_hypergraph`), its incidence (:func:`draw_incidence`), both attention
+directions beside the hypergraph for case studies (:func:`draw_hypergraph_attention`), the incidence
+under the hyperedge switch-offs of Table 2 (:func:`draw_edge_switches`). The matrices drawn come from
+:func:`instance_incidence` and :func:`attention_matrices`, which tests and notebooks can read directly.
 """
 
 from __future__ import annotations
@@ -212,7 +201,8 @@ def draw_hypergraph_attention(
     title: str = "",
 ) -> plt.Figure:
     """One figure for a case study: the hypergraph with links weighted by Eq. 7 attention (left) and
-    the node x hyperedge heatmaps of Eq. 5 and Eq. 7 (right), for one layer and head."""
+    the node x hyperedge heatmaps of Eq. 5 and Eq. 7 (right; cells outside the incidence blank), for
+    one layer and head."""
     view = instance_incidence(batch, index)
     matrices = attention_matrices(attention, batch, index, layer, head)
     member = view.incidence > 0

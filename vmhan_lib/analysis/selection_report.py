@@ -1,17 +1,11 @@
 """Node selectors side by side (paper section 4.1): the same instances through several selectors.
 
-:func:`load_selection_examples` picks a handful of test instances with their LLaVA-NeXT caption
-and the object phrases that caption names (the candidate objects); :func:`compare_selectors`
-runs every selector on every example, once per pass, and returns one tidy row per (selector,
-pass, example) with the chosen text nodes, visual nodes and objects, the wall time, and what the
-selector's :class:`~vmhan_lib.features.node_selection.SelectionStats` counted during that example
-(model calls, cache hits, backend errors, fallbacks to the embedding ranker). A second pass over
-the same examples shows the answer cache at work. :func:`selection_summary` aggregates per
-selector and pass, :func:`side_by_side` lays the selections out for reading,
-:func:`selector_overlap` measures agreement with a reference selector, :func:`cached_call_seconds`
-reads the recorded cost of past model calls from the on-disk answer cache (so a rerun whose
-answers are all cached still reports the time per model call), and :func:`timing_figure` draws
-the cost per selection.
+:func:`load_selection_examples` picks a handful of test instances with their LLaVA-NeXT caption and
+the object phrases it names (the candidate objects); :func:`compare_selectors` runs every selector
+on each, once per pass (a second pass shows the answer cache at work), one tidy row per (selector,
+pass, example); the other functions summarise (:func:`selection_summary`), lay out
+(:func:`side_by_side`), compare (:func:`selector_overlap`), cost (:func:`cached_call_seconds`) and
+draw (:func:`timing_figure`) those rows.
 """
 
 from __future__ import annotations
@@ -218,8 +212,9 @@ def selector_overlap(table: pd.DataFrame, reference: str, pass_number: int = 1) 
 
 def cached_call_seconds(cache_file: str | Path) -> pd.DataFrame:
     """What the model calls recorded in an answer cache (``answers.jsonl``) cost, per backend and
-    model: answers, mean and median seconds per call. Empty when the file does not exist; torn
-    lines are skipped (as :class:`~vmhan_lib.features.node_selection.AnswerCache` does)."""
+    model: answers, mean and median seconds per call, so a rerun whose answers are all cached still
+    reports the time per model call. Empty when the file does not exist; torn lines are skipped (as
+    :class:`~vmhan_lib.features.node_selection.AnswerCache` does)."""
     records = []
     path = Path(cache_file)
     if path.is_file():

@@ -92,17 +92,15 @@ def load_selection_examples(
 
 def example_prompts(example: SelectionExample, m: int, n: int, k: int) -> list[NodePrompt]:
     """The three prompts (text nodes, visual nodes, objects) an LLM selector sends for ``example``."""
-    return [
-        text_node_prompt(example.instance, m),
-        visual_node_prompt(example.instance, example.caption, n),
-        object_prompt(example.instance, example.candidates, k),
-    ]
+    return [text_node_prompt(example.instance, m), visual_node_prompt(example.instance, example.caption, n),
+            object_prompt(example.instance, example.candidates, k)]
 
 
-def _counters(selector: NodeSelector) -> tuple[int, float, int, int, int]:
+def _counters(selector: NodeSelector) -> dict[str, float]:
+    """The selector's running counters, under their :data:`TABLE_COLUMNS` names."""
     stats = selector.stats
-    return (stats.backend_calls, sum(stats.backend_seconds), stats.cache_hits, stats.backend_errors,
-            stats.total_fallbacks)
+    return {"model_calls": stats.backend_calls, "model_seconds": sum(stats.backend_seconds),
+            "cache_hits": stats.cache_hits, "backend_errors": stats.backend_errors, "fallbacks": stats.total_fallbacks}
 
 
 def compare_selectors(
@@ -128,24 +126,20 @@ def compare_selectors(
         for pass_number in range(1, passes + 1):
             for example in examples:
                 instance = example.instance
-                before = _counters(selector)
-                fallbacks_before = dict(selector.stats.fallbacks)
+                before, fallbacks_before = _counters(selector), dict(selector.stats.fallbacks)
                 started = time.perf_counter()
-                text_nodes = selector.select_text_nodes(instance, m)
-                visual_nodes = selector.select_visual_nodes(instance, example.caption, n)
-                objects = selector.select_objects(instance, example.candidates, k)
+                chosen = (selector.select_text_nodes(instance, m),
+                          selector.select_visual_nodes(instance, example.caption, n),
+                          selector.select_objects(instance, example.candidates, k))
                 seconds = time.perf_counter() - started
-                calls, model_seconds, hits, errors, fallbacks = (
-                    a - b for a, b in zip(_counters(selector), before))
                 fell_back = [kind for kind, count in selector.stats.fallbacks.items()
                              if count > fallbacks_before.get(kind, 0)]
                 rows.append({
                     "selector": label, "pass": pass_number, "instance": instance.index, "img_id": instance.img_id,
                     "head": instance.head.name, "tail": instance.tail.name, "relation": instance.relation,
-                    "sentence": instance.text, "text_nodes": list(text_nodes), "visual_nodes": list(visual_nodes),
-                    "objects": list(objects), "seconds": seconds, "model_calls": calls,
-                    "model_seconds": model_seconds, "cache_hits": hits, "backend_errors": errors,
-                    "fallbacks": fallbacks, "fallback_kinds": ",".join(sorted(fell_back)),
+                    "sentence": instance.text, **{kind: list(nodes) for kind, nodes in zip(NODE_KINDS, chosen)},
+                    "seconds": seconds, **{key: value - before[key] for key, value in _counters(selector).items()},
+                    "fallback_kinds": ",".join(sorted(fell_back)),
                 })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 

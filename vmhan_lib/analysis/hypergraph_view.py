@@ -82,14 +82,11 @@ def instance_incidence(batch: HypergraphBatch, index: int) -> InstanceHypergraph
     if not 0 <= index < batch.batch_size:
         raise IndexError(f"instance {index} outside a batch of {batch.batch_size}")
     slots = tuple(int(s) for s in batch.node_mask[index].nonzero().flatten().tolist())
-    return InstanceHypergraph(
-        slots=slots,
-        node_names=tuple(batch.node_names[index][s] for s in slots),
-        node_roles=tuple(NodeRole(int(batch.node_role[index, s])) for s in slots),
-        edge_types=tuple(batch.edge_types),
-        incidence=batch.incidence[index, list(slots)].detach().cpu().numpy(),
-        edge_present=batch.edge_mask[index].detach().cpu().numpy(),
-    )
+    return InstanceHypergraph(slots=slots, node_names=tuple(batch.node_names[index][s] for s in slots),
+                              node_roles=tuple(NodeRole(int(batch.node_role[index, s])) for s in slots),
+                              edge_types=tuple(batch.edge_types),
+                              incidence=batch.incidence[index, list(slots)].detach().cpu().numpy(),
+                              edge_present=batch.edge_mask[index].detach().cpu().numpy())
 
 
 def attention_matrices(
@@ -167,14 +164,9 @@ def _bipartite(ax: plt.Axes, view: InstanceHypergraph, weights: np.ndarray | Non
     ax.axis("off")
 
 
-def draw_hypergraph(
-    batch: HypergraphBatch,
-    index: int,
-    attention: Sequence[HypergraphAttention] | None = None,
-    layer: int = 0,
-    head: int = 0,
-    direction: str = "node_from_edges",
-) -> plt.Figure:
+def draw_hypergraph(batch: HypergraphBatch, index: int,
+                    attention: Sequence[HypergraphAttention] | None = None, layer: int = 0,
+                    head: int = 0, direction: str = "node_from_edges") -> plt.Figure:
     """Bipartite drawing: nodes (left, coloured by role) linked to the hyperedges they belong to (right).
 
     With ``attention``, each link's width and opacity follow its weight in ``direction``
@@ -192,14 +184,9 @@ def draw_hypergraph(
     return fig
 
 
-def draw_hypergraph_attention(
-    batch: HypergraphBatch,
-    index: int,
-    attention: Sequence[HypergraphAttention],
-    layer: int,
-    head: int,
-    title: str = "",
-) -> plt.Figure:
+def draw_hypergraph_attention(batch: HypergraphBatch, index: int,
+                              attention: Sequence[HypergraphAttention], layer: int, head: int,
+                              title: str = "") -> plt.Figure:
     """One figure for a case study: the hypergraph with links weighted by Eq. 7 attention (left) and
     the node x hyperedge heatmaps of Eq. 5 and Eq. 7 (right; cells outside the incidence blank), for
     one layer and head."""

@@ -57,10 +57,8 @@ class SelectionExample:
     candidates: tuple[str, ...]
 
 
-def load_selection_examples(
-    profile: str | None, data_dir: str | Path | None, n_examples: int, split: str = "test",
-    captioner: str = "llavanext", max_phrase_words: int = 3,
-) -> list[SelectionExample]:
+def load_selection_examples(profile: str | None, data_dir: str | Path | None, n_examples: int, split: str = "test",
+                            captioner: str = "llavanext", max_phrase_words: int = 3) -> list[SelectionExample]:
     """The first ``n_examples`` instances of ``split`` with a relation other than None, one per
     image, whose caption names at least one object (at most :data:`TINY_MAX_EXAMPLES` for the tiny
     profile). The tiny examples are the first of the others, so they share their cached answers.
@@ -103,10 +101,8 @@ def _counters(selector: NodeSelector) -> dict[str, float]:
             "cache_hits": stats.cache_hits, "backend_errors": stats.backend_errors, "fallbacks": stats.total_fallbacks}
 
 
-def compare_selectors(
-    selectors: Mapping[str, NodeSelector], examples: Sequence[SelectionExample], m: int = 3, n: int = 3,
-    k: int = 3, passes: int = 2,
-) -> pd.DataFrame:
+def compare_selectors(selectors: Mapping[str, NodeSelector], examples: Sequence[SelectionExample], m: int = 3,
+                      n: int = 3, k: int = 3, passes: int = 2) -> pd.DataFrame:
     """Every selector on every example, ``passes`` times; one row per (selector, pass, example).
 
     Columns (:data:`TABLE_COLUMNS`): the selector's label, the pass (1, 2, ...), the instance

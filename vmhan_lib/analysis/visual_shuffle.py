@@ -51,11 +51,8 @@ def shuffle_visual_nodes(nodes: Sequence[InstanceNodes], source: Sequence[int]) 
     instance ``source[i]``; the text side (head, tail, text-LLM nodes) is kept."""
     if sorted(source) != list(range(len(nodes))):
         raise ValueError("source must be a permutation of the instances")
-    return [
-        replace(nodes[i], visual_features=nodes[j].visual_features, visual_names=list(nodes[j].visual_names),
-                n_objects=nodes[j].n_objects, has_image=nodes[j].has_image)
-        for i, j in enumerate(source)
-    ]
+    return [replace(nodes[i], visual_features=nodes[j].visual_features, visual_names=list(nodes[j].visual_names),
+                    n_objects=nodes[j].n_objects, has_image=nodes[j].has_image) for i, j in enumerate(source)]
 
 
 @dataclass

@@ -41,12 +41,8 @@ def load_captions(data_dir: str | Path, captioner: str, split: str) -> dict[str,
     return captions
 
 
-def captions_for_instances(
-    data_dir: str | Path,
-    split: str,
-    instances: Sequence[Instance],
-    captioners: Sequence[str] = CAPTIONERS,
-) -> list[dict[str, str]]:
+def captions_for_instances(data_dir: str | Path, split: str, instances: Sequence[Instance],
+                           captioners: Sequence[str] = CAPTIONERS) -> list[dict[str, str]]:
     """For each instance, ``{captioner: caption}`` of its image, joined on ``img_id``.
 
     Raises:
@@ -58,10 +54,8 @@ def captions_for_instances(
         row = {}
         for name, table in tables.items():
             if instance.img_id not in table:
-                raise DataFormatError(
-                    f"{captions_path(data_dir, name, split)}: no caption for image {instance.img_id!r} "
-                    f"(instance {instance.index} of {split})"
-                )
+                raise DataFormatError(f"{captions_path(data_dir, name, split)}: no caption for image "
+                                      f"{instance.img_id!r} (instance {instance.index} of {split})")
             row[name] = table[instance.img_id]
         joined.append(row)
     return joined

@@ -135,12 +135,9 @@ def build_image_index(mnre_dir: str | Path, folders: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def download(
-    root: str | Path,
-    timeout: float = 60.0,
-    fetch: Callable[[str, float], bytes] = _fetch,
-    probe: Callable[[], None] = check_reachable,
-) -> dict[str, str]:
+def download(root: str | Path, timeout: float = 60.0,
+             fetch: Callable[[str, float], bytes] = _fetch,
+             probe: Callable[[], None] = check_reachable) -> dict[str, str]:
     """Fetch every manifest file into ``root`` (which receives ``mnre/...``) and verify it.
 
     Files already present with the right hash are skipped. Raises :class:`DownloadError` on an

@@ -7,16 +7,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
-from vmhan_lib.data.mnre import (
-    NEGATIVE_LABEL,
-    SPLITS,
-    Instance,
-    RelationVocab,
-    entity_relation_categories,
-    group_by_sentence,
-    load_mnre,
-    load_relation_vocab,
-)
+from vmhan_lib.data.mnre import (NEGATIVE_LABEL, SPLITS, Instance, RelationVocab, entity_relation_categories,
+                                 group_by_sentence, load_mnre, load_relation_vocab)
 
 
 def split_statistics(instances: Sequence[Instance], vocab: RelationVocab) -> dict[str, Any]:

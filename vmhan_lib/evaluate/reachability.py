@@ -31,14 +31,8 @@ def _fraction_reachable(percent: float, denominators: range, decimals: int) -> b
     return False
 
 
-def reachable(
-    accuracy: float | None,
-    precision: float | None,
-    recall: float | None,
-    n_instances: int,
-    n_gold_positive: int,
-    decimals: int = 2,
-) -> Reachability:
+def reachable(accuracy: float | None, precision: float | None, recall: float | None,
+              n_instances: int, n_gold_positive: int, decimals: int = 2) -> Reachability:
     """Check each reported percentage (None = not reported, counted as reachable)."""
     return Reachability(
         accuracy=accuracy is None or _fraction_reachable(accuracy, range(n_instances, n_instances + 1), decimals),

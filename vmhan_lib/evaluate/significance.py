@@ -36,14 +36,9 @@ def _f1_from_counts(correct: np.ndarray, predicted: np.ndarray, gold: np.ndarray
     return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
 
 
-def paired_bootstrap_f1_runs(
-    gold: Sequence[Hashable],
-    runs_a: Sequence[Sequence[Hashable]],
-    runs_b: Sequence[Sequence[Hashable]],
-    negative: Hashable = "None",
-    resamples: int = 2000,
-    seed: int = 0,
-) -> PairedBootstrap:
+def paired_bootstrap_f1_runs(gold: Sequence[Hashable], runs_a: Sequence[Sequence[Hashable]],
+                             runs_b: Sequence[Sequence[Hashable]], negative: Hashable = "None",
+                             resamples: int = 2000, seed: int = 0) -> PairedBootstrap:
     """Paired bootstrap over test instances for systems trained with several seeds (one run per
     system: the classic paired bootstrap, ``runs_a = [pred_a]``).
 
@@ -75,13 +70,9 @@ def paired_bootstrap_f1_runs(
     deltas = f1_difference(rng.multinomial(n, np.full(n, 1.0 / n), size=resamples))  # [R]
     observed = float(f1_difference(np.ones((1, n), dtype=np.int64))[0])
     tail = min(np.mean(deltas <= 0), np.mean(deltas >= 0))
-    return PairedBootstrap(
-        delta_f1=observed,
-        ci_low=float(np.quantile(deltas, 0.025)),
-        ci_high=float(np.quantile(deltas, 0.975)),
-        p_value=float(min(1.0, 2 * tail)),
-        resamples=resamples,
-    )
+    return PairedBootstrap(delta_f1=observed, ci_low=float(np.quantile(deltas, 0.025)),
+                           ci_high=float(np.quantile(deltas, 0.975)), p_value=float(min(1.0, 2 * tail)),
+                           resamples=resamples)
 
 
 SINGLE_SEED_VERDICT = "not yet comparable with a seed spread (one seed on a side)"

@@ -15,14 +15,8 @@ from typing import Callable, Sequence
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
 from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
-from vmhan_lib.features.node_selection.parsing import (
-    MAX_PHRASE_WORDS,
-    MAX_SPAN_TOKENS,
-    clean_phrases,
-    match_candidates,
-    match_text_spans,
-    parse_answer_items,
-)
+from vmhan_lib.features.node_selection.parsing import (MAX_PHRASE_WORDS, MAX_SPAN_TOKENS, clean_phrases,
+                                                       match_candidates, match_text_spans, parse_answer_items)
 from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
 from vmhan_lib.features.node_selection.protocol import BackendError, ChatBackend, NodeSelector, SelectionStats
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -207,14 +206,8 @@ def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Ins
     relation = raw["relation"]
     if relation not in labels:
         raise DataFormatError(f"{where}: unknown relation label {relation!r}")
-    return Instance(
-        index=index,
-        tokens=tuple(tokens),
-        head=parse_entity(raw["h"], "h", len(tokens), where),
-        tail=parse_entity(raw["t"], "t", len(tokens), where),
-        img_id=str(raw["img_id"]),
-        relation=relation,
-    )
+    return Instance(index=index, tokens=tuple(tokens), head=parse_entity(raw["h"], "h", len(tokens), where),
+                    tail=parse_entity(raw["t"], "t", len(tokens), where), img_id=str(raw["img_id"]), relation=relation)
 
 
 def load_mnre(data_dir: str | Path, split: str, vocab: RelationVocab | None = None) -> list[Instance]:
@@ -253,13 +246,10 @@ class SentenceGroup:
 
 def group_by_sentence(instances: Sequence[Instance]) -> list[SentenceGroup]:
     """Group instances by (image, tokens), in order of first appearance."""
-    groups: OrderedDict[tuple[str, tuple[str, ...]], list[int]] = OrderedDict()
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for position, instance in enumerate(instances):
         groups.setdefault(instance.sentence_key, []).append(position)
-    return [
-        SentenceGroup(img_id=img_id, tokens=tokens, instance_indices=tuple(members))
-        for (img_id, tokens), members in groups.items()
-    ]
+    return [SentenceGroup(img_id, tokens, tuple(members)) for (img_id, tokens), members in groups.items()]
 
 
 def entity_relation_categories(instances: Sequence[Instance]) -> dict[str, set[str]]:

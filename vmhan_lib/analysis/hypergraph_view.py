@@ -32,13 +32,8 @@ ROLE_STYLES: dict[NodeRole, tuple[str, str]] = {
     NodeRole.VISUAL_LLM: ("#bcbd22", "visual-LLM node"),
 }
 """Colour and legend label of each node role."""
-EDGE_COLOURS: dict[str, str] = {
-    "global": "#7f7f7f",
-    "textual": "#e377c2",
-    "visual": "#17becf",
-    "head_visual": "#9467bd",
-    "tail_visual": "#8c564b",
-}
+EDGE_COLOURS: dict[str, str] = {"global": "#7f7f7f", "textual": "#e377c2", "visual": "#17becf",
+                                "head_visual": "#9467bd", "tail_visual": "#8c564b"}
 ATTENTION_DIRECTIONS: dict[str, str] = {
     "edge_from_nodes": "Eq. 5: hyperedge <- nodes (columns sum to 1)",  # alpha_{j,i}
     "node_from_edges": "Eq. 7: node <- hyperedges (rows sum to 1)",  # alpha_{i,j}
@@ -208,10 +203,8 @@ def draw_hypergraph_attention(batch: HypergraphBatch, index: int,
 def hyperedge_members(batch: HypergraphBatch, index: int) -> dict[str, list[str]]:
     """``{hyperedge type: names of its nodes}`` of instance ``index`` (empty list: masked hyperedge)."""
     view = instance_incidence(batch, index)
-    return {
-        edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
-        for j, edge in enumerate(view.edge_types)
-    }
+    return {edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
+            for j, edge in enumerate(view.edge_types)}
 
 
 def draw_edge_switches(

@@ -38,11 +38,13 @@ class Scores:
         return {k: 100.0 * getattr(self, k) for k in ("accuracy", "precision", "recall", "f1")}
 
 
-def _check_lengths(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> None:
+def _arrays(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """``gold`` and ``pred`` as object arrays; ValueError when their lengths differ or they are empty."""
     if len(gold) != len(pred):
         raise ValueError(f"gold and pred differ in length: {len(gold)} vs {len(pred)}")
     if len(gold) == 0:
         raise ValueError("cannot score an empty set of predictions")
+    return np.asarray(list(gold), dtype=object), np.asarray(list(pred), dtype=object)
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -51,27 +53,15 @@ def _f1(precision: float, recall: float) -> float:
 
 def score(gold: Sequence[Hashable], pred: Sequence[Hashable], negative: Hashable = "None") -> Scores:
     """Score predictions against gold labels; ``negative`` is the no-relation label."""
-    _check_lengths(gold, pred)
-    gold_arr = np.asarray(list(gold), dtype=object)
-    pred_arr = np.asarray(list(pred), dtype=object)
+    gold_arr, pred_arr = _arrays(gold, pred)
     equal = gold_arr == pred_arr
     gold_pos = gold_arr != negative
-    pred_pos = pred_arr != negative
-    correct_pos = int(np.sum(equal & gold_pos))
-    n_pred_pos = int(np.sum(pred_pos))
-    n_gold_pos = int(np.sum(gold_pos))
+    correct_pos, n_gold_pos = int(np.sum(equal & gold_pos)), int(np.sum(gold_pos))
+    n_pred_pos = int(np.sum(pred_arr != negative))
     precision = correct_pos / n_pred_pos if n_pred_pos else 0.0
     recall = correct_pos / n_gold_pos if n_gold_pos else 0.0
-    return Scores(
-        accuracy=float(np.mean(equal)),
-        precision=precision,
-        recall=recall,
-        f1=_f1(precision, recall),
-        n=len(gold_arr),
-        n_correct_positive=correct_pos,
-        n_predicted_positive=n_pred_pos,
-        n_gold_positive=n_gold_pos,
-    )
+    return Scores(float(np.mean(equal)), precision, recall, _f1(precision, recall), len(gold_arr),
+                  correct_pos, n_pred_pos, n_gold_pos)
 
 
 @dataclass(frozen=True)
@@ -89,9 +79,7 @@ def per_relation_scores(
     gold: Sequence[Hashable], pred: Sequence[Hashable], labels: Sequence[Hashable]
 ) -> list[RelationScores]:
     """One-vs-rest precision/recall/F1 of each label in ``labels`` (order kept)."""
-    _check_lengths(gold, pred)
-    gold_arr = np.asarray(list(gold), dtype=object)
-    pred_arr = np.asarray(list(pred), dtype=object)
+    gold_arr, pred_arr = _arrays(gold, pred)
     rows = []
     for label in labels:
         is_gold = gold_arr == label
@@ -111,7 +99,7 @@ def confusion_matrix(
     Raises:
         ValueError: a gold or predicted label is not in ``labels``.
     """
-    _check_lengths(gold, pred)
+    _arrays(gold, pred)
     position = {label: i for i, label in enumerate(labels)}
     unknown = sorted({str(x) for x in (*gold, *pred) if x not in position})
     if unknown:

@@ -27,11 +27,9 @@ def relation_distribution(stats: dict[str, Any], log_scale: bool = True) -> plt.
         stats: the output of :func:`vmhan_lib.data.statistics.dataset_statistics`.
         log_scale: ``None`` dominates every split, so a log axis keeps rare relations visible.
     """
-    rows = [
-        {"relation": label.strip("/"), "split": split, "instances": count}
-        for split, split_stats in stats["splits"].items()
-        for label, count in split_stats["relation_counts"].items()
-    ]
+    rows = [{"relation": label.strip("/"), "split": split, "instances": count}
+            for split, split_stats in stats["splits"].items()
+            for label, count in split_stats["relation_counts"].items()]
     frame = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(8, 7))
     sns.barplot(data=frame, y="relation", x="instances", hue="split", ax=ax, orient="h")
@@ -46,11 +44,8 @@ def relation_distribution(stats: dict[str, Any], log_scale: bool = True) -> plt.
 
 def pairs_per_sentence(stats: dict[str, Any]) -> plt.Figure:
     """Bars: how many sentences have 1, 2, ... labelled entity pairs, per split."""
-    rows = [
-        {"pairs": int(k), "split": split, "sentences": v}
-        for split, split_stats in stats["splits"].items()
-        for k, v in split_stats["pairs_per_sentence"].items()
-    ]
+    rows = [{"pairs": int(k), "split": split, "sentences": v} for split, split_stats in stats["splits"].items()
+            for k, v in split_stats["pairs_per_sentence"].items()]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     sns.barplot(data=pd.DataFrame(rows), x="pairs", y="sentences", hue="split", ax=ax)
     ax.set_yscale("log")
@@ -64,11 +59,8 @@ def pairs_per_sentence(stats: dict[str, Any]) -> plt.Figure:
 def training_curves(records: list[dict[str, Any]]) -> plt.Figure:
     """Dev F1 per epoch of every run (thin lines) and the mean per variant (thick), one panel per
     variant family; records are run records (``record.json``)."""
-    rows = [
-        {"variant": r["variant"], "seed": r["seed"], "epoch": e["epoch"], "dev F1 (%)": 100 * e["dev"]["f1"],
-         "train loss": e["train_loss"]["total"]}
-        for r in records for e in r["epochs"]
-    ]
+    rows = [{"variant": r["variant"], "seed": r["seed"], "epoch": e["epoch"], "dev F1 (%)": 100 * e["dev"]["f1"],
+            "train loss": e["train_loss"]["total"]} for r in records for e in r["epochs"]]
     frame = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for ax, column in zip(axes, ("dev F1 (%)", "train loss")):

@@ -45,21 +45,13 @@ def plan(
     if start_from is not None and start_from not in numbers:
         raise ValueError(f"no notebook number {start_from:02d}; available: {', '.join(f'{n:02d}' for n in numbers)}")
     out_dir = output_root / "executed" / profile
-    return [
-        NotebookRun(n, p, out_dir / p.name)
-        for n, p in zip(numbers, notebooks)
-        if start_from is None or n >= start_from
-    ]
+    return [NotebookRun(n, p, out_dir / p.name) for n, p in zip(numbers, notebooks)
+            if start_from is None or n >= start_from]
 
 
-def reproduce(
-    profile: str | None = None,
-    data_dir: str | None = None,
-    start_from: int | None = None,
-    notebook_dir: Path = NOTEBOOK_DIR,
-    output_root: Path = RESULTS_DIR,
-    overrides: dict[str, Any] | None = None,
-) -> list[Path]:
+def reproduce(profile: str | None = None, data_dir: str | None = None, start_from: int | None = None,
+              notebook_dir: Path = NOTEBOOK_DIR, output_root: Path = RESULTS_DIR,
+              overrides: dict[str, Any] | None = None) -> list[Path]:
     """Execute the notebooks in order; returns the executed copies.
 
     ``overrides`` (dotted config field -> value) reaches every notebook's ``overrides`` parameter.
@@ -74,16 +66,12 @@ def reproduce(
         run.output.parent.mkdir(parents=True, exist_ok=True)
         print(f"[{run.number:02d}] {run.source.name} -> {run.output}", flush=True)
         try:
-            papermill.execute_notebook(
-                str(run.source), str(run.output), parameters=parameters, kernel_name="python3",
-                cwd=str(run.source.parent), progress_bar=False,
-            )
+            papermill.execute_notebook(str(run.source), str(run.output), parameters=parameters, kernel_name="python3",
+                                       cwd=str(run.source.parent), progress_bar=False)
         except PapermillExecutionError as err:
-            first_line = (err.source or "").strip().splitlines()[:1]
+            first_line = ((err.source or "").strip().splitlines() or [""])[0]
             raise NotebookFailed(
-                f"{run.source.name} failed in cell [{err.exec_count}] `{first_line[0] if first_line else ''}` "
-                f"({err.ename}: {err.evalue}); "
-                f"executed copy with the traceback: {run.output}; resume with --from {run.number:02d}"
-            ) from err
+                f"{run.source.name} failed in cell [{err.exec_count}] `{first_line}` ({err.ename}: {err.evalue}); "
+                f"executed copy with the traceback: {run.output}; resume with --from {run.number:02d}") from err
         done.append(run.output)
     return done

@@ -35,10 +35,9 @@ def test_upstream_val_name_with_space_is_accepted(tmp_path: Path) -> None:
 def test_vocab_order_and_none_first(tiny_mnre: Path) -> None:
     vocab = load_relation_vocab(tiny_mnre)
     assert vocab.labels[0] == "None"
-    assert vocab.id("/per/org/member_of") == 2
-    assert vocab.ids(["None", "/misc/loc/held_on"]) == [0, 3]
-    with pytest.raises(KeyError, match="unknown relation"):
-        vocab.id("/nope")
+    assert vocab.ids(["None", "/per/org/member_of", "/misc/loc/held_on"]) == [0, 2, 3]
+    with pytest.raises(KeyError, match="unknown relation '/nope'"):
+        vocab.ids(["None", "/nope"])
 
 
 def _corrupt(root: Path, split_file: str, line_no: int, new_line: str) -> None:

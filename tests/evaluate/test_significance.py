@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmhan_lib.evaluate.significance import paired_bootstrap_f1, paired_bootstrap_f1_runs
+from vmhan_lib.evaluate.significance import paired_bootstrap_f1_runs
 from vmhan_lib.metrics import score
 
 LABELS = ["None", "a", "b"]
@@ -18,13 +18,13 @@ def _systems(seed: int, n: int = 400, acc_a: float = 0.6, acc_b: float = 0.6):
 
 def test_identical_systems_have_no_difference() -> None:
     gold, pred, _ = _systems(0)
-    result = paired_bootstrap_f1(gold, pred, pred, resamples=500)
+    result = paired_bootstrap_f1_runs(gold, [pred], [pred], resamples=500)
     assert result.delta_f1 == 0 and result.ci_low == 0 and result.ci_high == 0 and result.p_value == 1.0
 
 
 def test_observed_delta_equals_score_difference_and_clear_winner_is_significant() -> None:
     gold, weak, strong = _systems(1, acc_a=0.4, acc_b=0.9)
-    result = paired_bootstrap_f1(gold, weak, strong, resamples=1000)
+    result = paired_bootstrap_f1_runs(gold, [weak], [strong], resamples=1000)
     assert result.delta_f1 == pytest.approx(score(gold, strong).f1 - score(gold, weak).f1)
     assert result.p_value < 0.01 and result.ci_low > 0
 
@@ -32,7 +32,7 @@ def test_observed_delta_equals_score_difference_and_clear_winner_is_significant(
 def test_agrees_with_a_plain_loop_bootstrap() -> None:
     """Same resampling distribution as an independent, slow implementation with explicit indices."""
     gold, a, b = _systems(2, n=150, acc_a=0.55, acc_b=0.65)
-    fast = paired_bootstrap_f1(gold, a, b, resamples=3000, seed=5)
+    fast = paired_bootstrap_f1_runs(gold, [a], [b], resamples=3000, seed=5)
     rng = np.random.default_rng(11)
     deltas = []
     for _ in range(3000):
@@ -48,7 +48,7 @@ def test_agrees_with_a_plain_loop_bootstrap() -> None:
 
 def test_length_mismatch() -> None:
     with pytest.raises(ValueError, match="equal, non-zero lengths"):
-        paired_bootstrap_f1(["a"], ["a"], ["a", "b"])
+        paired_bootstrap_f1_runs(["a"], [["a"]], [["a", "b"]])
 
 
 def test_pooled_runs_observed_delta_is_the_pooled_micro_f1_difference() -> None:

@@ -59,14 +59,10 @@ def load_predictions(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFram
         for row in runs[runs["variant"] == variant].sort_values("seed").itertuples():
             predictions = read_predictions(Path(row.run_dir))
             frames.append(pd.DataFrame({
-                "variant": variant,
-                "seed": row.seed,
-                "index": [p.index for p in predictions],
-                "gold": [p.gold for p in predictions],
-                "predicted": [p.predicted for p in predictions],
+                "variant": variant, "seed": row.seed, "index": [p.index for p in predictions],
+                "gold": [p.gold for p in predictions], "predicted": [p.predicted for p in predictions],
                 "confidence": [max(p.probabilities) for p in predictions],
-                "variance": [np.nan if p.variance is None else p.variance for p in predictions],
-            }))
+                "variance": [np.nan if p.variance is None else p.variance for p in predictions]}))
     if not frames:
         return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
     return pd.concat(frames, ignore_index=True)

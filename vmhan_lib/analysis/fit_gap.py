@@ -60,12 +60,10 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
         data = checkpoint_inputs(config, checkpoint_features(checkpoint, path)) if shared is None else shared
         row: dict[str, Any] = {}
         for split in SPLITS:
-            part = data[split]
-            probabilities = predict_nodes(model, part.nodes, model_config, config.eval_batch_size,
-                                          device).probabilities
-            scores = scores_of(vocab, part.labels, probabilities)
-            row[f"{SPLIT_COLUMNS[split]}_accuracy"] = 100 * scores["accuracy"]
-            row[f"{SPLIT_COLUMNS[split]}_f1"] = 100 * scores["f1"]
+            nodes, labels = data[split].nodes, data[split].labels
+            scores = scores_of(vocab, labels, predict_nodes(model, nodes, model_config, config.eval_batch_size,
+                                                            device).probabilities)
+            row.update({f"{SPLIT_COLUMNS[split]}_{metric}": 100 * scores[metric] for metric in ("accuracy", "f1")})
         row["gap_accuracy"] = row["train_accuracy"] - row["dev_accuracy"]
         row["gap_f1"] = row["train_f1"] - row["dev_f1"]
         rows.append(row)

@@ -1,24 +1,12 @@
 """Pictures of one instance's multi-modal hypergraph (Eq. 1-3) and of its V-HAN attention (Eq. 5, 7).
 
-Every function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the position of one
-instance in it, keeps that instance's real nodes only (padded slots are dropped) and returns a
-matplotlib figure:
-
-- :func:`draw_hypergraph`: a bipartite layout, nodes on the left (coloured by role, labelled with
-  their names), hyperedges on the right (one colour per type), a line for every membership; with
-  attention, the line width and opacity follow the weight of the chosen layer, head and direction;
-- :func:`draw_incidence`: the incidence matrix as an annotated heatmap (rows = nodes, columns =
-  hyperedge types);
-- :func:`draw_attention`: node x hyperedge heatmaps of one layer and head, both directions:
-  alpha_{j,i} of Eq. 5 (hyperedge <- nodes, each column sums to 1) and alpha_{i,j} of Eq. 7
-  (node <- hyperedges, each row sums to 1); cells outside the incidence are blank;
-- :func:`draw_hypergraph_attention`: the bipartite drawing weighted by Eq. 7 and both heatmaps in
-  one figure, for case studies;
-- :func:`draw_edge_switches`: the incidence of one instance with each hyperedge type switched off
-  (the Table 2 hypergraph ablations); :func:`hyperedge_members` lists each hyperedge's nodes.
-
-The matrices drawn come from :func:`instance_incidence` and :func:`attention_matrices`, which
-tests and notebooks can read directly.
+Each ``draw_*`` function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the
+position of one instance in it (:func:`draw_edge_switches`: the instance's nodes), keeps that
+instance's real nodes only (padded slots are dropped) and returns a matplotlib figure: the bipartite
+hypergraph (:func:`draw_hypergraph`), its incidence (:func:`draw_incidence`), both attention
+directions beside the hypergraph for case studies (:func:`draw_hypergraph_attention`), the incidence
+under the hyperedge switch-offs of Table 2 (:func:`draw_edge_switches`). The matrices drawn come from
+:func:`instance_incidence` and :func:`attention_matrices`, which tests and notebooks can read directly.
 """
 
 from __future__ import annotations
@@ -35,35 +23,22 @@ from vmhan_lib.hypergraph.batch import HypergraphBatch, collate_hypergraphs
 from vmhan_lib.hypergraph.config import EDGE_TYPES, INTER_MODAL_EDGES, INTRA_MODAL_EDGES, HypergraphConfig, NodeRole
 from vmhan_lib.model.vhan_layer import HypergraphAttention
 
-ROLE_COLOURS: dict[NodeRole, str] = {
-    NodeRole.HEAD: "#d62728",
-    NodeRole.TAIL: "#1f77b4",
-    NodeRole.TEXT_LLM: "#ff9896",
-    NodeRole.IMAGE: "#2ca02c",
-    NodeRole.OBJECT: "#98df8a",
-    NodeRole.VISUAL_LLM: "#bcbd22",
+ROLE_STYLES: dict[NodeRole, tuple[str, str]] = {
+    NodeRole.HEAD: ("#d62728", "head v_h"),
+    NodeRole.TAIL: ("#1f77b4", "tail v_t"),
+    NodeRole.TEXT_LLM: ("#ff9896", "text-LLM node"),
+    NodeRole.IMAGE: ("#2ca02c", "image v_I"),
+    NodeRole.OBJECT: ("#98df8a", "object v_o"),
+    NodeRole.VISUAL_LLM: ("#bcbd22", "visual-LLM node"),
 }
-ROLE_LABELS: dict[NodeRole, str] = {
-    NodeRole.HEAD: "head v_h",
-    NodeRole.TAIL: "tail v_t",
-    NodeRole.TEXT_LLM: "text-LLM node",
-    NodeRole.IMAGE: "image v_I",
-    NodeRole.OBJECT: "object v_o",
-    NodeRole.VISUAL_LLM: "visual-LLM node",
+"""Colour and legend label of each node role."""
+EDGE_COLOURS: dict[str, str] = {"global": "#7f7f7f", "textual": "#e377c2", "visual": "#17becf",
+                                "head_visual": "#9467bd", "tail_visual": "#8c564b"}
+ATTENTION_DIRECTIONS: dict[str, str] = {
+    "edge_from_nodes": "Eq. 5: hyperedge <- nodes (columns sum to 1)",  # alpha_{j,i}
+    "node_from_edges": "Eq. 7: node <- hyperedges (rows sum to 1)",  # alpha_{i,j}
 }
-EDGE_COLOURS: dict[str, str] = {
-    "global": "#7f7f7f",
-    "textual": "#e377c2",
-    "visual": "#17becf",
-    "head_visual": "#9467bd",
-    "tail_visual": "#8c564b",
-}
-ATTENTION_DIRECTIONS: tuple[str, ...] = ("edge_from_nodes", "node_from_edges")
-"""``edge_from_nodes``: alpha_{j,i} of Eq. 5; ``node_from_edges``: alpha_{i,j} of Eq. 7."""
-ATTENTION_TITLES: dict[str, str] = {
-    "edge_from_nodes": "Eq. 5: hyperedge <- nodes (columns sum to 1)",
-    "node_from_edges": "Eq. 7: node <- hyperedges (rows sum to 1)",
-}
+"""The two attention directions a drawing can show, with their heatmap titles."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +64,7 @@ class InstanceHypergraph:
     @property
     def node_labels(self) -> list[str]:
         """``name (role)`` for every real node, e.g. ``Obama (head v_h)``."""
-        return [f"{name} ({ROLE_LABELS[role]})" for name, role in zip(self.node_names, self.node_roles)]
+        return [f"{name} ({ROLE_STYLES[role][1]})" for name, role in zip(self.node_names, self.node_roles)]
 
     @property
     def edge_labels(self) -> list[str]:
@@ -102,14 +77,11 @@ def instance_incidence(batch: HypergraphBatch, index: int) -> InstanceHypergraph
     if not 0 <= index < batch.batch_size:
         raise IndexError(f"instance {index} outside a batch of {batch.batch_size}")
     slots = tuple(int(s) for s in batch.node_mask[index].nonzero().flatten().tolist())
-    return InstanceHypergraph(
-        slots=slots,
-        node_names=tuple(batch.node_names[index][s] for s in slots),
-        node_roles=tuple(NodeRole(int(batch.node_role[index, s])) for s in slots),
-        edge_types=tuple(batch.edge_types),
-        incidence=batch.incidence[index, list(slots)].detach().cpu().numpy(),
-        edge_present=batch.edge_mask[index].detach().cpu().numpy(),
-    )
+    return InstanceHypergraph(slots=slots, node_names=tuple(batch.node_names[index][s] for s in slots),
+                              node_roles=tuple(NodeRole(int(batch.node_role[index, s])) for s in slots),
+                              edge_types=tuple(batch.edge_types),
+                              incidence=batch.incidence[index, list(slots)].detach().cpu().numpy(),
+                              edge_present=batch.edge_mask[index].detach().cpu().numpy())
 
 
 def attention_matrices(
@@ -134,9 +106,11 @@ def attention_matrices(
     return {"edge_from_nodes": edge_from_nodes[:, slots].T, "node_from_edges": node_from_edges[slots]}
 
 
-def _heatmap(ax: plt.Axes, values: np.ndarray, mask: np.ndarray, rows: list[str], columns: list[str],
-             title: str, cmap: str, value_format: str) -> None:
-    """An annotated heatmap of ``values``; cells where ``mask`` is False are left blank."""
+def _heatmap(ax: plt.Axes, values: np.ndarray, mask: np.ndarray | None, rows: list[str], columns: list[str],
+             title: str, cmap: str = "Blues", value_format: str = ".0f") -> None:
+    """An annotated heatmap of ``values`` (defaults: a 0/1 incidence); cells where ``mask`` is False
+    are left blank (``None``: none is)."""
+    mask = np.ones_like(values, dtype=bool) if mask is None else mask
     shown = np.ma.masked_array(values, mask=~mask)
     ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
@@ -152,24 +126,7 @@ def draw_incidence(batch: HypergraphBatch, index: int) -> plt.Figure:
     """The incidence matrix H of instance ``index`` (Eq. 1-3) as an annotated heatmap."""
     view = instance_incidence(batch, index)
     fig, ax = plt.subplots(figsize=(1.3 * len(view.edge_types) + 3.5, 0.4 * len(view.slots) + 1.5))
-    _heatmap(ax, view.incidence, np.ones_like(view.incidence, dtype=bool), view.node_labels, view.edge_labels,
-             "incidence H (1 = node in hyperedge)", "Blues", ".0f")
-    fig.tight_layout()
-    return fig
-
-
-def draw_attention(
-    batch: HypergraphBatch, index: int, attention: Sequence[HypergraphAttention], layer: int, head: int
-) -> plt.Figure:
-    """Node x hyperedge attention of one layer and head, both directions, side by side."""
-    view = instance_incidence(batch, index)
-    matrices = attention_matrices(attention, batch, index, layer, head)
-    member = view.incidence > 0
-    fig, axes = plt.subplots(1, 2, figsize=(2.4 * len(view.edge_types) + 6, 0.4 * len(view.slots) + 2), sharey=True)
-    for ax, direction in zip(axes, ATTENTION_DIRECTIONS):
-        _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels, ATTENTION_TITLES[direction],
-                 "viridis", ".2f")
-    fig.suptitle(f"V-HAN attention, layer {layer + 1}, head {head + 1}")
+    _heatmap(ax, view.incidence, None, view.node_labels, view.edge_labels, "incidence H (1 = node in hyperedge)")
     fig.tight_layout()
     return fig
 
@@ -185,7 +142,7 @@ def _bipartite(ax: plt.Axes, view: InstanceHypergraph, weights: np.ndarray | Non
         ax.plot([0, 1], [node_y[i], edge_y[j]], color=EDGE_COLOURS[view.edge_types[j]],
                 linewidth=0.5 + 4.5 * weight, alpha=0.25 + 0.75 * weight, zorder=1)
     ax.scatter(np.zeros(n_nodes), node_y, s=160, zorder=2, edgecolors="black",
-               c=[ROLE_COLOURS[role] for role in view.node_roles])
+               c=[ROLE_STYLES[role][0] for role in view.node_roles])
     for y, name in zip(node_y, view.node_names):
         ax.text(-0.06, y, name, ha="right", va="center", fontsize=9)
     ax.scatter(np.ones(n_edges), edge_y, s=220, marker="s", zorder=2, edgecolors="black",
@@ -193,8 +150,8 @@ def _bipartite(ax: plt.Axes, view: InstanceHypergraph, weights: np.ndarray | Non
     for y, label in zip(edge_y, view.edge_labels):
         ax.text(1.06, y, label, ha="left", va="center", fontsize=9)
     roles_present = list(dict.fromkeys(view.node_roles))
-    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", markerfacecolor=ROLE_COLOURS[r],
-                              markeredgecolor="black", label=ROLE_LABELS[r]) for r in roles_present],
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", markerfacecolor=ROLE_STYLES[r][0],
+                              markeredgecolor="black", label=ROLE_STYLES[r][1]) for r in roles_present],
               loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(roles_present)), fontsize=8,
               frameon=False)
     ax.set_xlim(-0.9, 1.8)
@@ -202,14 +159,9 @@ def _bipartite(ax: plt.Axes, view: InstanceHypergraph, weights: np.ndarray | Non
     ax.axis("off")
 
 
-def draw_hypergraph(
-    batch: HypergraphBatch,
-    index: int,
-    attention: Sequence[HypergraphAttention] | None = None,
-    layer: int = 0,
-    head: int = 0,
-    direction: str = "node_from_edges",
-) -> plt.Figure:
+def draw_hypergraph(batch: HypergraphBatch, index: int,
+                    attention: Sequence[HypergraphAttention] | None = None, layer: int = 0,
+                    head: int = 0, direction: str = "node_from_edges") -> plt.Figure:
     """Bipartite drawing: nodes (left, coloured by role) linked to the hyperedges they belong to (right).
 
     With ``attention``, each link's width and opacity follow its weight in ``direction``
@@ -227,16 +179,12 @@ def draw_hypergraph(
     return fig
 
 
-def draw_hypergraph_attention(
-    batch: HypergraphBatch,
-    index: int,
-    attention: Sequence[HypergraphAttention],
-    layer: int,
-    head: int,
-    title: str = "",
-) -> plt.Figure:
+def draw_hypergraph_attention(batch: HypergraphBatch, index: int,
+                              attention: Sequence[HypergraphAttention], layer: int, head: int,
+                              title: str = "") -> plt.Figure:
     """One figure for a case study: the hypergraph with links weighted by Eq. 7 attention (left) and
-    the node x hyperedge heatmaps of Eq. 5 and Eq. 7 (right), for one layer and head."""
+    the node x hyperedge heatmaps of Eq. 5 and Eq. 7 (right; cells outside the incidence blank), for
+    one layer and head."""
     view = instance_incidence(batch, index)
     matrices = attention_matrices(attention, batch, index, layer, head)
     member = view.incidence > 0
@@ -246,7 +194,7 @@ def draw_hypergraph_attention(
     axes[0].set_title("link width = node <- hyperedge attention (Eq. 7)")
     for ax, direction in zip(axes[1:], ATTENTION_DIRECTIONS):
         _heatmap(ax, matrices[direction], member, view.node_labels, view.edge_labels,
-                 ATTENTION_TITLES[direction], "viridis", ".2f")
+                 ATTENTION_DIRECTIONS[direction], "viridis", ".2f")
     fig.suptitle(f"{title}\nV-HAN attention, layer {layer + 1}, head {head + 1}".strip())
     fig.tight_layout()
     return fig
@@ -255,10 +203,8 @@ def draw_hypergraph_attention(
 def hyperedge_members(batch: HypergraphBatch, index: int) -> dict[str, list[str]]:
     """``{hyperedge type: names of its nodes}`` of instance ``index`` (empty list: masked hyperedge)."""
     view = instance_incidence(batch, index)
-    return {
-        edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
-        for j, edge in enumerate(view.edge_types)
-    }
+    return {edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
+            for j, edge in enumerate(view.edge_types)}
 
 
 def draw_edge_switches(
@@ -276,8 +222,8 @@ def draw_edge_switches(
     for ax, names, batch in zip(axes.flat, switched_off, batches):
         view = instance_incidence(batch, 0)
         labels = view.node_labels if ax in axes[:, 0] else [""] * len(view.slots)
-        _heatmap(ax, view.incidence, np.ones_like(view.incidence, dtype=bool), labels, view.edge_labels,
-                 "all hyperedges" if not names else "w/o " + " + ".join(names), "Blues", ".0f")
+        _heatmap(ax, view.incidence, None, labels, view.edge_labels,
+                 "all hyperedges" if not names else "w/o " + " + ".join(names))
     for ax in list(axes.flat)[len(switched_off):]:
         ax.axis("off")
     fig.tight_layout()

@@ -1,17 +1,11 @@
 """Node selectors side by side (paper section 4.1): the same instances through several selectors.
 
-:func:`load_selection_examples` picks a handful of test instances with their LLaVA-NeXT caption
-and the object phrases that caption names (the candidate objects); :func:`compare_selectors`
-runs every selector on every example, once per pass, and returns one tidy row per (selector,
-pass, example) with the chosen text nodes, visual nodes and objects, the wall time, and what the
-selector's :class:`~vmhan_lib.features.node_selection.SelectionStats` counted during that example
-(model calls, cache hits, backend errors, fallbacks to the embedding ranker). A second pass over
-the same examples shows the answer cache at work. :func:`selection_summary` aggregates per
-selector and pass, :func:`side_by_side` lays the selections out for reading,
-:func:`selector_overlap` measures agreement with a reference selector, :func:`cached_call_seconds`
-reads the recorded cost of past model calls from the on-disk answer cache (so a rerun whose
-answers are all cached still reports the time per model call), and :func:`timing_figure` draws
-the cost per selection.
+:func:`load_selection_examples` picks a handful of test instances with their LLaVA-NeXT caption and
+the object phrases it names (the candidate objects); :func:`compare_selectors` runs every selector
+on each, once per pass (a second pass shows the answer cache at work), one tidy row per (selector,
+pass, example); the other functions summarise (:func:`selection_summary`), lay out
+(:func:`side_by_side`), compare (:func:`selector_overlap`), cost (:func:`cached_call_seconds`) and
+draw (:func:`timing_figure`) those rows.
 """
 
 from __future__ import annotations
@@ -63,10 +57,8 @@ class SelectionExample:
     candidates: tuple[str, ...]
 
 
-def load_selection_examples(
-    profile: str | None, data_dir: str | Path | None, n_examples: int, split: str = "test",
-    captioner: str = "llavanext", max_phrase_words: int = 3,
-) -> list[SelectionExample]:
+def load_selection_examples(profile: str | None, data_dir: str | Path | None, n_examples: int, split: str = "test",
+                            captioner: str = "llavanext", max_phrase_words: int = 3) -> list[SelectionExample]:
     """The first ``n_examples`` instances of ``split`` with a relation other than None, one per
     image, whose caption names at least one object (at most :data:`TINY_MAX_EXAMPLES` for the tiny
     profile). The tiny examples are the first of the others, so they share their cached answers.
@@ -98,23 +90,19 @@ def load_selection_examples(
 
 def example_prompts(example: SelectionExample, m: int, n: int, k: int) -> list[NodePrompt]:
     """The three prompts (text nodes, visual nodes, objects) an LLM selector sends for ``example``."""
-    return [
-        text_node_prompt(example.instance, m),
-        visual_node_prompt(example.instance, example.caption, n),
-        object_prompt(example.instance, example.candidates, k),
-    ]
+    return [text_node_prompt(example.instance, m), visual_node_prompt(example.instance, example.caption, n),
+            object_prompt(example.instance, example.candidates, k)]
 
 
-def _counters(selector: NodeSelector) -> tuple[int, float, int, int, int]:
+def _counters(selector: NodeSelector) -> dict[str, float]:
+    """The selector's running counters, under their :data:`TABLE_COLUMNS` names."""
     stats = selector.stats
-    return (stats.backend_calls, sum(stats.backend_seconds), stats.cache_hits, stats.backend_errors,
-            stats.total_fallbacks)
+    return {"model_calls": stats.backend_calls, "model_seconds": sum(stats.backend_seconds),
+            "cache_hits": stats.cache_hits, "backend_errors": stats.backend_errors, "fallbacks": stats.total_fallbacks}
 
 
-def compare_selectors(
-    selectors: Mapping[str, NodeSelector], examples: Sequence[SelectionExample], m: int = 3, n: int = 3,
-    k: int = 3, passes: int = 2,
-) -> pd.DataFrame:
+def compare_selectors(selectors: Mapping[str, NodeSelector], examples: Sequence[SelectionExample], m: int = 3,
+                      n: int = 3, k: int = 3, passes: int = 2) -> pd.DataFrame:
     """Every selector on every example, ``passes`` times; one row per (selector, pass, example).
 
     Columns (:data:`TABLE_COLUMNS`): the selector's label, the pass (1, 2, ...), the instance
@@ -134,24 +122,20 @@ def compare_selectors(
         for pass_number in range(1, passes + 1):
             for example in examples:
                 instance = example.instance
-                before = _counters(selector)
-                fallbacks_before = dict(selector.stats.fallbacks)
+                before, fallbacks_before = _counters(selector), dict(selector.stats.fallbacks)
                 started = time.perf_counter()
-                text_nodes = selector.select_text_nodes(instance, m)
-                visual_nodes = selector.select_visual_nodes(instance, example.caption, n)
-                objects = selector.select_objects(instance, example.candidates, k)
+                chosen = (selector.select_text_nodes(instance, m),
+                          selector.select_visual_nodes(instance, example.caption, n),
+                          selector.select_objects(instance, example.candidates, k))
                 seconds = time.perf_counter() - started
-                calls, model_seconds, hits, errors, fallbacks = (
-                    a - b for a, b in zip(_counters(selector), before))
                 fell_back = [kind for kind, count in selector.stats.fallbacks.items()
                              if count > fallbacks_before.get(kind, 0)]
                 rows.append({
                     "selector": label, "pass": pass_number, "instance": instance.index, "img_id": instance.img_id,
                     "head": instance.head.name, "tail": instance.tail.name, "relation": instance.relation,
-                    "sentence": instance.text, "text_nodes": list(text_nodes), "visual_nodes": list(visual_nodes),
-                    "objects": list(objects), "seconds": seconds, "model_calls": calls,
-                    "model_seconds": model_seconds, "cache_hits": hits, "backend_errors": errors,
-                    "fallbacks": fallbacks, "fallback_kinds": ",".join(sorted(fell_back)),
+                    "sentence": instance.text, **{kind: list(nodes) for kind, nodes in zip(NODE_KINDS, chosen)},
+                    "seconds": seconds, **{key: value - before[key] for key, value in _counters(selector).items()},
+                    "fallback_kinds": ",".join(sorted(fell_back)),
                 })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
@@ -218,8 +202,9 @@ def selector_overlap(table: pd.DataFrame, reference: str, pass_number: int = 1) 
 
 def cached_call_seconds(cache_file: str | Path) -> pd.DataFrame:
     """What the model calls recorded in an answer cache (``answers.jsonl``) cost, per backend and
-    model: answers, mean and median seconds per call. Empty when the file does not exist; torn
-    lines are skipped (as :class:`~vmhan_lib.features.node_selection.AnswerCache` does)."""
+    model: answers, mean and median seconds per call, so a rerun whose answers are all cached still
+    reports the time per model call. Empty when the file does not exist; torn lines are skipped (as
+    :class:`~vmhan_lib.features.node_selection.AnswerCache` does)."""
     records = []
     path = Path(cache_file)
     if path.is_file():

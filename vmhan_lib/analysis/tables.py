@@ -130,7 +130,7 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFram
         row = {"source": "paper", "model": paper_row["model"]}
         row.update({f"MNRE {SHORT[m]}": _fmt(mnre[m]) for m in METRICS})
         row.update({f"MORE {SHORT[m]}": _fmt(paper_row["MORE"][m]) for m in METRICS})
-        unreachable = [name for name, ok in (("accuracy", reach.accuracy), ("recall", reach.recall), ("precision", reach.precision)) if not ok]
+        unreachable = [name for name, ok in reach._asdict().items() if not ok]
         row["note"] = "single reported number, selection not stated; " + (
             f"not reachable on MNRE-2 test: {', '.join(unreachable)}" if unreachable else "reachable on MNRE-2 test"
         )
@@ -204,14 +204,11 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
     paper_f1 = paper_mnre_f1()[FULL_MODEL]
     text = (f"{FULL_MODEL} scores test F1 {ours.f1:.2f} ± {ours.f1_std:.2f} over {len(ours.seeds)} seeds, "
             f"{paper_f1 - ours.f1:.2f} points below the paper's {paper_f1:.2f}.")
-    if baseline in summary.index:
-        base = summary.loc[baseline]
-        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
-                                                        base.f1, base.f1_std, len(base.seeds))
-        verdict = (f"{'more than' if beyond else 'within'} the larger seed spread ({spread:.2f})" if beyond is not None
-                   else SINGLE_SEED_VERDICT)
-        text += (f" Against our {baseline} model ({base.f1:.2f} ± {base.f1_std:.2f}, {len(base.seeds)} seeds) "
-                 f"the difference is {difference:+.2f}, {verdict}.")
+    if (r := _against(summary, baseline)) is not None:
+        verdict = (f"{'more than' if r['beyond_spread'] else 'within'} the larger seed spread ({r['spread']:.2f})"
+                   if r["beyond_spread"] is not None else SINGLE_SEED_VERDICT)
+        text += (f" Against our {baseline} model ({r['baseline_f1']:.2f} ± {r['baseline_f1_std']:.2f}, "
+                 f"{r['baseline_seeds']} seeds) the difference is {r['difference']:+.2f}, {verdict}.")
     return f"{text} Why we are short of the paper: {gap_reasons(ours.training, ours.text_encoder)}."
 
 
@@ -287,19 +284,23 @@ def settings_comparison(runs: pd.DataFrame, baseline: str = "Text-only") -> pd.D
     (:func:`load_runs` without a setting) that has complete runs of both: test F1 mean ± std and
     seeds of each, the difference, the larger seed spread, and whether the difference exceeds it
     (``None`` while a side has a single seed)."""
-    rows = []
-    for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False):
-        summary = summarize(group)
-        if FULL_MODEL not in summary.index or baseline not in summary.index:
-            continue
-        ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
-        difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
-                                                        base.f1, base.f1_std, len(base.seeds))
-        rows.append({"training": training, "encoder": encoder, "vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std,
-                     "vm_han_seeds": len(ours.seeds), "baseline": baseline, "baseline_f1": base.f1,
-                     "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds), "difference": difference,
-                     "spread": spread, "beyond_spread": beyond})
+    rows = [{"training": training, "encoder": encoder, **row}
+            for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False)
+            if (row := _against(summarize(group), baseline)) is not None]
     return pd.DataFrame(rows)
+
+
+def _against(summary: pd.DataFrame, baseline: str) -> dict[str, Any] | None:
+    """A :func:`settings_comparison` row (less the setting) of one setting's :func:`summarize`; None
+    unless VM-HAN and ``baseline`` both have runs."""
+    if FULL_MODEL not in summary.index or baseline not in summary.index:
+        return None
+    ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
+    difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
+                                                    base.f1, base.f1_std, len(base.seeds))
+    return {"vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std, "vm_han_seeds": len(ours.seeds), "baseline": baseline,
+            "baseline_f1": base.f1, "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds),
+            "difference": difference, "spread": spread, "beyond_spread": beyond}
 
 
 def settings_sentence(table: pd.DataFrame) -> str:

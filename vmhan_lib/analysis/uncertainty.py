@@ -80,20 +80,14 @@ def error_detection_auroc(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _confidence_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
-    if ((confidence < 0) | (confidence > 1)).any():
-        raise ValueError("confidences must lie in [0, 1]")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return np.digitize(confidence, edges[1:-1], right=True)
-
-
 def reliability_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
     """Per equal-width confidence bin ``(lo, hi]``: instances, mean confidence, accuracy (NaN for
     an empty bin)."""
-    confidence = np.asarray(confidence, dtype=float)
-    correct = np.asarray(correct, dtype=bool)
-    bins = _confidence_bins(confidence, n_bins)
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    if ((confidence < 0) | (confidence > 1)).any():
+        raise ValueError("confidences must lie in [0, 1]")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.digitize(confidence, edges[1:-1], right=True)
     rows = []
     for b in range(n_bins):
         inside = bins == b

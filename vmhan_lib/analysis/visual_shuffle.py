@@ -51,11 +51,8 @@ def shuffle_visual_nodes(nodes: Sequence[InstanceNodes], source: Sequence[int]) 
     instance ``source[i]``; the text side (head, tail, text-LLM nodes) is kept."""
     if sorted(source) != list(range(len(nodes))):
         raise ValueError("source must be a permutation of the instances")
-    return [
-        replace(nodes[i], visual_features=nodes[j].visual_features, visual_names=list(nodes[j].visual_names),
-                n_objects=nodes[j].n_objects, has_image=nodes[j].has_image)
-        for i, j in enumerate(source)
-    ]
+    return [replace(nodes[i], visual_features=nodes[j].visual_features, visual_names=list(nodes[j].visual_names),
+                    n_objects=nodes[j].n_objects, has_image=nodes[j].has_image) for i, j in enumerate(source)]
 
 
 @dataclass
@@ -78,10 +75,14 @@ class VisualShuffleResult:
         drops = [100 * (self.normal["f1"] - s["f1"]) for s in self.shuffled]
         return statistics.mean(drops), statistics.stdev(drops) if len(drops) > 1 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        mean, std = self.f1_drop()
-        return {"normal": self.normal, "shuffled": self.shuffled, "seeds": list(self.seeds),
-                "f1_drop_points": {"mean": mean, "std": std}}
+    def row(self) -> dict[str, float]:
+        """A row of :data:`SHUFFLE_FILE` (points): normal test F1, the mean and spread of the shuffled
+        F1, the drop and its spread (:meth:`f1_drop`)."""
+        shuffled = [100 * s["f1"] for s in self.shuffled]
+        drop, spread = self.f1_drop()
+        return {"f1": 100 * self.normal["f1"], "shuffled_f1": statistics.mean(shuffled),
+                "shuffled_f1_std": statistics.stdev(shuffled) if len(shuffled) > 1 else 0.0,
+                "f1_drop": drop, "f1_drop_std": spread}
 
 
 def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: SplitNodes, vocab: RelationVocab,
@@ -128,13 +129,7 @@ def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int
         key = repr(features)
         if key not in built:
             built[key] = checkpoint_inputs(config, features, ["test"])["test"]
-        split = built[key]
-        result = visual_shuffle_test(model, model_config, split, vocab, seeds)
-        drop, spread = result.f1_drop()
-        shuffled = [100 * s["f1"] for s in result.shuffled]
-        rows.append({"f1": 100 * result.normal["f1"], "shuffled_f1": statistics.mean(shuffled),
-                     "shuffled_f1_std": statistics.stdev(shuffled) if len(shuffled) > 1 else 0.0,
-                     "f1_drop": drop, "f1_drop_std": spread})
+        rows.append(visual_shuffle_test(model, model_config, built[key], vocab, seeds).row())
     return rows
 
 

@@ -10,11 +10,10 @@ which no instance refers to.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Sequence
 
-from vmhan_lib.data.mnre import SPLITS, DataFormatError, Instance, read_lines, require_data_dir
+from vmhan_lib.data.mnre import SPLITS, DataFormatError, Instance, parse_literal_dict, read_lines, require_data_dir
 
 CAPTIONERS: tuple[str, ...] = ("blip", "instructblip", "llavanext", "qwen", "cogvlm", "minicpm")
 
@@ -35,23 +34,15 @@ def load_captions(data_dir: str | Path, captioner: str, split: str) -> dict[str,
     path = captions_path(data_dir, captioner, split)
     captions: dict[str, str] = {}
     for line_no, line in read_lines(path):
-        where = f"{path}:{line_no}"
-        try:
-            raw = ast.literal_eval(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-            raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
-        if not isinstance(raw, dict) or not isinstance(raw.get("img_id"), str) or "text" not in raw:
-            raise DataFormatError(f"{where}: expected {{'img_id': str, 'text': str}}")
+        raw = parse_literal_dict(line, f"{path}:{line_no}")
+        if not isinstance(raw.get("img_id"), str) or "text" not in raw:
+            raise DataFormatError(f"{path}:{line_no}: expected {{'img_id': str, 'text': str}}")
         captions[raw["img_id"]] = str(raw["text"] or "").strip()
     return captions
 
 
-def captions_for_instances(
-    data_dir: str | Path,
-    split: str,
-    instances: Sequence[Instance],
-    captioners: Sequence[str] = CAPTIONERS,
-) -> list[dict[str, str]]:
+def captions_for_instances(data_dir: str | Path, split: str, instances: Sequence[Instance],
+                           captioners: Sequence[str] = CAPTIONERS) -> list[dict[str, str]]:
     """For each instance, ``{captioner: caption}`` of its image, joined on ``img_id``.
 
     Raises:
@@ -63,10 +54,8 @@ def captions_for_instances(
         row = {}
         for name, table in tables.items():
             if instance.img_id not in table:
-                raise DataFormatError(
-                    f"{captions_path(data_dir, name, split)}: no caption for image {instance.img_id!r} "
-                    f"(instance {instance.index} of {split})"
-                )
+                raise DataFormatError(f"{captions_path(data_dir, name, split)}: no caption for image "
+                                      f"{instance.img_id!r} (instance {instance.index} of {split})")
             row[name] = table[instance.img_id]
         joined.append(row)
     return joined

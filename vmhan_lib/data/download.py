@@ -85,10 +85,8 @@ def verify(root: str | Path, entries: list[ManifestEntry] | None = None) -> dict
     status = {}
     for entry in entries or load_manifest():
         target = Path(root) / entry.path
-        if not target.is_file():
-            status[entry.path] = "missing"
-        else:
-            status[entry.path] = "ok" if sha256_of(target) == entry.sha256 else "sha256 mismatch"
+        status[entry.path] = ("missing" if not target.is_file() else
+                              "ok" if sha256_of(target) == entry.sha256 else "sha256 mismatch")
     return status
 
 
@@ -137,12 +135,9 @@ def build_image_index(mnre_dir: str | Path, folders: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def download(
-    root: str | Path,
-    timeout: float = 60.0,
-    fetch: Callable[[str, float], bytes] = _fetch,
-    probe: Callable[[], None] = check_reachable,
-) -> dict[str, str]:
+def download(root: str | Path, timeout: float = 60.0,
+             fetch: Callable[[str, float], bytes] = _fetch,
+             probe: Callable[[], None] = check_reachable) -> dict[str, str]:
     """Fetch every manifest file into ``root`` (which receives ``mnre/...``) and verify it.
 
     Files already present with the right hash are skipped. Raises :class:`DownloadError` on an
@@ -154,10 +149,8 @@ def download(
     if not todo:
         return {e.path: "ok" for e in entries}
     probe()
-    image_folders: dict[str, str] = {}
-    for entry in entries:
-        if entry.path.startswith("mnre/images_sample/") and entry.path.endswith(".jpg"):
-            image_folders[Path(entry.path).name] = Path(entry.source_path).parent.name
+    image_folders = {Path(e.path).name: Path(e.source_path).parent.name for e in entries
+                     if e.path.startswith("mnre/images_sample/") and e.path.endswith(".jpg")}
     ordered = sorted(todo, key=lambda e: e.method == "derived-index")  # the index needs the text first
     failures = defaultdict(list)
     for entry in tqdm(ordered, desc="download MNRE", unit="file"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -122,20 +121,13 @@ class RelationVocab:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def id(self, label: str) -> int:
-        try:
-            return self.labels.index(label)
-        except ValueError:
-            raise KeyError(f"unknown relation {label!r}; known: {', '.join(self.labels)}") from None
-
     def ids(self, labels: Iterable[str]) -> list[int]:
+        """The id of each label; a KeyError names an unknown one and the known labels."""
         lookup = {label: i for i, label in enumerate(self.labels)}
-        return [lookup[label] for label in labels]
-
-    @property
-    def short_names(self) -> tuple[str, ...]:
-        """``/per/per/parent`` -> ``per/per/parent``: compact names for plots and tables."""
-        return tuple(label.strip("/") for label in self.labels)
+        try:
+            return [lookup[label] for label in labels]
+        except KeyError as err:
+            raise KeyError(f"unknown relation {err.args[0]!r}; known: {', '.join(self.labels)}") from None
 
 
 def load_relation_vocab(data_dir: str | Path) -> RelationVocab:
@@ -178,22 +170,27 @@ def parse_entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
         raise DataFormatError(f"{where}: {role} 'pos' must be two integers, got {pos!r}")
     start, end = pos
     if not 0 <= start < end <= n_tokens:
-        raise DataFormatError(
-            f"{where}: {role} span [{start}, {end}) is outside the {n_tokens} tokens"
-        )
+        raise DataFormatError(f"{where}: {role} span [{start}, {end}) is outside the {n_tokens} tokens")
     return Entity(name=str(raw["name"]), start=start, end=end)
 
 
-def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
-    """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
-    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
-    ``where`` (file:line)."""
+def parse_literal_dict(line: str, where: str) -> dict:
+    """A line holding one Python-literal dict (split and caption files), read with
+    :func:`ast.literal_eval`; errors name ``where`` (file:line)."""
     try:
         raw = ast.literal_eval(line)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
         raise DataFormatError(f"{where}: not a Python-literal dict ({err.__class__.__name__})") from err
     if not isinstance(raw, dict):
         raise DataFormatError(f"{where}: expected a dict, got {type(raw).__name__}")
+    return raw
+
+
+def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
+    """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
+    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
+    ``where`` (file:line)."""
+    raw = parse_literal_dict(line, where)
     missing = [k for k in ("token", "h", "t", "img_id", "relation") if k not in raw]
     if missing:
         raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -209,14 +206,8 @@ def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Ins
     relation = raw["relation"]
     if relation not in labels:
         raise DataFormatError(f"{where}: unknown relation label {relation!r}")
-    return Instance(
-        index=index,
-        tokens=tuple(tokens),
-        head=parse_entity(raw["h"], "h", len(tokens), where),
-        tail=parse_entity(raw["t"], "t", len(tokens), where),
-        img_id=str(raw["img_id"]),
-        relation=relation,
-    )
+    return Instance(index=index, tokens=tuple(tokens), head=parse_entity(raw["h"], "h", len(tokens), where),
+                    tail=parse_entity(raw["t"], "t", len(tokens), where), img_id=str(raw["img_id"]), relation=relation)
 
 
 def load_mnre(data_dir: str | Path, split: str, vocab: RelationVocab | None = None) -> list[Instance]:
@@ -255,13 +246,10 @@ class SentenceGroup:
 
 def group_by_sentence(instances: Sequence[Instance]) -> list[SentenceGroup]:
     """Group instances by (image, tokens), in order of first appearance."""
-    groups: OrderedDict[tuple[str, tuple[str, ...]], list[int]] = OrderedDict()
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for position, instance in enumerate(instances):
         groups.setdefault(instance.sentence_key, []).append(position)
-    return [
-        SentenceGroup(img_id=img_id, tokens=tokens, instance_indices=tuple(members))
-        for (img_id, tokens), members in groups.items()
-    ]
+    return [SentenceGroup(img_id, tokens, tuple(members)) for (img_id, tokens), members in groups.items()]
 
 
 def entity_relation_categories(instances: Sequence[Instance]) -> dict[str, set[str]]:

@@ -146,11 +146,9 @@ def parse_more_line(line: str, index: int, labels: frozenset[str], objects: Mapp
         raise DataFormatError(f"{where}: tail {name!r} is not an object of image {img_id!r} "
                               f"(its objects: {', '.join(image_objects)})")
     name_tokens = name.split() or [name]
-    return Instance(
-        index=index, tokens=(*tokens, *name_tokens), head=head,
-        tail=Entity(name=name, start=len(tokens), end=len(tokens) + len(name_tokens)),
-        img_id=img_id, relation=relation, image_objects=tuple(image_objects.items()),
-    )
+    return Instance(index=index, tokens=(*tokens, *name_tokens), head=head,
+                    tail=Entity(name=name, start=len(tokens), end=len(tokens) + len(name_tokens)),
+                    img_id=img_id, relation=relation, image_objects=tuple(image_objects.items()))
 
 
 def load_more(data_dir: str | Path, split: str, vocab: RelationVocab | None = None) -> list[Instance]:

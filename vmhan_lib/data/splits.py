@@ -14,6 +14,7 @@ from vmhan_lib.data.config import DataConfig
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import (DataFormatError, Instance, RelationVocab, group_by_sentence, load_mnre,
                                  load_relation_vocab, split_path)
+from vmhan_lib.data.more import load_more, load_more_vocab, more_split_path
 
 SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "val": ("val", "valid", "dev"), "test": ("test",)}
 """Sub-folders of the image folder searched per split (MNRE's ``img_org/train``, MORE's ``img_org/valid``)."""
@@ -30,20 +31,12 @@ def image_file(image_dir: str | Path, split: str, img_id: str) -> Path | None:
 
 def load_vocab(config: DataConfig) -> RelationVocab:
     """The relation vocabulary of ``config.dataset``."""
-    if config.dataset == "more":
-        from vmhan_lib.data.more import load_more_vocab
-
-        return load_more_vocab(config.path)
-    return load_relation_vocab(config.path)
+    return (load_more_vocab if config.dataset == "more" else load_relation_vocab)(config.path)
 
 
 def split_file(config: DataConfig, split: str) -> Path:
     """The text file of ``split`` (MNRE ``text/mnre_<split>.txt``, MORE ``txt/<split>.txt``)."""
-    if config.dataset == "more":
-        from vmhan_lib.data.more import more_split_path
-
-        return more_split_path(config.path, split)
-    return split_path(config.path, split)
+    return (more_split_path if config.dataset == "more" else split_path)(config.path, split)
 
 
 def load_split(config: DataConfig, split: str, vocab: RelationVocab | None = None) -> list[Instance]:
@@ -54,12 +47,7 @@ def load_split(config: DataConfig, split: str, vocab: RelationVocab | None = Non
         DataFormatError: a missing or malformed file; ``image_instances='only'`` leaving the split
             without instances (the message names the split and the image folder).
     """
-    if config.dataset == "more":
-        from vmhan_lib.data.more import load_more
-
-        instances = load_more(config.path, split, vocab)
-    else:
-        instances = load_mnre(config.path, split, vocab)
+    instances = (load_more if config.dataset == "more" else load_mnre)(config.path, split, vocab)
     if config.image_instances != "all":
         folder = config.image_path
         has_image = {img: image_file(folder, split, img) is not None for img in {i.img_id for i in instances}}

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
-from vmhan_lib.data.mnre import (
-    NEGATIVE_LABEL,
-    SPLITS,
-    Instance,
-    RelationVocab,
-    entity_relation_categories,
-    group_by_sentence,
-    load_mnre,
-    load_relation_vocab,
-)
+from vmhan_lib.data.mnre import (NEGATIVE_LABEL, SPLITS, Instance, RelationVocab, entity_relation_categories,
+                                 group_by_sentence, load_mnre, load_relation_vocab)
 
 
 def split_statistics(instances: Sequence[Instance], vocab: RelationVocab) -> dict[str, Any]:
@@ -51,16 +44,10 @@ def dataset_statistics(data_dir: str | Path) -> dict[str, Any]:
     vocab = load_relation_vocab(data_dir)
     splits = {split: load_mnre(data_dir, split, vocab) for split in SPLITS}
     images = {split: {instance.img_id for instance in rows} for split, rows in splits.items()}
-    shared = {
-        f"{a}&{b}": len(images[a] & images[b])
-        for i, a in enumerate(SPLITS)
-        for b in SPLITS[i + 1:]
-    }
+    shared = {f"{a}&{b}": len(images[a] & images[b]) for a, b in combinations(SPLITS, 2)}
     return {
         "labels": list(vocab.labels),
         "splits": {split: split_statistics(rows, vocab) for split, rows in splits.items()},
         "images_shared_between_splits": shared,
-        "all_none_accuracy_test": (
-            sum(1 for x in splits["test"] if x.relation == NEGATIVE_LABEL) / len(splits["test"])
-        ),
+        "all_none_accuracy_test": sum(x.relation == NEGATIVE_LABEL for x in splits["test"]) / len(splits["test"]),
     }

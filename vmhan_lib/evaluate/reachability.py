@@ -11,18 +11,15 @@ it after rounding. Means over several runs need not be reachable; single runs mu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Reachability:
+class Reachability(NamedTuple):
+    """Whether each reported percentage can come from one prediction file (``all(r)``: all three)."""
+
     accuracy: bool
     recall: bool
     precision: bool
-
-    @property
-    def all(self) -> bool:
-        return self.accuracy and self.recall and self.precision
 
 
 def _fraction_reachable(percent: float, denominators: range, decimals: int) -> bool:
@@ -34,14 +31,8 @@ def _fraction_reachable(percent: float, denominators: range, decimals: int) -> b
     return False
 
 
-def reachable(
-    accuracy: float | None,
-    precision: float | None,
-    recall: float | None,
-    n_instances: int,
-    n_gold_positive: int,
-    decimals: int = 2,
-) -> Reachability:
+def reachable(accuracy: float | None, precision: float | None, recall: float | None,
+              n_instances: int, n_gold_positive: int, decimals: int = 2) -> Reachability:
     """Check each reported percentage (None = not reported, counted as reachable)."""
     return Reachability(
         accuracy=accuracy is None or _fraction_reachable(accuracy, range(n_instances, n_instances + 1), decimals),

@@ -12,7 +12,7 @@ non-None labels (:mod:`vmhan_lib.metrics`), computed per resample from counts, v
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -28,9 +28,6 @@ class PairedBootstrap:
     p_value: float
     resamples: int
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
 
 def _f1_from_counts(correct: np.ndarray, predicted: np.ndarray, gold: np.ndarray) -> np.ndarray:
     precision = np.divide(correct, predicted, out=np.zeros_like(correct, dtype=float), where=predicted > 0)
@@ -39,31 +36,14 @@ def _f1_from_counts(correct: np.ndarray, predicted: np.ndarray, gold: np.ndarray
     return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
 
 
-def paired_bootstrap_f1(
-    gold: Sequence[Hashable],
-    pred_a: Sequence[Hashable],
-    pred_b: Sequence[Hashable],
-    negative: Hashable = "None",
-    resamples: int = 2000,
-    seed: int = 0,
-) -> PairedBootstrap:
-    """Paired bootstrap of the micro-F1 difference between two prediction lists on the same gold."""
-    return paired_bootstrap_f1_runs(gold, [pred_a], [pred_b], negative, resamples, seed)
-
-
-def paired_bootstrap_f1_runs(
-    gold: Sequence[Hashable],
-    runs_a: Sequence[Sequence[Hashable]],
-    runs_b: Sequence[Sequence[Hashable]],
-    negative: Hashable = "None",
-    resamples: int = 2000,
-    seed: int = 0,
-) -> PairedBootstrap:
-    """Paired bootstrap over test instances for systems trained with several seeds.
+def paired_bootstrap_f1_runs(gold: Sequence[Hashable], runs_a: Sequence[Sequence[Hashable]],
+                             runs_b: Sequence[Sequence[Hashable]], negative: Hashable = "None",
+                             resamples: int = 2000, seed: int = 0) -> PairedBootstrap:
+    """Paired bootstrap over test instances for systems trained with several seeds (one run per
+    system: the classic paired bootstrap, ``runs_a = [pred_a]``).
 
     Each system's F1 is the micro F1 of its runs pooled (every run predicts every instance); a
-    resample draws instances, and every run of both systems is scored on the same draw. With one
-    run per system this is the classic paired bootstrap.
+    resample draws instances, and every run of both systems is scored on the same draw.
     """
     n = len(gold)
     if n == 0 or not runs_a or not runs_b or any(len(run) != n for run in (*runs_a, *runs_b)):
@@ -90,13 +70,9 @@ def paired_bootstrap_f1_runs(
     deltas = f1_difference(rng.multinomial(n, np.full(n, 1.0 / n), size=resamples))  # [R]
     observed = float(f1_difference(np.ones((1, n), dtype=np.int64))[0])
     tail = min(np.mean(deltas <= 0), np.mean(deltas >= 0))
-    return PairedBootstrap(
-        delta_f1=observed,
-        ci_low=float(np.quantile(deltas, 0.025)),
-        ci_high=float(np.quantile(deltas, 0.975)),
-        p_value=float(min(1.0, 2 * tail)),
-        resamples=resamples,
-    )
+    return PairedBootstrap(delta_f1=observed, ci_low=float(np.quantile(deltas, 0.025)),
+                           ci_high=float(np.quantile(deltas, 0.975)), p_value=float(min(1.0, 2 * tail)),
+                           resamples=resamples)
 
 
 SINGLE_SEED_VERDICT = "not yet comparable with a seed spread (one seed on a side)"

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
 from vmhan_lib.data.mnre import Instance
 from vmhan_lib.features.node_selection.answer_cache import AnswerCache
 from vmhan_lib.features.node_selection.embedding import EmbeddingRankSelector
-from vmhan_lib.features.node_selection.parsing import (
-    MAX_PHRASE_WORDS,
-    MAX_SPAN_TOKENS,
-    clean_phrases,
-    match_candidates,
-    match_text_spans,
-    parse_answer_items,
-)
+from vmhan_lib.features.node_selection.parsing import (MAX_PHRASE_WORDS, MAX_SPAN_TOKENS, clean_phrases,
+                                                       match_candidates, match_text_spans, parse_answer_items)
 from vmhan_lib.features.node_selection.prompts import NodePrompt, object_prompt, text_node_prompt, visual_node_prompt
 from vmhan_lib.features.node_selection.protocol import BackendError, ChatBackend, NodeSelector, SelectionStats
 
@@ -79,43 +73,38 @@ class LLMNodeSelector:
         self.cache.put(key, self.backend, prompt.text, answer, seconds)
         return answer
 
-    def _fall_back(self, kind: str, instance: Instance, answer: str | None) -> None:
+    def _select(self, kind: str, instance: Instance, prompt: NodePrompt | None,
+                pick: Callable[[list[str]], list[str]], fall_back: Callable[[], list[str]]) -> list[str]:
+        """What ``pick`` keeps of the answer to ``prompt`` (``None``: nothing to ask, no nodes); when
+        it keeps nothing, or the backend failed, the fallback's nodes (``fall_back``), counted and
+        the first :data:`LOGGED_FALLBACKS` logged."""
+        self.stats.selections[kind] += 1
+        if prompt is None:
+            return []
+        answer = self.ask(prompt)
+        chosen = pick(parse_answer_items(answer or ""))
+        if chosen:
+            return chosen
         self.stats.fallbacks[kind] += 1
         excerpt = "<backend error>" if answer is None else answer[:200]
         if len(self.stats.fallback_examples) < LOGGED_FALLBACKS:
             self.stats.fallback_examples.append((kind, instance.index, excerpt))
             logger.warning("%s: no usable %s nodes for instance %d in answer %r; using the embedding ranker",
                            self.name, kind, instance.index, excerpt)
+        return fall_back()
 
     def select_text_nodes(self, instance: Instance, m: int) -> list[str]:
-        self.stats.selections["text"] += 1
-        if m == 0:
-            return []
-        answer = self.ask(text_node_prompt(instance, m))
-        spans = match_text_spans(parse_answer_items(answer or ""), instance, self.max_span_tokens)[:m]
-        if spans:
-            return spans
-        self._fall_back("text", instance, answer)
-        return self.fallback.select_text_nodes(instance, m)
+        return self._select("text", instance, text_node_prompt(instance, m) if m else None,
+                            lambda items: match_text_spans(items, instance, self.max_span_tokens)[:m],
+                            lambda: self.fallback.select_text_nodes(instance, m))
 
     def select_visual_nodes(self, instance: Instance, caption: str, n: int) -> list[str]:
-        self.stats.selections["visual"] += 1
-        if n == 0 or not caption.strip():
-            return []
-        answer = self.ask(visual_node_prompt(instance, caption, n))
-        phrases = clean_phrases(parse_answer_items(answer or ""), self.max_phrase_words)[:n]
-        if phrases:
-            return phrases
-        self._fall_back("visual", instance, answer)
-        return self.fallback.select_visual_nodes(instance, caption, n)
+        prompt = visual_node_prompt(instance, caption, n) if n and caption.strip() else None
+        return self._select("visual", instance, prompt,
+                            lambda items: clean_phrases(items, self.max_phrase_words)[:n],
+                            lambda: self.fallback.select_visual_nodes(instance, caption, n))
 
     def select_objects(self, instance: Instance, candidates: Sequence[str], k: int) -> list[str]:
-        self.stats.selections["objects"] += 1
-        if k == 0 or not candidates:
-            return []
-        answer = self.ask(object_prompt(instance, candidates, k))
-        chosen = match_candidates(parse_answer_items(answer or ""), candidates)[:k]
-        if chosen:
-            return chosen
-        self._fall_back("objects", instance, answer)
-        return self.fallback.select_objects(instance, candidates, k)
+        return self._select("objects", instance, object_prompt(instance, candidates, k) if k and candidates else None,
+                            lambda items: match_candidates(items, candidates)[:k],
+                            lambda: self.fallback.select_objects(instance, candidates, k))

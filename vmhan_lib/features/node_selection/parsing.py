@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from vmhan_lib.data.mnre import Instance
 
@@ -67,16 +67,13 @@ def parse_answer_items(answer: str) -> list[str]:
     """
     text = _FENCE_PATTERN.sub("\n", answer or "").strip()
     for match in re.finditer(r"\[[^\[\]]*\]", text, flags=re.S):
-        parsed: list[str] | None = None
         for loader in (json.loads, ast.literal_eval):
             try:
                 parsed = _list_items(loader(match.group(0)))
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 continue
             if parsed is not None:
-                break
-        if parsed is not None:
-            return _dedupe(_clean_item(item) for item in parsed)
+                return _dedupe(_clean_item(item) for item in parsed)
     lines = [line for line in text.splitlines() if line.strip() and not line.strip().endswith(":")]
     items: list[str] = []
     if len(lines) == 1 and not _BULLET_PATTERN.match(lines[0]):
@@ -91,15 +88,12 @@ def parse_answer_items(answer: str) -> list[str]:
     return _dedupe(_clean_item(item) for item in items)
 
 
-def _dedupe(items: Any) -> list[str]:
-    seen: set[str] = set()
-    kept = []
-    for item in items:
-        key = item.lower()
-        if item and key not in seen:
-            seen.add(key)
-            kept.append(item)
-    return kept
+def _dedupe(items: Iterable[str]) -> list[str]:
+    """The non-empty ``items``, each kept at its first occurrence up to case."""
+    kept: dict[str, str] = {}
+    for item in filter(None, items):
+        kept.setdefault(item.lower(), item)
+    return list(kept.values())
 
 
 def find_token_span(item: str, tokens: Sequence[str], max_tokens: int = MAX_SPAN_TOKENS) -> tuple[int, int] | None:

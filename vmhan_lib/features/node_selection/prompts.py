@@ -37,27 +37,17 @@ PAPER_OBJECT_PROMPT = (
 )
 """Section 4.1, the k objects among the detected ones (the paper uses LLaVA)."""
 
-PROMPT_KINDS: tuple[str, ...] = ("text", "visual", "objects")
-_PAPER_PROMPTS: dict[str, tuple[str, str]] = {
-    # kind -> (verbatim prompt, the symbol standing for the count in it)
-    "text": (PAPER_TEXT_NODE_PROMPT, "m"),
-    "visual": (PAPER_VISUAL_NODE_PROMPT, "n"),
-    "objects": (PAPER_OBJECT_PROMPT, "k"),
+_PAPER_PROMPTS: dict[str, tuple[str, str, str]] = {
+    # kind -> (verbatim prompt, the symbol standing for the count in it, what the answer lists)
+    "text": (PAPER_TEXT_NODE_PROMPT, "m",
+             "short spans copied exactly from the sentence, not the two entities themselves"),
+    "visual": (PAPER_VISUAL_NODE_PROMPT, "n", "short phrases (entities or actions seen in the image)"),
+    "objects": (PAPER_OBJECT_PROMPT, "k", "object names copied exactly from the list of detected objects"),
 }
 PAIR_PLACEHOLDER = "(h,t)"
-
-TEXT_ANSWER_FORMAT = (
-    "Answer with a numbered list of at most {count} short spans copied exactly from the sentence, "
-    "not the two entities themselves, one per line, most relevant first. Output only the list."
-)
-VISUAL_ANSWER_FORMAT = (
-    "Answer with a numbered list of at most {count} short phrases (entities or actions seen in the image), "
-    "one per line, most relevant first. Output only the list."
-)
-OBJECT_ANSWER_FORMAT = (
-    "Answer with a numbered list of at most {count} object names copied exactly from the list of detected "
-    "objects, one per line, most relevant first. Output only the list."
-)
+ANSWER_FORMAT = ("Answer with a numbered list of at most {count} {items}, one per line, most relevant first. "
+                 "Output only the list.")
+"""The answer-format instruction appended after the paper's prompt and the context."""
 
 
 @dataclass(frozen=True)
@@ -89,40 +79,34 @@ def fill_paper_prompt(kind: str, count: int, head: str, tail: str) -> str:
         ValueError: unknown ``kind`` (allowed: text, visual, objects) or a negative count.
     """
     if kind not in _PAPER_PROMPTS:
-        raise ValueError(f"unknown prompt kind {kind!r}; allowed: {', '.join(PROMPT_KINDS)}")
+        raise ValueError(f"unknown prompt kind {kind!r}; allowed: {', '.join(_PAPER_PROMPTS)}")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    template, symbol = _PAPER_PROMPTS[kind]
+    template, symbol, _ = _PAPER_PROMPTS[kind]
     filled = template.replace(f" top {symbol} ", f" top {count} ", 1)
     return filled.replace(PAIR_PLACEHOLDER, f"({head}, {tail})", 1)
 
 
+def _node_prompt(kind: str, instance: Instance, count: int, context: str) -> NodePrompt:
+    """The prompt of ``kind`` for ``instance``: the paper's words filled in, ``context``, the answer format."""
+    items = _PAPER_PROMPTS[kind][2]
+    return NodePrompt(kind, fill_paper_prompt(kind, count, instance.head.name, instance.tail.name), context,
+                      ANSWER_FORMAT.format(count=count, items=items))
+
+
 def text_node_prompt(instance: Instance, m: int) -> NodePrompt:
     """Prompt for the m text nodes of ``instance`` (context: the sentence)."""
-    return NodePrompt(
-        kind="text",
-        instruction=fill_paper_prompt("text", m, instance.head.name, instance.tail.name),
-        context=f"Sentence: {instance.text}",
-        answer_format=TEXT_ANSWER_FORMAT.format(count=m),
-    )
+    return _node_prompt("text", instance, m, f"Sentence: {instance.text}")
 
 
 def visual_node_prompt(instance: Instance, caption: str, n: int) -> NodePrompt:
     """Prompt for the n visual nodes of ``instance`` (context: the image description and the sentence)."""
-    return NodePrompt(
-        kind="visual",
-        instruction=fill_paper_prompt("visual", n, instance.head.name, instance.tail.name),
-        context=f"Image description: {caption.strip()}\nSentence posted with the image: {instance.text}",
-        answer_format=VISUAL_ANSWER_FORMAT.format(count=n),
-    )
+    return _node_prompt("visual", instance, n,
+                        f"Image description: {caption.strip()}\nSentence posted with the image: {instance.text}")
 
 
 def object_prompt(instance: Instance, candidates: Sequence[str], k: int) -> NodePrompt:
     """Prompt for choosing k of the detected objects ``candidates`` (numbered in the context)."""
     listing = "\n".join(f"{i}. {name}" for i, name in enumerate(candidates, start=1))
-    return NodePrompt(
-        kind="objects",
-        instruction=fill_paper_prompt("objects", k, instance.head.name, instance.tail.name),
-        context=f"Objects detected in the image:\n{listing}\nSentence posted with the image: {instance.text}",
-        answer_format=OBJECT_ANSWER_FORMAT.format(count=k),
-    )
+    return _node_prompt("objects", instance, k,
+                        f"Objects detected in the image:\n{listing}\nSentence posted with the image: {instance.text}")

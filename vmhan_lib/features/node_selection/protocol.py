@@ -82,17 +82,11 @@ class SelectionStats:
         return sum(self.fallbacks.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "selections": dict(self.selections),
-            "backend_calls": self.backend_calls,
-            "backend_seconds_total": round(sum(self.backend_seconds), 4),
-            "mean_seconds_per_call": round(self.mean_seconds_per_call, 4),
-            "cache_hits": self.cache_hits,
-            "cache_hit_rate": round(self.cache_hit_rate, 4),
-            "backend_errors": self.backend_errors,
-            "fallbacks": dict(self.fallbacks),
-            "total_fallbacks": self.total_fallbacks,
-        }
+        return {"selections": dict(self.selections), "backend_calls": self.backend_calls,
+                "backend_seconds_total": round(sum(self.backend_seconds), 4),
+                "mean_seconds_per_call": round(self.mean_seconds_per_call, 4), "cache_hits": self.cache_hits,
+                "cache_hit_rate": round(self.cache_hit_rate, 4), "backend_errors": self.backend_errors,
+                "fallbacks": dict(self.fallbacks), "total_fallbacks": self.total_fallbacks}
 
     def __str__(self) -> str:
         return (

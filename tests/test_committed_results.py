@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from vmhan_lib.paths import REPO_ROOT
 
 NOTEBOOKS = ("05_main_results", "06_ablations", "07_analyses")

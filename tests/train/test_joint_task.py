@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest

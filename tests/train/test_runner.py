@@ -18,7 +18,7 @@ from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.model.variants import TABLE1_VARIANTS, TABLE2_VARIANTS
 from vmhan_lib.config import RunConfig, TrainConfig, preset, run_config
-from vmhan_lib.train.records import Prediction, RerunMismatchWarning, read_predictions, read_record, run_id, write_run
+from vmhan_lib.train.records import Prediction, RerunMismatchWarning, read_predictions, read_record, write_run
 from vmhan_lib.train.jobs import Job, RunPaths, proportion_jobs, table_jobs
 from vmhan_lib.train.stage1 import PreparedInputs
 from vmhan_lib.train.runner import run_jobs

@@ -214,6 +214,13 @@ def data_identity(config: RunConfig, captioners: Sequence[str], images: bool) ->
     return identity
 
 
+def stage2_data_identity(config: RunConfig) -> dict[str, Any]:
+    """The :func:`data_identity` of a stage-2 run: the captions of ``data.captioners`` and of the
+    selection captioner, the images where stage 2 reads them. The same for every job of ``config``."""
+    captioners = {*config.data.captioners, config.features.visual_selection_captioner}
+    return data_identity(config, sorted(captioners), reads_images(config))
+
+
 def reads_images(config: RunConfig) -> bool:
     """Whether stage 2 reads the images (``features.visual_source`` ``images`` / ``both``, or MORE)."""
     return config.features.visual_source != "captions" or config.data.dataset == "more"
@@ -307,10 +314,9 @@ def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None
     (``joint``). As its record (under ``paths``, default the profile's) stores it while that is
     current (:func:`~vmhan_lib.train.records.current_identity`)."""
     paths = paths or RunPaths.of(config)
-    captioners = {*config.data.captioners, config.features.visual_selection_captioner}
     joint = config.experiment.training == "joint"
     text_encoder = "trained with the run" if joint else stage1_digest(config, paths)
-    data = data or data_identity(config, sorted(captioners), reads_images(config))
+    data = data or stage2_data_identity(config)
     identity = {"variant": job.name, "seed": job.seed, "model": asdict(variant_config(job.variant, config.model)),
                 "train": train_identity(config), "data": data, "features": feature_key(config.features, text_encoder)}
     if job.visual_proportion is not None:

@@ -23,7 +23,7 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import variant_config
 from vmhan_lib.train.fit import FitTask, fit, resolve_device
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
-from vmhan_lib.train.jobs import Job, RunPaths, ensure_run, job_identity, run_prefix, setting_record
+from vmhan_lib.train.jobs import Job, RunPaths, ensure_run, job_identity, run_prefix, setting_record, stage2_data_identity
 from vmhan_lib.train.joint_task import JointTask
 from vmhan_lib.train.records import read_record, run_differences
 from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs
@@ -91,7 +91,7 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
     paths = paths or RunPaths.of(config)
     prefix = run_prefix(config)
     run_dirs = [paths.run_dir(prefix, job) for job in jobs]
-    data = job_identity(config, jobs[0], paths=paths)["data"] if jobs else None  # the same data for every job
+    data = stage2_data_identity(config) if jobs else None  # the same data for every job, fingerprinted once
     identities = [job_identity(config, job, data, paths) for job in jobs]
     differences = [run_differences(run_dir, identity) for run_dir, identity in zip(run_dirs, identities)]
     refuse_stale([(run_dir.name, said) for run_dir, said in zip(run_dirs, differences)],

@@ -98,11 +98,9 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return table[memo]
 
 
-def files_sha256(paths: Iterable[str | Path], root: str | Path | None = None) -> dict[str, str]:
-    """``name -> sha256`` of ``paths`` (names relative to ``root``, else file names), the cache saved once."""
-    base = None if root is None else Path(root).resolve()
-    hashes = {(Path(p).resolve().relative_to(base).as_posix() if base else Path(p).name): file_sha256(p)
-              for p in paths}
+def files_sha256(paths: Iterable[str | Path]) -> dict[str, str]:
+    """``file name -> sha256`` of ``paths``, the hash cache saved once."""
+    hashes = {Path(p).name: file_sha256(p) for p in paths}
     save_hashes()
     return hashes
 

@@ -23,6 +23,11 @@ _TRUE_WORDS = ("true", "1", "yes", "on")
 _FALSE_WORDS = ("false", "0", "no", "off")
 
 
+DERIVED: dict[str, bool] = {"derived": True}
+"""Metadata of a field computed from the data (a model's input widths), never set by the user:
+not listed by :func:`field_names`, refused by :func:`apply_overrides`, kept by :func:`to_dict`."""
+
+
 class ConfigError(ValueError):
     """A configuration value or field name a user gave is wrong; the message says which and why."""
 
@@ -34,6 +39,12 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _settable(cls: type) -> dict[str, Any]:
+    """The field types of ``cls`` a user may set (every field but the :data:`DERIVED` ones)."""
+    derived = {f.name for f in dataclasses.fields(cls) if f.metadata.get("derived")}
+    return {name: kind for name, kind in _field_types(cls).items() if name not in derived}
 
 
 def _is_dataclass_type(kind: Any) -> bool:
@@ -131,7 +142,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
 def field_names(cls: type, prefix: str = "") -> list[str]:
     """Every settable leaf field of a tree, by dotted name, in declaration order."""
     names = []
-    for name, kind in _field_types(cls).items():
+    for name, kind in _settable(cls).items():
         if _is_dataclass_type(kind):
             names += field_names(kind, f"{prefix}{name}.")
         else:
@@ -151,7 +162,7 @@ def apply_overrides(config: T, overrides: Mapping[str, Any]) -> T:
         group, cls = tree, type(config)
         parts = dotted.split(".")
         for depth, part in enumerate(parts):
-            kinds = _field_types(cls)
+            kinds = _settable(cls)
             where = ".".join(parts[:depth]) or "the configuration"
             if part not in kinds:
                 raise ConfigError(f"unknown field {dotted!r}: {where} has no {part!r}; allowed: {', '.join(kinds)}")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from vmhan_lib.config_tree import from_dict, to_dict
+from vmhan_lib.config import RunConfig, run_config
+from vmhan_lib.config_tree import ConfigError, field_names, from_dict, to_dict
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import variant_config
 from vmhan_lib.model.vmhan import build_model
@@ -31,7 +32,7 @@ def test_defaults() -> None:
     assert TINY.hidden < default.hidden
 
 
-def test_sizing_fills_the_data_widths_and_refuses_a_mismatch() -> None:
+def test_sizing_fills_the_data_widths_which_no_user_sets() -> None:
     default = ModelConfig()
     assert not default.is_sized
     with pytest.raises(ValueError, match="no input widths"):
@@ -39,8 +40,10 @@ def test_sizing_fills_the_data_widths_and_refuses_a_mismatch() -> None:
     sized = default.sized(d_text=384, d_visual=512, num_relations=23)
     assert sized.is_sized and (sized.d_text, sized.d_visual, sized.num_relations) == (384, 512, 23)
     assert TINY.sized(12, 10, 4) == TINY
-    with pytest.raises(ValueError, match="model.d_visual = 10 but the data give 384"):
-        TINY.sized(12, 384, 4)
+    for derived in ("model.d_text", "model.d_visual", "model.num_relations"):
+        assert derived not in field_names(RunConfig)
+        with pytest.raises(ConfigError, match=f"model has no {derived.split('.')[1]!r}"):
+            run_config("tiny", overrides={derived: 7})
 
 
 def test_round_trip_through_json() -> None:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from vmhan_lib.config_tree import DERIVED
 from vmhan_lib.hypergraph.config import HypergraphConfig
 
 ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "vgcn", "none")
@@ -25,15 +26,15 @@ class ModelConfig:
     """Everything that defines a model.
 
     Attributes:
-        d_text: width of the raw text-node features; ``None`` (default) = the width of the features
-            the model is trained on (384 for all-MiniLM-L6-v2), see :meth:`sized`.
-        d_visual: width of the raw visual-node features; ``None`` (default) = from the features.
+        d_text: width of the raw text-node features (384 for all-MiniLM-L6-v2): derived, set by
+            :meth:`sized` from the features the model is trained on, never by the user.
+        d_visual: width of the raw visual-node features: derived, as ``d_text``.
         hidden: common node width d after the per-modality projection (default 256).
         heads: attention heads of V-HAN / GAT; must divide ``hidden`` (default 4).
         num_layers: stacked encoder layers L (default 2).
         dropout: dropout on the classifier input, Eq. 9 (default 0.6, as the paper).
-        num_relations: relation classes including None; ``None`` (default) = from the data's
-            relation vocabulary (23 for MNRE).
+        num_relations: relation classes including None (23 for MNRE): derived from the data's
+            relation vocabulary, as ``d_text``.
         encoder: one of :data:`ENCODERS` (default ``"vhan"``).
         variational: Gaussian node representations (mu, sigma) of Eq. 4 (default True); False =
             deterministic node vectors, no sigma path, no reconstruction / KL loss.
@@ -46,13 +47,13 @@ class ModelConfig:
         hypergraph: how each instance's hypergraph is built (default: all nodes, all hyperedges, k = 3).
     """
 
-    d_text: int | None = None
-    d_visual: int | None = None
+    d_text: int | None = field(default=None, metadata=DERIVED)
+    d_visual: int | None = field(default=None, metadata=DERIVED)
     hidden: int = 256
     heads: int = 4
     num_layers: int = 2
     dropout: float = 0.6
-    num_relations: int | None = None
+    num_relations: int | None = field(default=None, metadata=DERIVED)
     encoder: str = "vhan"
     variational: bool = True
     sample_in_training: bool = True
@@ -85,14 +86,8 @@ class ModelConfig:
         return None not in (self.d_text, self.d_visual, self.num_relations)
 
     def sized(self, d_text: int, d_visual: int, num_relations: int) -> "ModelConfig":
-        """A copy with the input widths and the class count of the data it will see; a width set
-        by the user that disagrees with the data is an error, never silently replaced."""
-        given = {"d_text": d_text, "d_visual": d_visual, "num_relations": num_relations}
-        for name, actual in given.items():
-            chosen = getattr(self, name)
-            if chosen is not None and chosen != actual:
-                raise ValueError(f"model.{name} = {chosen} but the data give {actual}; leave it unset (None)")
-        return replace(self, **given)
+        """A copy with the input widths and the class count of the data it will see."""
+        return replace(self, d_text=d_text, d_visual=d_visual, num_relations=num_relations)
 
     def with_hypergraph(self, **changes: Any) -> "ModelConfig":
         """A copy whose hypergraph config has ``changes`` applied."""

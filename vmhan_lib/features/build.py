@@ -167,6 +167,7 @@ def build_split(
     feature_config: FeatureConfig = FeatureConfig(),
     selector: NodeSelector | PromptSelectors | None = None,
     cache: FeatureCache | None = None,
+    instances: Sequence[Instance] | None = None,
 ) -> BuiltSplit:
     """Build the :class:`InstanceNodes` of every instance of ``split``
     (:func:`vmhan_lib.data.splits.load_split`: dataset, image filter, ``max_instances``), with visual
@@ -179,6 +180,8 @@ def build_split(
         selector: the selectors of the three prompts (:class:`PromptSelectors`), or one
             :class:`NodeSelector` for the text and visual prompts; none means no LLM nodes.
         cache: the feature cache; default ``FeatureCache(feature_config.cache_dir or .cache/features)``.
+        instances: the split as the caller already read it with ``load_split`` (read here if ``None``),
+            so one command reads each split file once.
 
     Raises:
         ValueError: MORE with a visual source that reads captions (MORE has no captions here).
@@ -188,7 +191,7 @@ def build_split(
     selectors = PromptSelectors.of(selector)
     cache = cache or feature_cache(feature_config)
     hits_before, misses_before = cache.hits, cache.misses
-    instances = load_split(data_config, split)
+    instances = load_split(data_config, split) if instances is None else instances
     text_selection, visual_selection, selection_fallbacks = split_selections(
         data_config, split, instances, selectors, feature_config, cache)
     visual = visual_key(data_config, split, instances, feature_config)
@@ -254,9 +257,10 @@ def with_fold_text_features(
     built: BuiltSplit, data_config: DataConfig, split: str, folds: Sequence[Sequence[int]],
     fold_encoders: Sequence[TextEncoderConfig], feature_config: FeatureConfig,
     selector: NodeSelector | PromptSelectors | None = None, cache: FeatureCache | None = None,
+    instances: Sequence[Instance] | None = None,
 ) -> BuiltSplit:
     """Out-of-fold text features (cross-fitting): ``built`` (``split`` as :func:`build_split` made it
-    with ``feature_config``) with the text nodes of the instances at positions ``folds[f]`` taken from
+    with ``feature_config`` from ``instances``, read here if ``None``) with the text nodes of the instances at positions ``folds[f]`` taken from
     the encoder of ``fold_encoders[f]`` (trained without those instances) instead.
 
     Only the text side changes (head, tail, text-LLM span rows); the visual nodes do not depend on
@@ -275,7 +279,7 @@ def with_fold_text_features(
         raise ValueError(f"need {len(fold_encoders)} folds that together hold each of the {len(built.nodes)} "
                          f"positions of {split} once, got {len(folds)} folds holding {len(positions)} positions")
     cache = cache or feature_cache(feature_config)
-    instances = load_split(data_config, split)
+    instances = load_split(data_config, split) if instances is None else instances
     text_selection, _, _ = split_selections(data_config, split, instances, PromptSelectors.of(selector),
                                             feature_config, cache)
     nodes = list(built.nodes)

@@ -121,6 +121,7 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
     selector, cache = make_prompt_selectors(features), feature_cache(features, str(resolve_device(config.device)))
     inputs = {}
     for split in splits:
-        built = build_split(config.data, split, features, selector, cache)
-        inputs[split] = SplitNodes.of(built.nodes, load_split(config.data, split, vocab), vocab)
+        instances = load_split(config.data, split, vocab)
+        inputs[split] = SplitNodes.of(build_split(config.data, split, features, selector, cache, instances).nodes,
+                                      instances, vocab)
     return inputs

@@ -76,10 +76,11 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     cache = feature_cache(features, str(resolve_device(config.device)), progress)
     inputs, build = {}, {}
     for split in SPLITS:
-        built = build_split(config.data, split, features, selector, cache)
+        built = build_split(config.data, split, features, selector, cache, splits[split])
         if split == "train" and folds:
             fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
-            built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector, cache)
+            built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector, cache,
+                                            splits["train"])
         inputs[split] = SplitNodes.of(built.nodes, splits[split], vocab)
         build[split] = built.report.to_dict()
     for line in describe_fallbacks(build):  # never silent: also in every run record ("build") and the table notes

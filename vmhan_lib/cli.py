@@ -46,11 +46,11 @@ SHORTHANDS: dict[str, Shorthand] = {
     "--executor": Shorthand("experiment.executor", "where runs execute: local (default) or ray", "local|ray"),
     "--address": Shorthand("experiment.ray_address", "Ray cluster: auto (`ray start` here) or the head's "
                            "HOST:PORT; default: a Ray instance started for the sweep", "auto|HOST:PORT"),
-    "--max-parallel": Shorthand("experiment.max_parallel", "at most N runs at once on Ray", "N"),
+    "--max-parallel": Shorthand("experiment.max_parallel", "at most N runs at once (local: N worker processes here; Ray: in flight)", "N"),
     "--retrain-stale": Shorthand("experiment.stale_runs", "train again finished runs made from other data or "
                                  "settings (default: stop, naming what differs)", value="retrain"),
 }  # every flag that sets a configuration field, with its field: the one place flags meet fields
-RAY_ONLY: tuple[str, ...] = ("--address", "--max-parallel")  # their fields need --executor ray (flag or --set)
+RAY_ONLY: tuple[str, ...] = ("--address",)  # its field needs --executor ray (flag or --set)
 
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

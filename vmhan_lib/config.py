@@ -147,8 +147,10 @@ class ExperimentConfig:
         ray_address: the Ray cluster of ``executor=ray``: ``None`` (default) starts a Ray instance
             on this machine for the sweep; ``auto`` joins the cluster started by ``ray start`` on
             this machine; ``HOST:PORT`` joins that head node.
-        max_parallel: at most this many runs in flight at once (``executor=ray``; default ``None``:
-            as many as the cluster's CPUs / GPUs allow).
+        max_parallel: at most this many runs at once: with ``executor=local``, that many worker
+            processes of this machine, one run each with ``train.cpu_threads`` threads (default
+            ``None``: one run after the other in this process); with ``executor=ray``, runs in
+            flight on the cluster (default ``None``: as many as its CPUs / GPUs allow).
         max_retries: how often a failed run (an exception, a killed worker) is retried before it is
             reported as failed (``executor=ray``; default 2); a retry resumes from the run's last
             saved epoch.

@@ -158,3 +158,18 @@ def test_runs_on_other_inputs_get_their_own_folders() -> None:
     more = run_config("tiny", overrides={"data.dataset": "more", "features.visual_source": "images"})
     assert RunPaths.of(images).runs == runs_dir("tiny") / "images" and RunPaths.of(images).checkpoints.name == "images"
     assert RunPaths.of(more).runs == runs_dir("tiny") / "more"
+
+
+def test_parallel_local_workers_give_the_serial_runs_records(tmp_path: Path, fake_inputs) -> None:
+    config = replace(preset("tiny"), device="cpu", train=TrainConfig(epochs=1, batch_size=16, lr=1e-2))
+    jobs_ = [Job("VM-HAN (Ours)", 0), Job("repl. GCN", 0), Job("Text-only", 1)]
+    serial = run_jobs(config, jobs_, paths=_paths(tmp_path / "serial"), progress=False)
+    parallel = replace(config, experiment=replace(config.experiment, max_parallel=2))
+    records = run_jobs(parallel, jobs_, paths=_paths(tmp_path / "parallel"), progress=False)
+    assert fake_inputs["loads"]["n"] == 2  # once per sweep, handed to each worker at its start
+    assert [(r["variant"], r["seed"], r["test"]) for r in records] == [(r["variant"], r["seed"], r["test"]) for r in serial]
+    for job in jobs_:
+        ours, theirs = (read_predictions(_paths(tmp_path / kind).run_dir("tiny", job)) for kind in ("parallel", "serial"))
+        assert [p.probabilities for p in ours] == [p.probabilities for p in theirs]
+    again = run_jobs(parallel, jobs_, paths=_paths(tmp_path / "parallel"), progress=False)  # reused, in order
+    assert fake_inputs["loads"]["n"] == 2 and [r["test"] for r in again] == [r["test"] for r in records]

@@ -4,12 +4,15 @@
 runs before any work, and when every run is complete (and its model at hand where needed) loads
 nothing, not even stage 1. Otherwise the inputs are prepared (:mod:`vmhan_lib.train.stage1`) and
 each pending run is trained by :func:`train_job`, where ``experiment.executor`` says: ``local`` (one
-after the other in this process) or ``ray`` (one Ray task per run,
-:mod:`vmhan_lib.train.ray_executor`), so a record does not depend on where it was made.
+after the other in this process, or ``experiment.max_parallel`` worker processes of this machine at
+once) or ``ray`` (one Ray task per run, :mod:`vmhan_lib.train.ray_executor`), so a record does not
+depend on where it was made.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -108,5 +111,41 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
                              train=train_job, paths=paths, need_models=need_models, progress=progress)
         return [trained[job] if todo else read_record(run_dir) for job, run_dir, todo in zip(jobs, run_dirs, pending)]
     inputs = prepare_inputs(config, paths, progress)
+    if (config.experiment.max_parallel or 1) > 1:
+        return _run_in_processes(config, jobs, identities, inputs, paths, need_models, progress)
     return [train_job(config, job, inputs, paths, need_model=need_models, progress=progress, identity=identity)
             for job, identity in tqdm(list(zip(jobs, identities)), desc=f"{config.profile} runs", disable=not progress)]
+
+
+_worker_inputs: PreparedInputs | None = None
+
+
+def _keep_inputs(inputs: PreparedInputs) -> None:
+    """Worker start: the prepared inputs arrive once per worker process, not once per run."""
+    global _worker_inputs
+    _worker_inputs = inputs
+
+
+def _train_in_worker(config: RunConfig, job: Job, paths: RunPaths, need_model: bool,
+                     identity: dict[str, Any]) -> dict[str, Any]:
+    assert _worker_inputs is not None, "worker started without its inputs"
+    return train_job(config, job, _worker_inputs, paths, need_model=need_model, progress=False, identity=identity)
+
+
+def _run_in_processes(config: RunConfig, jobs: Sequence[Job], identities: Sequence[dict[str, Any]],
+                      inputs: PreparedInputs, paths: RunPaths, need_models: bool, progress: bool
+                      ) -> list[dict[str, Any]]:
+    """The jobs on ``experiment.max_parallel`` fresh worker processes of this machine (``spawn``: no
+    state shared with this one), each through :func:`train_job` with the run's own
+    ``train.cpu_threads``; a finished run is read back by ``train_job`` itself. Records come back in
+    ``jobs``' order; a failed run's error is raised after every other run has ended."""
+    workers = min(config.experiment.max_parallel or 1, len(jobs))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_keep_inputs, initargs=(inputs,)) as pool:
+        futures = {pool.submit(_train_in_worker, config, job, paths, need_models, identity): position
+                   for position, (job, identity) in enumerate(zip(jobs, identities))}
+        records: dict[int, dict[str, Any]] = {}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=f"{config.profile} runs, {workers} workers",
+                           disable=not progress):
+            records[futures[future]] = future.result()
+    return [records[position] for position in range(len(jobs))]

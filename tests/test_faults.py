@@ -115,3 +115,28 @@ def test_a_damaged_committed_bundle_falls_back_to_the_checkpoint_route_with_a_wa
     with pytest.warns(BundleMismatchWarning, match=r"the case-study bundle cannot be read .*checkpoint route"):
         found, why = _current_bundle(bundle, run_config("tiny"), Job("VM-HAN (Ours)", 0), 10)
     assert found is None and str(bundle) in why
+
+
+def test_an_unreachable_ray_address_is_one_line_within_the_timeout(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from tests.conftest import write_tiny_mnre
+    from vmhan_lib.config import run_config
+    from vmhan_lib.config_tree import ConfigError
+    from vmhan_lib.train.jobs import Job, RunPaths
+    from vmhan_lib.train.runner import run_jobs
+
+    pytest.importorskip("ray", reason="ray is an optional dependency (requirements-ray.txt)")
+    with socket.socket() as probe:  # a port where nothing listens once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data_dir = write_tiny_mnre(tmp_path / "mnre")
+    config = run_config("tiny", str(data_dir), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
+                                                "experiment.executor": "ray", "experiment.ray_address": f"127.0.0.1:{port}",
+                                                "experiment.ray_timeout_s": 5})
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"^experiment.ray_address='127.0.0.1:{port}': no Ray cluster answers there "
+                                          rf"within 5 s \(.+\); start one with `ray start --head --port={port}`"):
+        run_jobs(config, [Job("GCN", 0)], paths=RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)
+    assert time.monotonic() - started < 40 and not (tmp_path / "runs").exists()

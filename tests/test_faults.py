@@ -140,3 +140,27 @@ def test_an_unreachable_ray_address_is_one_line_within_the_timeout(tmp_path: Pat
                                           rf"within 5 s \(.+\); start one with `ray start --head --port={port}`"):
         run_jobs(config, [Job("GCN", 0)], paths=RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)
     assert time.monotonic() - started < 40 and not (tmp_path / "runs").exists()
+
+
+def test_a_table_row_whose_settings_differ_from_the_profile_says_which(tmp_path: Path) -> None:
+    """Trial: --retrain-stale with a changed train.lr; the tables used to show the run as the default row."""
+    import json
+    import shutil
+
+    from vmhan_lib.analysis.tables import write_tables
+    from vmhan_lib.paths import REPO_ROOT
+
+    runs = tmp_path / "runs"
+    for name in ("cpu__gcn__seed0", "cpu__gcn__seed1"):
+        shutil.copytree(REPO_ROOT / "results" / "runs" / name, runs / name)
+    record_file = runs / "cpu__gcn__seed1" / "record.json"
+    record = json.loads(record_file.read_text())
+    assert record["identity"]["train"]["lr"] == 1e-3  # the cpu profile's
+    record["identity"]["train"]["lr"] = 1e-2
+    record_file.write_text(json.dumps(record))
+    [row] = write_tables(runs, tmp_path, ("GCN",), ())["table1_main_results"].query("source == 'ours'").to_dict("records")
+    assert row["note"].endswith("no feature fallbacks; seed 1: settings differ from the profile's: train.lr 0.01 (profile: 0.001)")
+    record["identity"]["train"]["lr"] = 1e-3
+    record_file.write_text(json.dumps(record))
+    [row] = write_tables(runs, tmp_path, ("GCN",), ())["table1_main_results"].query("source == 'ours'").to_dict("records")
+    assert "settings differ" not in row["note"]

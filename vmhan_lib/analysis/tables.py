@@ -22,7 +22,7 @@ from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
-from vmhan_lib.train.jobs import FOLDS_FOLDER, setting_tag
+from vmhan_lib.train.jobs import FOLDS_FOLDER, setting_tag, settings_differences
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -43,7 +43,8 @@ def paper_mnre_f1() -> dict[str, float]:
 
 def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> pd.DataFrame:
     """One row per complete run: variant, seed, training mode and text encoder, test and dev
-    metrics in percent, wall time.
+    metrics in percent, wall time, its feature fallbacks and the settings in which it differs from
+    its profile's (``settings``, ``""`` when none; the tables' notes say both).
 
     Args:
         setting: keep only the runs of this (training mode, text encoder), e.g.
@@ -58,7 +59,7 @@ def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> p
                "training": training, "text_encoder": encoder,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
-               "fallbacks": _fallback_note(record)}
+               "fallbacks": _fallback_note(record), "settings": _settings_note(record)}
         row.update({m: 100 * record["test"][m] for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -73,6 +74,18 @@ def _fallback_note(record: dict[str, Any]) -> str:
         return "feature fallbacks not recorded (run made before build reports were stored)"
     lines = describe_fallbacks(record["build"])
     return "feature fallbacks: " + " | ".join(lines) if lines else "no feature fallbacks"
+
+
+def _settings_note(record: dict[str, Any]) -> str:
+    """The settings in which a run differs from its profile's (:func:`~vmhan_lib.train.jobs.settings_differences`)."""
+    differing = settings_differences(record)
+    return f"seed {record['seed']}: settings differ from the profile's: {', '.join(differing)}" if differing else ""
+
+
+def _row_notes(runs: pd.DataFrame, variant: str) -> list[str]:
+    """The feature fallbacks and differing settings of a variant's runs, each said once."""
+    rows = runs.loc[runs["variant"] == variant]
+    return list(filter(None, dict.fromkeys([*rows["fallbacks"], *rows["settings"]])))
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -120,9 +133,8 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFram
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
         on_more = more is not None and variant in more.index
         row.update({f"MORE {SHORT[m]}": _mean_std(more, variant, m) if on_more else MORE_NOTE for m in METRICS})
-        fallbacks = dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])
         row["note"] = "; ".join([f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
-                                 "test scored once", *filter(None, fallbacks)])
+                                 "test scored once", *_row_notes(runs, variant)])
         rows.append(row)
     for paper_row in paper_numbers()["table1"]:
         mnre = paper_row["MNRE"]
@@ -173,7 +185,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper F1"] = paper[variant]["f1"]
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
-        row["note"] = "; ".join(filter(None, dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])))
+        row["note"] = "; ".join(_row_notes(runs, variant))
         rows.append(row)
     return pd.DataFrame(rows)
 

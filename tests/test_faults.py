@@ -164,3 +164,45 @@ def test_a_table_row_whose_settings_differ_from_the_profile_says_which(tmp_path:
     record_file.write_text(json.dumps(record))
     [row] = write_tables(runs, tmp_path, ("GCN",), ())["table1_main_results"].query("source == 'ours'").to_dict("records")
     assert "settings differ" not in row["note"]
+
+
+def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    from vmhan_lib.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_more_end_to_end_train_tables_stats_and_an_empty_split(mnre_dir: Path, tmp_path: Path, capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial: MORE trained, then `tables` looked under runs/images; an empty test file was a traceback;
+    `stats` read MNRE's vocabulary."""
+    import vmhan_lib.paths as paths
+    import vmhan_lib.train.jobs as jobs
+    from tests.more_fixture import write_more_fixture
+
+    if not (mnre_dir / "images_sample").is_dir():
+        pytest.skip("no sample images")
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(jobs, "CHECKPOINT_DIR", tmp_path / "results" / "checkpoints")
+    more = write_more_fixture(tmp_path / "more", mnre_dir, {"train": 4, "valid": 2, "test": 3})
+    argv = ("--profile", "tiny", "--data-dir", str(more), "--set", "data.dataset=more", "--set",
+            "features.visual_source=images")
+    code, out, err = _cli(capsys, "train", *argv, "--variants", "GCN", "--set", "encoder_train.epochs=1", "--set",
+                          "train.epochs=1", "--set", "features.k_objects=1", "--set",
+                          f"features.cache_dir={tmp_path / 'cache'}")
+    assert code == 0, err
+    assert (tmp_path / "results" / "tiny" / "runs" / "more" / "tiny__gcn__seed0" / "record.json").is_file()
+    table = (tmp_path / "results" / "tiny" / "table1_main_results__more.md").read_text()
+    [gcn] = [line for line in table.splitlines() if line.startswith("| ours | GCN |")]
+    assert gcn.count("no MNRE run") == 4 and "data not reachable here" not in gcn and " ± " in gcn
+    code, out, err = _cli(capsys, "stats", *argv)
+    assert code == 0 and "test: 9 instances, 3 images" in out, err
+    (more / "txt" / "test.txt").write_text("")
+    code, out, err = _cli(capsys, "stats", *argv)
+    assert code == 2 and err == f"error: {more / 'txt' / 'test.txt'}: the test split holds no instance (empty file)\n"
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "fresh")
+    code, out, err = _cli(capsys, "train", *argv, "--variants", "GCN", "--set", "encoder_train.epochs=1")
+    assert code == 2 and err == f"error: {more / 'txt' / 'test.txt'}: the test split holds no instance (empty file)\n"

@@ -352,10 +352,12 @@ def settings_differences(record: dict[str, Any]) -> list[str]:
     profile = record["run_id"].split("__")[0]
     if profile not in PROFILES:
         return []
-    features = stored.get("features", {}).get("settings", {})
+    dataset = stored.get("data", {}).get("dataset", "mnre")
+    visual_source = stored.get("features", {}).get("settings", {}).get(  # stage 1 reads no visual input
+        "visual_source", "images" if dataset == "more" else "captions")
     config = preset(profile).with_training(record.get("training", DEFAULT_SETTING[0]))
-    config = replace(config, data=replace(config.data, dataset=stored.get("data", {}).get("dataset", "mnre")),
-                     features=replace(config.features, visual_source=features.get("visual_source", "captions"),
+    config = replace(config, data=replace(config.data, dataset=dataset),
+                     features=replace(config.features, visual_source=visual_source,
                                       text=replace(config.features.text, model=record.get("text_encoder", DEFAULT_SETTING[1]))))
     data = {"max_instances": config.data.max_instances, "captioners": list(config.data.captioners)}
     if record["variant"] == ENCODER_VARIANT:

@@ -24,7 +24,16 @@ _TRUE_WORDS = ("true", "1", "yes", "on")
 _FALSE_WORDS = ("false", "0", "no", "off")
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """A mistake in what a user gave (a setting, a data file): the one-line message is the whole story.
+    The command line prints it alone (exit 2); IPython, so a notebook under Jupyter or papermill,
+    shows it as its cell's only output line, no traceback above it (``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(UserError):
     """A configuration value or field name a user gave is wrong; the message says which and why."""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from vmhan_lib.config_tree import UserError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 NEGATIVE_LABEL = "None"
 REL2ID_FILE = "ours_rel2id.json"
@@ -31,7 +33,7 @@ SPLIT_FILE_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError):
     """A data file is missing or malformed; the message names the file (and line)."""
 
 

@@ -135,14 +135,14 @@ def parse_more_line(line: str, index: int, labels: frozenset[str], objects: Mapp
         raise DataFormatError(f"{where}: unknown relation label {raw['relation']!r}")
     head = parse_entity(raw["h"], "h", len(tokens), where)
     tail = raw["t"]
-    if not isinstance(tail, dict) or "name" not in tail or "box" not in tail:
-        raise DataFormatError(f"{where}: 't' must be a dict with 'name' and 'box' (an object of the image)")
+    if not isinstance(tail, dict) or not isinstance(tail.get("name"), str) or "box" not in tail:
+        raise DataFormatError(f"{where}: 't' must be a dict with 'name' (a string) and 'box' (an object of the image)")
     check_box(tail["box"], where, "t")
-    img_id = str(raw["img_id"])
+    img_id = raw["img_id"]
     image_objects = objects.get(img_id)
     if image_objects is None:
         raise DataFormatError(f"{where}: image {img_id!r} has no entry in the object dictionary")
-    name = str(tail["name"])
+    name = tail["name"]
     if name not in image_objects:
         raise DataFormatError(f"{where}: tail {name!r} is not an object of image {img_id!r} "
                               f"(its objects: {', '.join(image_objects)})")

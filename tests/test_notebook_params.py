@@ -1,10 +1,10 @@
-"""Notebook parameters under papermill (issue 22): a bad one is one line naming it and what is
-allowed, the failing cell's only output; a list parameter given one name means the list of it."""
+"""Notebook parameters (issue 22): a bad one is one line naming it and what is allowed; a list
+parameter given one name means the list of it. :func:`papermill_error` runs a notebook's first cells
+under papermill (used by ``tests/test_faults.py``, which replays the papermill trial)."""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -34,7 +34,7 @@ def test_lists_accept_one_name_and_numbers_are_range_checked() -> None:
             notebook_parameters("tiny", None, {}, **checks)
 
 
-def _papermill(tmp_path: Path, notebook: str, **parameters) -> tuple[str, list[str]]:
+def papermill_error(tmp_path: Path, notebook: str, **parameters) -> tuple[str, list[str]]:
     """Run the parameters and validation cells of ``notebook`` under papermill (the rest cut, so it
     takes seconds); return the failing cell's error text and papermill's message lines."""
     papermill = pytest.importorskip("papermill")
@@ -49,16 +49,3 @@ def _papermill(tmp_path: Path, notebook: str, **parameters) -> tuple[str, list[s
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     [error] = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     return "\n".join(error.traceback), str(caught.value).splitlines()
-
-
-@pytest.mark.parametrize("notebook, parameters, message", [
-    ("06_ablations.ipynb", {"resamples": -5}, "ConfigError: resamples: must be an integer >= 1, got -5"),
-    ("05_main_results.ipynb", {"profile": "nope"}, "ConfigError: unknown profile 'nope'; allowed: tiny, cpu, full"),
-    ("04_training.ipynb", {"variants": "VM-HAN"}, "ConfigError: unknown or no variant(s) ['VM-HAN']; allowed: "),
-])
-def test_a_bad_parameter_under_papermill_is_the_first_and_only_line(tmp_path: Path, notebook: str, parameters: dict,
-                                                                    message: str) -> None:
-    error, raised = _papermill(tmp_path, notebook, **parameters)
-    assert error.startswith(message) and "\n" not in error  # the cell's whole error output: no traceback
-    header = raised.index(next(line for line in raised if line.startswith("Exception encountered at")))
-    assert raised[header + 1].startswith(message) and len(raised) == header + 2  # papermill's message: that line alone

@@ -345,3 +345,20 @@ def test_a_bad_parameter_under_papermill_is_the_first_and_only_line(tmp_path: Pa
     assert error.startswith(message) and "\n" not in error  # the cell's whole error output: no traceback
     header = raised.index(next(line for line in raised if line.startswith("Exception encountered at")))
     assert raised[header + 1].startswith(message) and len(raised) == header + 2  # papermill's message: that line alone
+
+
+def test_a_damaged_run_record_or_prediction_file_is_one_line_naming_it(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from vmhan_lib.analysis.tables import write_tables
+    from vmhan_lib.paths import REPO_ROOT
+    from vmhan_lib.train.records import read_predictions
+
+    run = tmp_path / "runs" / "cpu__gcn__seed0"
+    shutil.copytree(REPO_ROOT / "results" / "runs" / run.name, run)
+    _cut(run / "test_predictions.jsonl")
+    with pytest.raises(StorageError, match=rf"^{run / 'test_predictions.jsonl'}:\d+: the test predictions cannot be read"):
+        read_predictions(run)
+    _cut(run / "record.json")
+    with pytest.raises(StorageError, match=rf"^{run / 'record.json'}: the run record cannot be read \(.*\); restore it"):
+        write_tables(tmp_path / "runs", tmp_path, ("GCN",), ())

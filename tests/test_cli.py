@@ -41,7 +41,7 @@ def test_config_prints_the_tree_with_overrides(capsys) -> None:
     (["config", "--set", "experiment.stale_runs=ignore"], "allowed: refuse, retrain"),
     (["config", "--set", "experiment.executor=dask"], "unknown executor 'dask'; allowed: local, ray"),
     (["train", "--profile", "tiny", "--address", "auto"], "--address applies to the ray executor; add --executor ray"),
-    (["train", "--profile", "tiny", "--executor", "ray", "--max-parallel", "0"], "max_parallel must be None or an"),
+    (["train", "--profile", "tiny", "--executor", "ray", "--max-parallel", "0"], "experiment.max_parallel: must be None or an"),
     (["reproduce", "--executor", "ray", "--max-parallel", "two"], "experiment.max_parallel: 'two' is not an integer"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, argv, message) -> None:

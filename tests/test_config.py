@@ -107,10 +107,10 @@ def test_executor_settings_are_fields_that_run_records_leave_out() -> None:
     assert not set(EXECUTION_FIELDS) & set(recorded["experiment"]) and "executor" in config.to_dict()["experiment"]
     assert RunConfig.from_dict(recorded) == run_config("tiny")  # where a run executed does not change what it is
     for field, value, message in [
-        ("experiment.executor", "dask", "experiment: unknown executor 'dask'; allowed: local, ray"),
-        ("experiment.max_parallel", 0, "max_parallel must be None or an integer >= 1, got 0"),
-        ("experiment.max_retries", -1, "max_retries must be an integer >= 0, got -1"),
-        ("experiment.ray_address", " ", "ray_address must be None, 'auto' or HOST:PORT"),
+        ("experiment.executor", "dask", "experiment.executor: unknown executor 'dask'; allowed: local, ray"),
+        ("experiment.max_parallel", 0, "experiment.max_parallel: must be None or an integer >= 1, got 0"),
+        ("experiment.max_retries", -1, "experiment.max_retries: must be an integer >= 0, got -1"),
+        ("experiment.ray_address", " ", "experiment.ray_address: must be None, 'auto' or HOST:PORT"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             run_config("tiny", overrides={field: value})
@@ -125,12 +125,12 @@ def test_training_mode_is_validated_and_the_full_preset_trains_jointly() -> None
     joint = run_config("cpu", overrides={"experiment.training": "joint", "features.text.model": "all-mpnet-base-v2",
                                          "train.encoder_lr": "3e-5"})
     assert (joint.experiment.training, joint.features.text.model, joint.train.encoder_lr) == ("joint", "all-mpnet-base-v2", 3e-5)
-    with pytest.raises(ConfigError, match=r"^experiment: unknown training mode 'end-to-end'; allowed: two-stage, out-of-fold, joint$"):
+    with pytest.raises(ConfigError, match=r"^experiment.training: unknown training mode 'end-to-end'; allowed: two-stage, out-of-fold, joint$"):
         run_config("cpu", overrides={"experiment.training": "end-to-end"})
     assert run_config("cpu", overrides={"experiment.training": "out-of-fold", "experiment.folds": "3"}).experiment.folds == 3
-    with pytest.raises(ConfigError, match=r"folds must be an integer >= 2, got 1"):
+    with pytest.raises(ConfigError, match=r"^experiment.folds: must be an integer >= 2, got 1$"):
         run_config("cpu", overrides={"experiment.folds": 1})
-    with pytest.raises(ConfigError, match="encoder_lr must be a finite number > 0"):
+    with pytest.raises(ConfigError, match="train.encoder_lr: must be a finite number > 0"):
         run_config("cpu", overrides={"train.encoder_lr": 0})
 
 

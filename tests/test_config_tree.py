@@ -57,7 +57,7 @@ def test_overrides_parse_each_type_from_strings() -> None:
     ({"inner.width": 1.5}, "inner.width: 1.5 is not an integer"),
     ({"inner.on": "maybe"}, "inner.on: 'maybe' is not true/false"),
     ({"inner.width": None}, "inner.width: None is not allowed"),
-    ({"inner.width": 0}, "inner: width must be >= 1, got 0"),
+    ({"inner.width": 0}, "inner.width: must be >= 1, got 0"),
 ])
 def test_every_mistake_is_one_line_naming_the_field(overrides, message) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -91,10 +91,15 @@ def test_nbval_cells_wait_longer_for_output_than_nbvals_hard_coded_5_s() -> None
     ("07_analyses.ipynb", {"models": ["GCN", "VM-HAN"]}, "unknown or no variant(s) ['VM-HAN']; allowed: VM-HAN (Ours)"),
     ("07_analyses.ipynb", {"training_modes": ["in-fold"]},
      "unknown or no training mode(s) ['in-fold']; allowed: two-stage, out-of-fold, joint"),
-    ("08_case_studies.ipynb", {"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ("08_case_studies.ipynb", {"seed": -1}, "seed: must be an integer >= 0, got -1"),
     ("08_case_studies.ipynb", {"variant": "VMHAN"}, "unknown or no variant(s) ['VMHAN']; allowed:"),
     ("01_data.ipynb", {"data_dir": "/nonexistent/mnre"}, "MNRE data directory not found: /nonexistent/mnre"),
     ("03_hypergraph.ipynb", {"data_dir": "/nonexistent/mnre"}, "MNRE data directory not found: /nonexistent/mnre"),
+    ("02_node_selection.ipynb", {"n_examples": 0}, "n_examples: must be an integer >= 1, got 0"),
+    ("03_hypergraph.ipynb", {"example_index": -1}, "example_index: must be an integer >= 0 or None, got -1"),
+    ("06_ablations.ipynb", {"resamples": 0}, "resamples: must be an integer >= 1, got 0"),
+    ("07_analyses.ipynb", {"calibration_bins": 0}, "calibration_bins: must be an integer >= 1, got 0"),
+    ("08_case_studies.ipynb", {"max_test_instances": 0}, "max_test_instances: must be an integer >= 1 or None, got 0"),
 ])
 def test_bad_parameters_fail_in_the_first_code_cell_naming_what_is_allowed(
         notebook: str, parameters: dict, message: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,8 @@ from vmhan_lib.paths import PROFILES, resolve_profile
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 """Where a sweep's runs execute: ``local`` (one after the other in this process) or ``ray``."""
-EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "max_parallel", "max_retries", "stale_runs")
+EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "ray_timeout_s", "max_parallel", "max_retries",
+                                     "stale_runs")
 """The fields of :class:`ExperimentConfig` that say where and whether runs execute, not what they
 compute: run records leave them out, so the tables cannot tell where a run ran."""
 TRAINING_MODES: tuple[str, ...] = ("two-stage", "out-of-fold", "joint")
@@ -147,6 +148,8 @@ class ExperimentConfig:
         ray_address: the Ray cluster of ``executor=ray``: ``None`` (default) starts a Ray instance
             on this machine for the sweep; ``auto`` joins the cluster started by ``ray start`` on
             this machine; ``HOST:PORT`` joins that head node.
+        ray_timeout_s: how long to wait for the Ray cluster at ``ray_address`` to answer before stopping
+            with one line naming the address (default 30 s; Ray's own retries would take minutes).
         max_parallel: at most this many runs at once: with ``executor=local``, that many worker
             processes of this machine, one run each with ``train.cpu_threads`` threads (default
             ``None``: one run after the other in this process); with ``executor=ray``, runs in
@@ -169,6 +172,7 @@ class ExperimentConfig:
     stale_runs: str = "refuse"
     executor: str = "local"
     ray_address: str | None = None
+    ray_timeout_s: float = 30.0
     max_parallel: int | None = None
     max_retries: int = 2
     training: str = "two-stage"
@@ -192,6 +196,7 @@ class ExperimentConfig:
             raise ValueError(f"unknown executor {self.executor!r}; allowed: {', '.join(EXECUTORS)}")
         if self.ray_address is not None and not self.ray_address.strip():
             raise ValueError("ray_address must be None, 'auto' or HOST:PORT, got an empty string")
+        _positive(ray_timeout_s=self.ray_timeout_s)
         if self.max_parallel is not None and self.max_parallel < 1:
             raise ValueError(f"max_parallel must be None or an integer >= 1, got {self.max_parallel}")
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:

@@ -12,6 +12,7 @@ mistake is a :class:`ConfigError` whose one-line message names the field and wha
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -28,7 +29,16 @@ DERIVED: dict[str, bool] = {"derived": True}
 not listed by :func:`field_names`, refused by :func:`apply_overrides`, kept by :func:`to_dict`."""
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """A mistake in what a user gave (a setting, a data file): the one-line message is the whole story.
+    The command line prints it alone (exit 2); IPython, so a notebook under Jupyter or papermill,
+    shows it as its cell's only output line, no traceback above it (``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(UserError):
     """A configuration value or field name a user gave is wrong; the message says which and why."""
 
 
@@ -136,7 +146,18 @@ def from_dict(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {err}") from err
+        raise ConfigError(_name_the_field(str(err), kinds, prefix) or f"{prefix.rstrip('.') or cls.__name__}: {err}") from err
+
+
+def _name_the_field(message: str, kinds: Mapping[str, Any], prefix: str) -> str | None:
+    """A dataclass's message with the dotted field it is about in front: ``"width must be >= 1"``
+    -> ``"inner.width: must be >= 1"``, ``"unknown mode 'x'; ..."`` -> ``"inner.mode: unknown mode 'x'; ..."``;
+    ``None`` when the message names none of the group's fields."""
+    leading = re.match(r"(\w+) (must .*)", message, re.DOTALL)
+    if leading and leading.group(1) in kinds:
+        return f"{prefix}{leading.group(1)}: {leading.group(2)}"
+    named = next((name for name in re.findall(r"\w+", message) if name in kinds), None)
+    return None if named is None else f"{prefix}{named}: {message}"
 
 
 def field_names(cls: type, prefix: str = "") -> list[str]:

@@ -1,4 +1,4 @@
-"""The data-statistics step: MNRE-2 numbers to ``results/`` and their figures to ``figures/``."""
+"""The data-statistics step: MNRE-2 (or MORE, ``data.dataset``) numbers to ``results/`` and their figures to ``figures/``."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def write_data_report(
 
     Returns the saved record (``statistics`` plus ``config``, git revision, versions).
     """
-    record = provenance({"data": {"data_dir": str(data.path)}})
-    record["statistics"] = dataset_statistics(data.path)
+    named = {} if data.dataset == "mnre" else {"dataset": data.dataset}  # MNRE's record as before MORE
+    record = provenance({"data": {"data_dir": str(data.path), **named}})
+    record["statistics"] = dataset_statistics(data.path, data.dataset)
     atomic_write_json(Path(results_dir) / STATISTICS_FILE, record)
     for name, draw in ((RELATION_FIGURE, relation_distribution), (PAIRS_FIGURE, pairs_per_sentence)):
         fig = draw(record["statistics"])

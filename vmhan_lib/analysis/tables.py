@@ -22,13 +22,14 @@ from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
-from vmhan_lib.train.jobs import FOLDS_FOLDER, setting_tag
+from vmhan_lib.train.jobs import FOLDS_FOLDER, MORE_RUNS_FOLDER, setting_tag, settings_differences
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
 FULL_MODEL = "VM-HAN (Ours)"
 MNRE_TEST_SIZE, MNRE_TEST_POSITIVES = 1614, 640
 MORE_NOTE = "data not reachable here"
+NO_MNRE_RUN = "no MNRE run"
 
 
 def paper_numbers() -> dict[str, Any]:
@@ -43,7 +44,8 @@ def paper_mnre_f1() -> dict[str, float]:
 
 def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> pd.DataFrame:
     """One row per complete run: variant, seed, training mode and text encoder, test and dev
-    metrics in percent, wall time.
+    metrics in percent, wall time, its feature fallbacks and the settings in which it differs from
+    its profile's (``settings``, ``""`` when none; the tables' notes say both).
 
     Args:
         setting: keep only the runs of this (training mode, text encoder), e.g.
@@ -58,7 +60,7 @@ def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> p
                "training": training, "text_encoder": encoder,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
-               "fallbacks": _fallback_note(record)}
+               "fallbacks": _fallback_note(record), "settings": _settings_note(record)}
         row.update({m: 100 * record["test"][m] for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -73,6 +75,18 @@ def _fallback_note(record: dict[str, Any]) -> str:
         return "feature fallbacks not recorded (run made before build reports were stored)"
     lines = describe_fallbacks(record["build"])
     return "feature fallbacks: " + " | ".join(lines) if lines else "no feature fallbacks"
+
+
+def _settings_note(record: dict[str, Any]) -> str:
+    """The settings in which a run differs from its profile's (:func:`~vmhan_lib.train.jobs.settings_differences`)."""
+    differing = settings_differences(record)
+    return f"seed {record['seed']}: settings differ from the profile's: {', '.join(differing)}" if differing else ""
+
+
+def _row_notes(runs: pd.DataFrame, variant: str) -> list[str]:
+    """The feature fallbacks and differing settings of a variant's runs, each said once."""
+    rows = runs.loc[runs["variant"] == variant]
+    return list(filter(None, dict.fromkeys([*rows["fallbacks"], *rows["settings"]])))
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -101,28 +115,25 @@ def _mean_std(summary: pd.DataFrame, variant: str, metric: str) -> str:
     return f"{summary.loc[variant, metric]:.2f} ± {summary.loc[variant, metric + '_std']:.2f}"
 
 
-MORE_RUNS_FOLDER = "more"
-"""Runs on MORE (``data.dataset=more``) are recorded in this sub-folder of the profile's runs folder."""
-
-
 def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our rows (mean ± std over seeds) above the paper's rows, MNRE test; the MORE columns from
     ``more_runs`` (the records of ``<runs>/more/``) where a variant has them, else marked
-    :data:`MORE_NOTE`."""
-    summary = summarize(runs)
-    more = summarize(more_runs) if more_runs is not None and not more_runs.empty else None
+    :data:`MORE_NOTE`; a variant run on MORE alone has its MNRE columns marked :data:`NO_MNRE_RUN`."""
+    parts = {"MNRE": (runs, NO_MNRE_RUN), "MORE": (more_runs if more_runs is not None else pd.DataFrame(), MORE_NOTE)}
+    summaries = {name: summarize(part) if not part.empty else None for name, (part, _) in parts.items()}
     rows = []
     for variant in variants:
-        if variant not in summary.index:
+        have = [name for name, summary in summaries.items() if summary is not None and variant in summary.index]
+        if not have:
             continue
-        row = {"source": "ours", "model": variant, "encoder": summary.loc[variant, "text_encoder"],
-               "training": summary.loc[variant, "training"]}
-        row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
-        on_more = more is not None and variant in more.index
-        row.update({f"MORE {SHORT[m]}": _mean_std(more, variant, m) if on_more else MORE_NOTE for m in METRICS})
-        fallbacks = dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])
-        row["note"] = "; ".join([f"mean ± std over seeds {summary.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
-                                 "test scored once", *filter(None, fallbacks)])
+        first, part = summaries[have[0]], parts[have[0]][0]
+        row = {"source": "ours", "model": variant, "encoder": first.loc[variant, "text_encoder"],
+               "training": first.loc[variant, "training"]}
+        for name, (_, missing) in parts.items():
+            row.update({f"{name} {SHORT[m]}": _mean_std(summaries[name], variant, m) if name in have else missing
+                        for m in METRICS})
+        row["note"] = "; ".join([f"mean ± std over seeds {first.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
+                                 "test scored once", *_row_notes(part, variant)])
         rows.append(row)
     for paper_row in paper_numbers()["table1"]:
         mnre = paper_row["MNRE"]
@@ -173,7 +184,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper F1"] = paper[variant]["f1"]
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
-        row["note"] = "; ".join(filter(None, dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])))
+        row["note"] = "; ".join(_row_notes(runs, variant))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -353,13 +364,14 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     stand beside the default's, never over them); Table 1's MORE columns come from the records in
     ``more_runs_dir`` (default ``runs_dir/more``)."""
     runs = load_runs(runs_dir, setting)
-    if runs.empty:
+    more_dir = Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER
+    more_runs = load_runs(more_dir, setting)
+    if runs.empty and more_runs.empty:
         of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r}"
-        raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()}; train first")
-    more_runs = load_runs(Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER,
-                          setting)
+        raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()} (MNRE) or "
+                                f"{more_dir.resolve()} (MORE); train first")
     tables = {"table1_main_results": table1(runs, table1_variants, more_runs)}
-    if FULL_MODEL in set(runs["variant"]):  # Table 2 is relative to VM-HAN; a stage-1 run alone makes Table 1 only
+    if not runs.empty and FULL_MODEL in set(runs["variant"]):  # Table 2 is relative to VM-HAN; a stage-1 run alone makes Table 1 only
         tables["table2_ablations"] = table2(runs, table2_variants)
     for name, table in tables.items():
         write_table(table, out_dir, name, name_suffix)

@@ -35,7 +35,7 @@ def load_captions(data_dir: str | Path, captioner: str, split: str) -> dict[str,
     captions: dict[str, str] = {}
     for line_no, line in read_lines(path):
         raw = parse_literal_dict(line, f"{path}:{line_no}")
-        if not isinstance(raw.get("img_id"), str) or "text" not in raw:
+        if not isinstance(raw.get("img_id"), str) or "text" not in raw or not isinstance(raw["text"], (str, type(None))):
             raise DataFormatError(f"{path}:{line_no}: expected {{'img_id': str, 'text': str}}")
         captions[raw["img_id"]] = str(raw["text"] or "").strip()
     return captions

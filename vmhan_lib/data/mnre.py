@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from vmhan_lib.config_tree import UserError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 NEGATIVE_LABEL = "None"
 REL2ID_FILE = "ours_rel2id.json"
@@ -31,7 +33,7 @@ SPLIT_FILE_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError):
     """A data file is missing or malformed; the message names the file (and line)."""
 
 
@@ -163,15 +165,15 @@ def split_path(data_dir: str | Path, split: str) -> Path:
 
 def parse_entity(raw: object, role: str, n_tokens: int, where: str) -> Entity:
     """The ``h`` / ``t`` field of a split line as an :class:`Entity` inside ``n_tokens`` tokens."""
-    if not isinstance(raw, dict) or "name" not in raw or "pos" not in raw:
-        raise DataFormatError(f"{where}: {role!r} must be a dict with 'name' and 'pos'")
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or "pos" not in raw:
+        raise DataFormatError(f"{where}: {role!r} must be a dict with 'name' (a string) and 'pos'")
     pos = raw["pos"]
-    if not (isinstance(pos, (list, tuple)) and len(pos) == 2 and all(isinstance(p, int) for p in pos)):
+    if not (isinstance(pos, (list, tuple)) and len(pos) == 2 and all(type(p) is int for p in pos)):
         raise DataFormatError(f"{where}: {role} 'pos' must be two integers, got {pos!r}")
     start, end = pos
     if not 0 <= start < end <= n_tokens:
         raise DataFormatError(f"{where}: {role} span [{start}, {end}) is outside the {n_tokens} tokens")
-    return Entity(name=str(raw["name"]), start=start, end=end)
+    return Entity(name=raw["name"], start=start, end=end)
 
 
 def parse_literal_dict(line: str, where: str) -> dict:
@@ -188,12 +190,16 @@ def parse_literal_dict(line: str, where: str) -> dict:
 
 def parse_record(line: str, where: str) -> tuple[dict, list[str]]:
     """A split line (MNRE or MORE) as its dict and its tokens: a Python literal with ``token``,
-    ``h``, ``t``, ``img_id`` and ``relation``, the tokens a non-empty list of strings; errors name
+    ``h``, ``t``, ``img_id`` and ``relation`` (both strings), the tokens a non-empty list of strings; errors name
     ``where`` (file:line)."""
     raw = parse_literal_dict(line, where)
     missing = [k for k in ("token", "h", "t", "img_id", "relation") if k not in raw]
     if missing:
         raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}")
+    wrong = [k for k in ("img_id", "relation") if not isinstance(raw[k], str)]
+    if wrong:
+        raise DataFormatError(f"{where}: {' and '.join(wrong)} must be string(s), got "
+                              f"{', '.join(type(raw[k]).__name__ for k in wrong)}")
     tokens = raw["token"]
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
         raise DataFormatError(f"{where}: 'token' must be a non-empty list of strings")
@@ -207,7 +213,7 @@ def parse_line(line: str, index: int, labels: frozenset[str], where: str) -> Ins
     if relation not in labels:
         raise DataFormatError(f"{where}: unknown relation label {relation!r}")
     return Instance(index=index, tokens=tuple(tokens), head=parse_entity(raw["h"], "h", len(tokens), where),
-                    tail=parse_entity(raw["t"], "t", len(tokens), where), img_id=str(raw["img_id"]), relation=relation)
+                    tail=parse_entity(raw["t"], "t", len(tokens), where), img_id=raw["img_id"], relation=relation)
 
 
 def load_mnre(data_dir: str | Path, split: str, vocab: RelationVocab | None = None) -> list[Instance]:

@@ -19,7 +19,8 @@ feature builder crops every annotated object from the image, the tail's object f
 
 Bad input gets the same errors as MNRE (:class:`DataFormatError` naming the file and line): a
 malformed line, a span outside the tokens, an unknown relation, a box that is not four numbers in
-[0, 1], a tail missing from its image's objects, a missing file (naming the directory searched).
+[0, 1], a tail missing from its image's objects, a missing file (naming the directory searched), a
+split without instances.
 """
 
 from __future__ import annotations
@@ -134,14 +135,14 @@ def parse_more_line(line: str, index: int, labels: frozenset[str], objects: Mapp
         raise DataFormatError(f"{where}: unknown relation label {raw['relation']!r}")
     head = parse_entity(raw["h"], "h", len(tokens), where)
     tail = raw["t"]
-    if not isinstance(tail, dict) or "name" not in tail or "box" not in tail:
-        raise DataFormatError(f"{where}: 't' must be a dict with 'name' and 'box' (an object of the image)")
+    if not isinstance(tail, dict) or not isinstance(tail.get("name"), str) or "box" not in tail:
+        raise DataFormatError(f"{where}: 't' must be a dict with 'name' (a string) and 'box' (an object of the image)")
     check_box(tail["box"], where, "t")
-    img_id = str(raw["img_id"])
+    img_id = raw["img_id"]
     image_objects = objects.get(img_id)
     if image_objects is None:
         raise DataFormatError(f"{where}: image {img_id!r} has no entry in the object dictionary")
-    name = str(tail["name"])
+    name = tail["name"]
     if name not in image_objects:
         raise DataFormatError(f"{where}: tail {name!r} is not an object of image {img_id!r} "
                               f"(its objects: {', '.join(image_objects)})")
@@ -155,7 +156,8 @@ def load_more(data_dir: str | Path, split: str, vocab: RelationVocab | None = No
     """Load one MORE split (see the module docstring) as typed instances in file order.
 
     Raises:
-        DataFormatError: a missing file, or a malformed line or box (the message has file:line).
+        DataFormatError: a missing file, a file without instances, or a malformed line or box (the
+            message has file:line).
     """
     path = more_split_path(data_dir, split)
     has_relations = (Path(data_dir) / REL2ID_FILE).is_file()
@@ -164,5 +166,8 @@ def load_more(data_dir: str | Path, split: str, vocab: RelationVocab | None = No
     negative = relations[0] if relations else NEGATIVE_LABEL  # how this release spells the id-0 relation
     objects = load_object_dict(data_dir, split)
     labels = frozenset(vocabulary.labels)
-    return [parse_more_line(line, position, labels, objects, f"{path}:{line_no}", negative)
-            for position, (line_no, line) in enumerate(read_lines(path))]
+    instances = [parse_more_line(line, position, labels, objects, f"{path}:{line_no}", negative)
+                 for position, (line_no, line) in enumerate(read_lines(path))]
+    if not instances:
+        raise DataFormatError(f"{path}: the {split} split holds no instance (empty file)")
+    return instances

@@ -1,4 +1,4 @@
-"""Dataset statistics of MNRE-2, computed from the files (the numbers in the data README)."""
+"""Dataset statistics of MNRE-2 (or MORE), computed from the files (the numbers in the data README)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from vmhan_lib.data.mnre import (NEGATIVE_LABEL, SPLITS, Instance, RelationVocab, entity_relation_categories,
                                  group_by_sentence, load_mnre, load_relation_vocab)
+from vmhan_lib.data.more import load_more, load_more_vocab
 
 
 def split_statistics(instances: Sequence[Instance], vocab: RelationVocab) -> dict[str, Any]:
@@ -39,10 +40,12 @@ def split_statistics(instances: Sequence[Instance], vocab: RelationVocab) -> dic
     }
 
 
-def dataset_statistics(data_dir: str | Path) -> dict[str, Any]:
-    """Statistics of every split plus cross-split checks (images shared between splits)."""
-    vocab = load_relation_vocab(data_dir)
-    splits = {split: load_mnre(data_dir, split, vocab) for split in SPLITS}
+def dataset_statistics(data_dir: str | Path, dataset: str = "mnre") -> dict[str, Any]:
+    """Statistics of every split of ``dataset`` (``mnre`` or ``more``, ``data.dataset``) plus
+    cross-split checks (images shared between splits)."""
+    more = dataset == "more"
+    vocab = (load_more_vocab if more else load_relation_vocab)(data_dir)
+    splits = {split: (load_more if more else load_mnre)(data_dir, split, vocab) for split in SPLITS}
     images = {split: {instance.img_id for instance in rows} for split, rows in splits.items()}
     shared = {f"{a}&{b}": len(images[a] & images[b]) for a, b in combinations(SPLITS, 2)}
     return {

@@ -31,6 +31,7 @@ system, as on a Slurm allocation): tasks import ``vmhan_lib`` from the driver's 
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,21 +97,49 @@ def task_runtime_env() -> dict[str, Any]:
     return {"env_vars": env}
 
 
+def _start_hint(address: str | None) -> str:
+    port = address.rpartition(":")[2] if address and ":" in address else "6379"
+    return (f"start one with `ray start --head --port={port}` on that machine (if it uses token authentication, "
+            "export RAY_AUTH_MODE=token), or leave experiment.ray_address unset to start one here")
+
+
+def check_reachable(address: str | None, timeout_s: float) -> None:
+    """Fail fast when nothing answers at a ``HOST:PORT`` (or ``ray://HOST:PORT``) address: Ray itself
+    retries an unreachable head for minutes. ``None`` and ``auto`` are left to Ray (found on this machine).
+
+    Raises:
+        ConfigError: no connection to ``address`` within ``timeout_s`` seconds (one line: the address,
+            why, and how to start a cluster).
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"experiment.ray_address={address!r}: expected auto or HOST:PORT, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise ConfigError(f"experiment.ray_address={address!r}: no Ray cluster answers there within "
+                          f"{timeout_s:g} s ({reason}); {_start_hint(address)}") from err
+
+
 @contextmanager
-def connected(address: str | None) -> Iterator[Any]:
+def connected(address: str | None, timeout_s: float) -> Iterator[Any]:
     """Ray, connected: the running Ray of this process if there is one (kept running afterwards),
-    else ``address`` (``None``: a new Ray instance on this machine, shut down afterwards)."""
+    else ``address`` (``None``: a new Ray instance on this machine, shut down afterwards), checked
+    first with :func:`check_reachable` within ``timeout_s`` seconds (``experiment.ray_timeout_s``)."""
     ray = _ray()
     if ray.is_initialized():
         yield ray
         return
+    check_reachable(address, timeout_s)
     try:
         ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING",
                  configure_logging=True)
     except ConnectionError as err:
-        raise ConfigError(f"experiment.ray_address={address!r}: no Ray cluster reached ({err}); start one with "
-                          "`ray start --head` (if it uses token authentication, export RAY_AUTH_MODE=token), or "
-                          "leave ray_address unset to start one here") from err
+        raise ConfigError(f"experiment.ray_address={address!r}: no Ray cluster reached ({err}); "
+                          f"{_start_hint(address)}") from err
     try:
         yield ray
     finally:
@@ -207,12 +236,13 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[...,
     Raises:
         SweepFailed: stage 1 failed (no run could start), or some runs failed after their retries
             (raised once every other run has completed).
-        ConfigError: ray is not installed, or no cluster answers at ``experiment.ray_address``.
+        ConfigError: ray is not installed, or no cluster answers at ``experiment.ray_address`` within
+            ``experiment.ray_timeout_s`` seconds.
     """
     experiment = config.experiment
     retries = experiment.max_retries
     root = str(REPO_ROOT)
-    with connected(experiment.ray_address) as ray:
+    with connected(experiment.ray_address, experiment.ray_timeout_s) as ray:
         options = {"max_retries": retries, "retry_exceptions": True, "runtime_env": task_runtime_env()}
         inputs_ref = _run_stage1(ray, options, prepare, config, paths, root)
         run_resources = task_resources(ray, config.device, config.train.cpu_threads)

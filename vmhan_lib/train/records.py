@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 
 from vmhan_lib.features.config import PACKAGED_MINILM
 from vmhan_lib.identity import differences
-from vmhan_lib.io import atomic_write_json, atomic_write_text
+from vmhan_lib.io import StorageError, atomic_write_json, atomic_write_text
 
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
@@ -80,8 +80,8 @@ def read_predictions(run_dir: Path) -> list[Prediction]:
                 predictions.append(Prediction(
                     row["index"], row["gold"], row["predicted"], tuple(row["probabilities"]), row.get("variance")
                 ))
-            except (json.JSONDecodeError, KeyError) as err:
-                raise ValueError(f"{path}:{line_no}: malformed prediction line ({err})") from err
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise StorageError(f"{path}:{line_no}: the test predictions cannot be read ({err}); {RESTORE}") from err
     return predictions
 
 
@@ -91,8 +91,23 @@ def write_run(run_dir: Path, record: dict[str, Any], predictions: Sequence[Predi
     return atomic_write_json(Path(run_dir) / RECORD_FILE, record)
 
 
+RESTORE = "restore it (`git checkout` for a committed run), or delete the run's folder to train it again"
+
+
 def read_record(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+    """A run's record.
+
+    Raises:
+        StorageError: the record is damaged (cut, edited, a merge conflict): one line naming it.
+    """
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StorageError(f"{path}: the run record cannot be read ({err}); {RESTORE}") from err
+    if not isinstance(record, dict):
+        raise StorageError(f"{path}: the run record cannot be read (not a JSON object); {RESTORE}")
+    return record
 
 
 def is_complete(run_dir: Path) -> bool:

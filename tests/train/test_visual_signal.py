@@ -17,7 +17,8 @@ from vmhan_lib.config import TrainConfig, preset
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.train.hypergraph_task import SplitNodes
-from vmhan_lib.train.jobs import Job, RunPaths, job_identity, signal_jobs
+from vmhan_lib.train.jobs import Job, RunPaths, job_identity
+from vmhan_lib.train.signal_study import STUDIES, signal_jobs, study_jobs, study_of
 from vmhan_lib.train.records import read_predictions, read_record
 from vmhan_lib.train.stage1 import PreparedInputs
 
@@ -114,12 +115,25 @@ def test_bad_signals_are_config_errors() -> None:
 def test_signal_runs_are_named_kept_apart_and_identified_by_their_signal(tmp_path: Path) -> None:
     config, paths = preset("tiny"), RunPaths(tmp_path / "runs", tmp_path / "ckpt")
     jobs = signal_jobs(["VM-HAN (Ours)", "Late fusion"], "object", (0.0, 0.1), (0, 1), train_instances=500)
-    assert len(jobs) == 8 and jobs[1].name == "VM-HAN (Ours) @ controlled signal object s=0" and jobs[1].seed == 1
-    assert paths.run_dir("tiny", jobs[2]) == tmp_path / "controlled_signal" / "tiny__vm-han-ours-controlled-signal-object-s-0-1__seed0"
-    assert paths.checkpoint_dir("tiny", jobs[2]).parent == tmp_path / "ckpt" / "controlled_signal"
-    identity = job_identity(config, jobs[2], paths=paths)
+    assert len(jobs) == 8 and jobs[1].name == "VM-HAN (Ours) @ controlled signal object s=0.1" and jobs[2].seed == 1
+    assert paths.run_dir("tiny", jobs[1]) == tmp_path / "controlled_signal" / "tiny__vm-han-ours-controlled-signal-object-s-0-1__seed0"
+    assert paths.checkpoint_dir("tiny", jobs[1]).parent == tmp_path / "ckpt" / "controlled_signal"
+    identity = job_identity(config, jobs[1], paths=paths)
     assert identity["visual_signal"] == {"arm": "object", "strength": 0.1, "train_instances": 500, "code": "visual-signal-1"}
     assert "visual_signal" not in job_identity(config, Job("VM-HAN (Ours)", 0), paths=paths)  # other runs unchanged
+
+
+def test_the_study_trains_text_only_once_and_the_object_arm_above_zero() -> None:
+    study = STUDIES["cpu"]
+    jobs = study_jobs(study)
+    n_seeds, n_s = len(study.seeds), len(study.strengths)
+    assert len(jobs) == n_seeds * (1 + n_s * len(study.image_variants) + (n_s - 1) * len(study.object_variants))
+    assert {j.signal.strength for j in jobs if j.variant == "Text-only"} == {0.0}
+    assert all(j.signal.strength > 0 for j in jobs if j.signal.arm == "object")
+    assert [j.variant for j in jobs[:2 * n_s * n_seeds + 1]][-1] == "Text-only"  # right after the first two models
+    assert len({j.signal.train_instances for j in jobs}) == 1 and len({(j.name, j.seed) for j in jobs}) == len(jobs)
+    with pytest.raises(ConfigError, match="no controlled visual-signal study for profile 'full'"):
+        study_of(preset("full"))
 
 
 @pytest.fixture

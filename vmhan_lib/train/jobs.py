@@ -200,14 +200,6 @@ def proportion_jobs(config: RunConfig, proportions: Sequence[float] | None = Non
     return [Job(FULL_MODEL, s, float(p)) for p in chosen for s in config.experiment.seeds]
 
 
-def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], seeds: Sequence[int],
-                train_instances: int | None = None) -> list[Job]:
-    """The controlled visual-signal study's runs (:mod:`vmhan_lib.train.visual_signal`): every variant
-    at every strength of ``arm`` and every seed, trained on ``train_instances`` of train (all: ``None``)."""
-    return [Job(v, seed, signal=VisualSignal(arm, float(s), train_instances))
-            for v in dict.fromkeys(variants) for s in strengths for seed in seeds]
-
-
 def ensure_run(run_dir: Path, checkpoint_dir: Path, identity: dict[str, Any], model_ready: bool, need_model: bool,
                train: Callable[[Path], dict[str, Any]], what: str) -> dict[str, Any]:
     """The record of a run: read when finished with this ``identity`` (and its model at hand when

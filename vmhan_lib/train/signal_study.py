@@ -1,0 +1,103 @@
+"""The controlled visual-signal study (issue 24) as one function: its grid per profile, its jobs, and
+their training through the one runner (:func:`~vmhan_lib.train.runner.run_jobs`).
+
+The transformation of the inputs is :mod:`vmhan_lib.train.visual_signal`. The study changes no
+configuration field: its settings are its grid (:class:`SignalStudy`), which tags every job
+(:class:`~vmhan_lib.train.visual_signal.VisualSignal` in the job's name, identity and record), and
+the stage-2 epochs (``train.epochs``, in the identity as for every run). Runs go to
+``results/controlled_signal/`` (``results/tiny/controlled_signal/`` for ``tiny``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+from vmhan_lib.config import RunConfig
+from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.model.variants import FULL_MODEL
+from vmhan_lib.train.jobs import Job, RunPaths
+from vmhan_lib.train.runner import run_jobs
+from vmhan_lib.train.visual_signal import VisualSignal
+
+BASELINE = "Text-only"
+"""The model that reads no visual node: trained once (at s = 0), the line every other model is held against."""
+LATE_FUSION = "Late fusion"
+
+
+@dataclass(frozen=True)
+class SignalStudy:
+    """The grid of the study in one profile.
+
+    Attributes:
+        image_variants: models trained at every strength of the image arm (most informative first).
+        object_variants: models trained at every strength > 0 of the object arm (their s = 0 runs
+            are the image arm's: without a signal the two arms are the same inputs).
+        strengths: the grid of s (multiples of the mean visual norm), 0 first.
+        seeds: seeds of every model (each seed also draws its own prototypes and noise).
+        train_instances: the fixed subsample of train every run trains on (``None``: all of train).
+        epochs: stage-2 epochs of every run (``train.epochs``).
+    """
+
+    image_variants: tuple[str, ...]
+    object_variants: tuple[str, ...]
+    strengths: tuple[float, ...]
+    seeds: tuple[int, ...]
+    train_instances: int | None
+    epochs: int
+
+
+STUDIES: dict[str, SignalStudy] = {
+    "tiny": SignalStudy((FULL_MODEL, LATE_FUSION), (FULL_MODEL,), (0.0, 1.0), (0,), None, 2),
+    "cpu": SignalStudy((FULL_MODEL, LATE_FUSION, "w/o Multi-Modal Hypergraph", "w/o V-HAN", "repl. HGNN", "repl. GAT",
+                        "w/o Inter-modal Hypergraph"), (FULL_MODEL, LATE_FUSION),
+                       (0.0, 0.03, 0.1, 0.3), (0, 1), 3000, 4),
+}
+"""The study's grid of each profile (``cpu``: cut to fit one core of a shared 2-core machine, see the
+notebook 07 section)."""
+
+
+def study_of(config: RunConfig) -> SignalStudy:
+    """The study of ``config``'s profile.
+
+    Raises:
+        ConfigError: a profile without one (``full``: its ``joint`` training has no frozen inputs to add a signal to).
+    """
+    if config.profile not in STUDIES:
+        raise ConfigError(f"no controlled visual-signal study for profile {config.profile!r}; "
+                          f"studies: {', '.join(STUDIES)}")
+    return STUDIES[config.profile]
+
+
+def study_config(config: RunConfig, study: SignalStudy) -> RunConfig:
+    """``config`` with the study's stage-2 epochs."""
+    return replace(config, train=replace(config.train, epochs=study.epochs))
+
+
+def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], seeds: Sequence[int],
+                train_instances: int | None = None) -> list[Job]:
+    """Every variant at every strength of ``arm`` and every seed (variant, then seed, then strength),
+    trained on ``train_instances`` of train (all: ``None``)."""
+    return [Job(v, seed, signal=VisualSignal(arm, float(s), train_instances))
+            for v in dict.fromkeys(variants) for seed in seeds for s in strengths]
+
+
+def study_jobs(study: SignalStudy) -> list[Job]:
+    """The study's runs, most informative first: the first two image-arm models, the text-only
+    baseline (s = 0 only), the other image-arm models, then the object arm (s > 0)."""
+    def image(variants: Sequence[str]) -> list[Job]:
+        return signal_jobs(variants, "image", study.strengths, study.seeds, study.train_instances)
+
+    baseline = signal_jobs([BASELINE], "image", [0.0], study.seeds, study.train_instances)
+    objects = signal_jobs(study.object_variants, "object", [s for s in study.strengths if s > 0], study.seeds,
+                          study.train_instances)
+    return image(study.image_variants[:2]) + baseline + image(study.image_variants[2:]) + objects
+
+
+def run_signal_study(config: RunConfig, jobs: Sequence[Job] | None = None, paths: RunPaths | None = None,
+                     need_models: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Train (or read) the study's runs (``jobs``, default :func:`study_jobs` of the profile's study)
+    with the study's epochs; their records in order."""
+    study = study_of(config)
+    return run_jobs(study_config(config, study), study_jobs(study) if jobs is None else jobs,
+                    need_models=need_models, paths=paths, progress=progress)

@@ -98,6 +98,17 @@ def signal_row(nodes: InstanceNodes, arm: str, rng: np.random.Generator) -> int 
     return int(nodes.has_image) + int(rng.integers(nodes.n_objects))
 
 
+def split_stream(seed: int, split: str) -> np.random.Generator:
+    """The generator of ``split``'s signal rows, then its noise: ``(seed, 1, i)`` for split ``i`` of
+    :data:`~vmhan_lib.data.mnre.SPLITS`."""
+    return np.random.default_rng([seed, 1, SPLITS.index(split) if split in SPLITS else len(SPLITS)])
+
+
+def signal_rows(nodes: list[InstanceNodes], arm: str, rng: np.random.Generator) -> list[int | None]:
+    """:func:`signal_row` of every instance, in order (drawn first from ``rng``, :func:`split_stream`)."""
+    return [signal_row(node, arm, rng) for node in nodes]
+
+
 def train_subsample(n_instances: int, size: int | None) -> list[int]:
     """The positions (file order) of the fixed train subsample of ``size`` (all when ``None`` or larger)."""
     if size is None or size >= n_instances:
@@ -133,8 +144,8 @@ def with_visual_signal(data: dict[str, SplitNodes], signal: VisualSignal, seed: 
         if signal.strength == 0:
             result[name] = split
             continue
-        rng = np.random.default_rng([seed, 1, SPLITS.index(name) if name in SPLITS else len(SPLITS)])
-        rows = [signal_row(node, signal.arm, rng) for node in split.nodes]
+        rng = split_stream(seed, name)
+        rows = signal_rows(split.nodes, signal.arm, rng)
         noise = torch.from_numpy(rng.standard_normal((len(split.nodes), dim)) / math.sqrt(dim)).float()
         vectors = signal.strength * norm * (signal_prototypes(split.labels, dim, seed) + noise)  # [n, d]
         result[name] = with_signal_rows(split, rows, vectors)

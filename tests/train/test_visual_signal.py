@@ -130,7 +130,8 @@ def test_the_study_trains_text_only_once_and_the_object_arm_above_zero() -> None
     assert len(jobs) == n_seeds * (1 + n_s * len(study.image_variants) + (n_s - 1) * len(study.object_variants))
     assert {j.signal.strength for j in jobs if j.variant == "Text-only"} == {0.0}
     assert all(j.signal.strength > 0 for j in jobs if j.signal.arm == "object")
-    assert [j.variant for j in jobs[:2 * n_s * n_seeds + 1]][-1] == "Text-only"  # right after the first two models
+    assert jobs[2 * n_s].variant == "Text-only" and jobs[2 * n_s - 1].variant == study.image_variants[1]
+    assert [j.seed for j in jobs] == sorted(j.seed for j in jobs)  # seed by seed: a cut grid loses its last seed
     assert len({j.signal.train_instances for j in jobs}) == 1 and len({(j.name, j.seed) for j in jobs}) == len(jobs)
     with pytest.raises(ConfigError, match="no controlled visual-signal study for profile 'full'"):
         study_of(preset("full"))
@@ -169,3 +170,17 @@ def test_a_tiny_study_runs_through_the_one_runner_and_writes_apart(tmp_path: Pat
     assert probabilities[2] != probabilities[3]  # late fusion sees the signal
     again = runner.run_jobs(config, jobs, paths=paths, progress=False)
     assert fake_inputs["loads"]["n"] == 1 and [r["test"] for r in again] == [r["test"] for r in records]
+
+
+def test_runs_on_the_first_n_instances_live_apart_outside_tiny() -> None:
+    from vmhan_lib.config import run_config
+    from vmhan_lib.train.jobs import inputs_folder
+    from vmhan_lib.train.signal_study import study_config
+
+    assert inputs_folder(run_config("cpu", overrides={"data.max_instances": 1700})) == "first-1700"
+    assert inputs_folder(run_config("cpu", overrides={"data.max_instances": 50, "features.visual_source": "images"})) \
+        == "images-first-50"
+    assert inputs_folder(preset("cpu")) == "" == inputs_folder(preset("tiny"))  # committed and tiny runs unchanged
+    study = study_config(preset("cpu"), STUDIES["cpu"])
+    paths = RunPaths.of(study)
+    assert paths.runs.name == "first-1700" and paths.encoder_checkpoint_dir(study).parent.name == "first-1700"

@@ -182,10 +182,16 @@ def fold_encoder_name(config: RunConfig, fold: int) -> str:
 def inputs_folder(config: RunConfig) -> str:
     """The runs' sub-folder of the paper's inputs a run reads: ``""`` for MNRE with caption-based
     visual nodes (the committed results), ``images`` / ``both`` for MNRE with those visual sources,
-    ``more`` for MORE (read by Table 1's MORE columns)."""
+    ``more`` for MORE (read by Table 1's MORE columns); outside ``tiny``, runs on the first N
+    instances of each split (``data.max_instances``) go to ``first-<N>`` (after the source's folder),
+    so that they never meet the records of the whole data (e.g. the controlled visual-signal study's
+    own stage-1 encoder, :mod:`vmhan_lib.train.signal_study`)."""
     if config.data.dataset == "more":
         return MORE_RUNS_FOLDER
-    return "" if config.features.visual_source == "captions" else config.features.visual_source
+    folder = "" if config.features.visual_source == "captions" else config.features.visual_source
+    if config.profile != "tiny" and config.data.max_instances is not None:
+        folder = f"{folder}-first-{config.data.max_instances}".lstrip("-")
+    return folder
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:

@@ -37,6 +37,10 @@ class SignalStudy:
         seeds: seeds of every model (each seed also draws its own prototypes and noise).
         train_instances: the fixed subsample of train every run trains on (``None``: all of train).
         epochs: stage-2 epochs of every run (``train.epochs``).
+        data_instances: ``data.max_instances``: only the first N instances of each split (``None``:
+            the profile's); outside ``tiny`` the study then has its own stage-1 encoder, trained on
+            those, and its runs live apart (:func:`~vmhan_lib.train.jobs.inputs_folder`).
+        encoder_epochs: ``encoder_train.epochs`` of that stage-1 encoder (``None``: the profile's).
     """
 
     image_variants: tuple[str, ...]
@@ -45,13 +49,15 @@ class SignalStudy:
     seeds: tuple[int, ...]
     train_instances: int | None
     epochs: int
+    data_instances: int | None = None
+    encoder_epochs: int | None = None
 
 
 STUDIES: dict[str, SignalStudy] = {
     "tiny": SignalStudy((FULL_MODEL, LATE_FUSION), (FULL_MODEL,), (0.0, 1.0), (0,), None, 2),
     "cpu": SignalStudy((FULL_MODEL, LATE_FUSION, "w/o Multi-Modal Hypergraph", "w/o V-HAN", "repl. HGNN", "repl. GAT",
                         "w/o Inter-modal Hypergraph"), (FULL_MODEL, LATE_FUSION),
-                       (0.0, 0.03, 0.1, 0.3), (0, 1), 3000, 4),
+                       (0.0, 0.03, 0.1, 0.3), (0, 1, 2), None, 4, data_instances=1700, encoder_epochs=3),
 }
 """The study's grid of each profile (``cpu``: cut to fit one core of a shared 2-core machine, see the
 notebook 07 section)."""
@@ -70,8 +76,13 @@ def study_of(config: RunConfig) -> SignalStudy:
 
 
 def study_config(config: RunConfig, study: SignalStudy) -> RunConfig:
-    """``config`` with the study's stage-2 epochs."""
-    return replace(config, train=replace(config.train, epochs=study.epochs))
+    """``config`` with the study's stage-2 epochs, and its instances and stage-1 epochs where it sets them."""
+    config = replace(config, train=replace(config.train, epochs=study.epochs))
+    if study.data_instances is not None:
+        config = replace(config, data=replace(config.data, max_instances=study.data_instances))
+    if study.encoder_epochs is not None:
+        config = replace(config, encoder_train=replace(config.encoder_train, epochs=study.encoder_epochs))
+    return config
 
 
 def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], seeds: Sequence[int],
@@ -83,15 +94,19 @@ def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], s
 
 
 def study_jobs(study: SignalStudy) -> list[Job]:
-    """The study's runs, most informative first: the first two image-arm models, the text-only
-    baseline (s = 0 only), the other image-arm models, then the object arm (s > 0)."""
-    def image(variants: Sequence[str]) -> list[Job]:
-        return signal_jobs(variants, "image", study.strengths, study.seeds, study.train_instances)
+    """The study's runs, seed by seed (a grid cut short loses its last seed first), each seed most
+    informative first: the first two image-arm models, the text-only baseline (s = 0 only), the
+    other image-arm models, then the object arm (s > 0)."""
+    def image(variants: Sequence[str], seed: int) -> list[Job]:
+        return signal_jobs(variants, "image", study.strengths, [seed], study.train_instances)
 
-    baseline = signal_jobs([BASELINE], "image", [0.0], study.seeds, study.train_instances)
-    objects = signal_jobs(study.object_variants, "object", [s for s in study.strengths if s > 0], study.seeds,
-                          study.train_instances)
-    return image(study.image_variants[:2]) + baseline + image(study.image_variants[2:]) + objects
+    jobs = []
+    for seed in study.seeds:
+        baseline = signal_jobs([BASELINE], "image", [0.0], [seed], study.train_instances)
+        objects = signal_jobs(study.object_variants, "object", [s for s in study.strengths if s > 0], [seed],
+                              study.train_instances)
+        jobs += image(study.image_variants[:2], seed) + baseline + image(study.image_variants[2:], seed) + objects
+    return jobs
 
 
 def run_signal_study(config: RunConfig, jobs: Sequence[Job] | None = None, paths: RunPaths | None = None,

@@ -209,7 +209,7 @@ def signal_attention(config: RunConfig, jobs: Sequence[Job], instances: int = 30
     vhan = [job for job in jobs if variant_config(job.variant).encoder == "vhan"]
     path = RunPaths.of(config).runs.parent / SIGNAL_FOLDER / ATTENTION_FILE
     table = per_run_rows([(config, vhan)], path, lambda c, js: attention_rows(c, js, instances),
-                         {"instances": instances, "code": "signal-attention-1"}, "signal attention")
+                         {"instances": instances, "code": CODE_VERSIONS["signal-attention"]}, "signal attention")
     signals = {job.name: job.signal for job in vhan}
     return table.assign(model=[n.split(SEPARATOR)[0] for n in table["variant"]],
                         arm=[signals[n].arm for n in table["variant"]], s=[signals[n].strength for n in table["variant"]])

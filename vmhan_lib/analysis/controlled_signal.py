@@ -65,7 +65,8 @@ def smallest_beating_strength(summary: pd.DataFrame, baseline: str = BASELINE) -
     for (model, arm), group in summary[summary["model"] != baseline].groupby(["model", "arm"], sort=False):
         beating = [row.s for row in group.sort_values("s").itertuples() if beyond_seed_spread(
             row.f1, row.f1_std, row.seeds, reference.f1, reference.f1_std, reference.seeds)[2] and row.f1 > reference.f1]
-        rows.append({"model": model, "arm": arm, "smallest_s": beating[0] if beating else float("nan")})
+        rows.append({"model": model, "arm": arm, "smallest_s": beating[0] if beating else float("nan"),
+                     "seeds": int(group["seeds"].min())})
     return pd.DataFrame(rows)
 
 
@@ -104,11 +105,12 @@ def signal_paragraph(summary: pd.DataFrame, beating: pd.DataFrame, drops: pd.Dat
 
     reference = summary[summary["model"] == BASELINE].iloc[0]
     lines = [f"Controlled visual signal (semi-synthetic): {BASELINE} scores {reference.f1:.2f} ± {reference.f1_std:.2f} F1."]
-    if int(summary["seeds"].min()) < 2:
-        lines.append("(One seed somewhere in the grid: no spread to compare with there, so no model beats it.)")
     for row in beating.itertuples():
-        lines.append(f"{row.model} ({row.arm} arm) first beats it beyond the seed spread at s = {row.smallest_s:g}."
-                     if row.smallest_s == row.smallest_s else f"{row.model} ({row.arm} arm) never beats it beyond the spread.")
+        if row.smallest_s == row.smallest_s:
+            lines.append(f"{row.model} ({row.arm} arm) first beats it beyond the seed spread at s = {row.smallest_s:g}.")
+        else:
+            lines.append(f"{row.model} ({row.arm} arm) " + ("has one seed at some s: no spread to compare with there."
+                                                           if row.seeds < 2 else "never beats it beyond the spread."))
     for arm, group in summary[summary["model"] != BASELINE].groupby("arm", sort=False):
         top = group[group["s"] == group["s"].max()].sort_values("f1", ascending=False)
         order = ", ".join(f"{r.model} {r.f1:.2f} ± {r.f1_std:.2f}" for r in top.itertuples())

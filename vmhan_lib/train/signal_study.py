@@ -26,15 +26,30 @@ LATE_FUSION = "Late fusion"
 
 
 @dataclass(frozen=True)
+class SignalBlock:
+    """One block of the study's grid: every variant at every strength of one arm, for every seed.
+
+    Attributes:
+        variants: models (most informative first).
+        arm: ``image`` or ``object`` (an object arm's s = 0 runs are the image arm's: without a signal
+            the two arms are the same inputs, so object blocks list strengths > 0 only).
+        strengths: s (multiples of the mean visual norm).
+        seeds: seeds (each seed also draws its own prototypes and noise).
+    """
+
+    variants: tuple[str, ...]
+    arm: str
+    strengths: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class SignalStudy:
     """The grid of the study in one profile.
 
     Attributes:
-        image_variants: models trained at every strength of the image arm (most informative first).
-        object_variants: models trained at every strength > 0 of the object arm (their s = 0 runs
-            are the image arm's: without a signal the two arms are the same inputs).
-        strengths: the grid of s (multiples of the mean visual norm), 0 first.
-        seeds: seeds of every model (each seed also draws its own prototypes and noise).
+        blocks: the runs, block by block in the order they are trained (a grid cut short loses its
+            last blocks).
         train_instances: the fixed subsample of train every run trains on (``None``: all of train).
         epochs: stage-2 epochs of every run (``train.epochs``).
         data_instances: ``data.max_instances``: only the first N instances of each split (``None``:
@@ -43,21 +58,28 @@ class SignalStudy:
         encoder_epochs: ``encoder_train.epochs`` of that stage-1 encoder (``None``: the profile's).
     """
 
-    image_variants: tuple[str, ...]
-    object_variants: tuple[str, ...]
-    strengths: tuple[float, ...]
-    seeds: tuple[int, ...]
+    blocks: tuple[SignalBlock, ...]
     train_instances: int | None
     epochs: int
     data_instances: int | None = None
     encoder_epochs: int | None = None
 
 
+STRENGTHS = (0.0, 0.03, 0.1, 0.3)
+"""The ``cpu`` study's grid of s."""
+ABLATIONS = ("w/o Multi-Modal Hypergraph", "w/o V-HAN", "repl. HGNN", "repl. GAT", "w/o Inter-modal Hypergraph")
+"""The image-arm models after VM-HAN and late fusion (issue 24's list)."""
 STUDIES: dict[str, SignalStudy] = {
-    "tiny": SignalStudy((FULL_MODEL, LATE_FUSION), (FULL_MODEL,), (0.0, 1.0), (0,), None, 2),
-    "cpu": SignalStudy((FULL_MODEL, LATE_FUSION, "w/o Multi-Modal Hypergraph", "w/o V-HAN", "repl. HGNN", "repl. GAT",
-                        "w/o Inter-modal Hypergraph"), (FULL_MODEL, LATE_FUSION),
-                       (0.0, 0.03, 0.1, 0.3), (0, 1, 2), None, 4, data_instances=1700, encoder_epochs=3),
+    "tiny": SignalStudy((SignalBlock((FULL_MODEL, LATE_FUSION), "image", (0.0, 1.0), (0,)),
+                         SignalBlock((BASELINE,), "image", (0.0,), (0,)),
+                         SignalBlock((FULL_MODEL,), "object", (1.0,), (0,))), None, 2),
+    "cpu": SignalStudy((SignalBlock((FULL_MODEL, LATE_FUSION), "image", STRENGTHS, (0, 1)),
+                        SignalBlock((BASELINE,), "image", (0.0,), (0, 1)),
+                        SignalBlock(ABLATIONS, "image", STRENGTHS, (0,)),
+                        SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (0,)),
+                        SignalBlock(ABLATIONS, "image", STRENGTHS, (1,)),
+                        SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (1,))),
+                       None, 4, data_instances=1700, encoder_epochs=3),
 }
 """The study's grid of each profile (``cpu``: cut to fit one core of a shared 2-core machine, see the
 notebook 07 section)."""
@@ -94,19 +116,10 @@ def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], s
 
 
 def study_jobs(study: SignalStudy) -> list[Job]:
-    """The study's runs, seed by seed (a grid cut short loses its last seed first), each seed most
-    informative first: the first two image-arm models, the text-only baseline (s = 0 only), the
-    other image-arm models, then the object arm (s > 0)."""
-    def image(variants: Sequence[str], seed: int) -> list[Job]:
-        return signal_jobs(variants, "image", study.strengths, [seed], study.train_instances)
-
-    jobs = []
-    for seed in study.seeds:
-        baseline = signal_jobs([BASELINE], "image", [0.0], [seed], study.train_instances)
-        objects = signal_jobs(study.object_variants, "object", [s for s in study.strengths if s > 0], [seed],
-                              study.train_instances)
-        jobs += image(study.image_variants[:2], seed) + baseline + image(study.image_variants[2:], seed) + objects
-    return jobs
+    """The study's runs, block by block (:attr:`SignalStudy.blocks`)."""
+    jobs = [job for block in study.blocks for job in signal_jobs(block.variants, block.arm, block.strengths,
+                                                                  block.seeds, study.train_instances)]
+    return list(dict.fromkeys(jobs))
 
 
 def run_signal_study(config: RunConfig, jobs: Sequence[Job] | None = None, paths: RunPaths | None = None,

@@ -65,7 +65,7 @@ class SignalStudy:
     encoder_epochs: int | None = None
 
 
-STRENGTHS = (0.0, 0.03, 0.1, 0.3)
+STRENGTHS = (0.0, 0.1, 0.3, 1.0)
 """The ``cpu`` study's grid of s."""
 ABLATIONS = ("w/o Multi-Modal Hypergraph", "w/o V-HAN", "repl. HGNN", "repl. GAT", "w/o Inter-modal Hypergraph")
 """The image-arm models after VM-HAN and late fusion (issue 24's list)."""
@@ -73,12 +73,12 @@ STUDIES: dict[str, SignalStudy] = {
     "tiny": SignalStudy((SignalBlock((FULL_MODEL, LATE_FUSION), "image", (0.0, 1.0), (0,)),
                          SignalBlock((BASELINE,), "image", (0.0,), (0,)),
                          SignalBlock((FULL_MODEL,), "object", (1.0,), (0,))), None, 2),
-    "cpu": SignalStudy((SignalBlock((FULL_MODEL, LATE_FUSION), "image", STRENGTHS, (0, 1)),
-                        SignalBlock((BASELINE,), "image", (0.0,), (0, 1)),
+    "cpu": SignalStudy((SignalBlock((FULL_MODEL, LATE_FUSION), "image", STRENGTHS, (0, 1, 2)),
+                        SignalBlock((BASELINE,), "image", (0.0,), (0, 1, 2)),
                         SignalBlock(ABLATIONS, "image", STRENGTHS, (0,)),
-                        SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (0,)),
                         SignalBlock(ABLATIONS, "image", STRENGTHS, (1,)),
-                        SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (1,))),
+                        SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (0, 1, 2)),
+                        SignalBlock(ABLATIONS, "image", STRENGTHS, (2,))),
                        None, 4, data_instances=1700, encoder_epochs=3),
 }
 """The study's grid of each profile (``cpu``: cut to fit one core of a shared 2-core machine, see the

@@ -106,7 +106,9 @@ def signal_paragraph(summary: pd.DataFrame, beating: pd.DataFrame, drops: pd.Dat
     reference = summary[summary["model"] == BASELINE].iloc[0]
     lines = [f"Controlled visual signal (semi-synthetic): {BASELINE} scores {reference.f1:.2f} ± {reference.f1_std:.2f} F1."]
     for row in beating.itertuples():
-        if row.smallest_s == row.smallest_s:
+        if row.smallest_s == 0:
+            lines.append(f"{row.model} ({row.arm} arm) beats it beyond the seed spread already at s = 0 (no signal).")
+        elif row.smallest_s == row.smallest_s:
             lines.append(f"{row.model} ({row.arm} arm) first beats it beyond the seed spread at s = {row.smallest_s:g}.")
         else:
             lines.append(f"{row.model} ({row.arm} arm) " + ("has one seed at some s: no spread to compare with there."

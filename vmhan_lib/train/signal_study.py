@@ -5,7 +5,9 @@ The transformation of the inputs is :mod:`vmhan_lib.train.visual_signal`. The st
 configuration field: its settings are its grid (:class:`SignalStudy`), which tags every job
 (:class:`~vmhan_lib.train.visual_signal.VisualSignal` in the job's name, identity and record), and
 the stage-2 epochs (``train.epochs``, in the identity as for every run). Runs go to
-``results/controlled_signal/`` (``results/tiny/controlled_signal/`` for ``tiny``).
+``controlled_signal/`` beside the runs folder of their inputs (:class:`~vmhan_lib.train.jobs.RunPaths`):
+``results/runs/controlled_signal/`` for the ``cpu`` study, whose own stage-1 encoder on the first 1,700
+instances is recorded in ``results/runs/first-1700/``; ``results/tiny/controlled_signal/`` for ``tiny``.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ CODE_VERSIONS: dict[str, str] = {
     "fold-assignment": "sentence-grouped-1",  # the out-of-fold train folds (data.splits.sentence_folds)
     "fit-gap": "fit-gap-1",  # analysis.fit_gap rows
     "visual-shuffle": "visual-shuffle-1",  # analysis.visual_shuffle rows
+    "visual-signal": "visual-signal-1",  # train.visual_signal: the controlled signal added to visual nodes
+    "signal-attention": "signal-attention-1",  # analysis.controlled_signal attention rows
 }
 """The version of each producer's code. Values are names, not numbers, so that identities written
 before this table existed (which hold the same names) stay valid."""

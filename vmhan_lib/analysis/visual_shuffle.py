@@ -113,13 +113,16 @@ SHUFFLE_FILE = "visual_shuffle.csv"
 def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int] = (0, 1, 2, 3, 4)
                  ) -> list[dict[str, Any]]:
     """The visual-shuffle test of every job of ``config`` (its best checkpoint at hand) on the whole
-    test split, built with the features the checkpoint was trained on: per job the normal test F1,
-    the mean and spread of the shuffled F1 over ``seeds`` and the drop (points)."""
+    test split, built with the features the checkpoint was trained on (with a job's controlled visual
+    signal, :mod:`vmhan_lib.train.visual_signal`, added as in its training): per job the normal test
+    F1, the mean and spread of the shuffled F1 over ``seeds`` and the drop (points)."""
     from vmhan_lib.data.splits import load_vocab
     from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_features, checkpoint_inputs,
                                              load_best_checkpoint, model_from_checkpoint)
+    from vmhan_lib.train.visual_signal import with_visual_signal
 
     vocab = load_vocab(config.data)
+    splits = ["train", "test"] if any(job.signal is not None for job in jobs) else ["test"]  # train: the signal's unit
     rows, built = [], {}
     for job in jobs:
         path = best_checkpoint_path(config, job)
@@ -128,8 +131,9 @@ def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int
         features = checkpoint_features(checkpoint, path)
         key = repr(features)
         if key not in built:
-            built[key] = checkpoint_inputs(config, features, ["test"])["test"]
-        rows.append(visual_shuffle_test(model, model_config, built[key], vocab, seeds).row())
+            built[key] = checkpoint_inputs(config, features, splits)
+        test = built[key]["test"] if job.signal is None else with_visual_signal(built[key], job.signal, job.seed)["test"]
+        rows.append(visual_shuffle_test(model, model_config, test, vocab, seeds).row())
     return rows
 
 

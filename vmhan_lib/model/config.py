@@ -14,11 +14,13 @@ from typing import Any
 from vmhan_lib.config_tree import DERIVED
 from vmhan_lib.hypergraph.config import HypergraphConfig
 
-ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "vgcn", "none")
-"""Node encoders over the hypergraph: V-HAN (Eq. 5-8), HGNN, GCN, GAT, variational GCN, or none."""
+ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "vgcn", "none", "late-fusion")
+"""Node encoders over the hypergraph: V-HAN (Eq. 5-8), HGNN, GCN, GAT, variational GCN, none, or
+``late-fusion`` (no graph: the classifier also reads the mean of the visual nodes,
+:mod:`vmhan_lib.model.late_fusion`)."""
 VARIATIONAL_ENCODERS: tuple[str, ...] = ("vhan", "vgcn", "none")
 """Encoders that carry a variance path (``none`` passes Eq. 4's (mu, sigma) through)."""
-DETERMINISTIC_ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "none")
+DETERMINISTIC_ENCODERS: tuple[str, ...] = ("vhan", "hgnn", "gcn", "gat", "none", "late-fusion")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The rows of the paper's Table 2 (ablations) and Table 1's graph baselines, as config transforms.
+"""The rows of the paper's Table 2 (ablations) and Table 1's graph baselines, as config transforms,
+and the late-fusion baseline of the controlled visual-signal study (no paper row, in no table).
 
 ``VARIANTS[name](base)`` returns ``base`` changed into the variant ``name``;
 ``base`` is the full model (e.g. the ``model`` field of a run configuration). Names are exactly
@@ -111,6 +112,15 @@ def text_only(base: ModelConfig) -> ModelConfig:
     return replace(base, encoder="none", variational=False, hypergraph=hypergraph)
 
 
+def late_fusion(base: ModelConfig) -> ModelConfig:
+    """Not a paper row (the controlled visual-signal study, issue 24): Text-only's classifier on the
+    head, the tail and the mean-pooled visual nodes (image, objects, visual-LLM nodes), no graph, no
+    text-LLM node, deterministic, loss L_c only: p(r) = softmax(W_c [x_h; x_t; mean_{i in V} x_i] + b_c)
+    (:mod:`vmhan_lib.model.late_fusion`)."""
+    hypergraph = replace(base.hypergraph, use_text_llm=False)
+    return replace(base, encoder="late-fusion", variational=False, hypergraph=hypergraph)
+
+
 def _table1_graph_baseline(name: str, replacement: VariantFn) -> VariantFn:
     def baseline(base: ModelConfig) -> ModelConfig:
         plain = base.with_hypergraph(use_text_llm=False, use_visual_llm=False)
@@ -144,8 +154,10 @@ VARIANTS: dict[str, VariantFn] = {
     "GCN": _table1_graph_baseline("GCN", replace_with_gcn),
     "GAT": _table1_graph_baseline("GAT", replace_with_gat),
     "HGNN": _table1_graph_baseline("HGNN", replace_with_hgnn),
+    "Late fusion": late_fusion,
 }
-"""Variant name (Table 1 / Table 2 row label) -> ``ModelConfig -> ModelConfig``."""
+"""Variant name (Table 1 / Table 2 row label; ``"Late fusion"`` is no paper row, it is the controlled
+visual-signal study's baseline) -> ``ModelConfig -> ModelConfig``."""
 
 TABLE2_VARIANTS: tuple[str, ...] = tuple(list(VARIANTS)[:14])
 """The 14 rows of the paper's Table 2, in its order."""

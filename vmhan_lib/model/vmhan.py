@@ -151,4 +151,8 @@ def build_model(config: ModelConfig) -> VMHAN:
     if not config.is_sized:
         raise ValueError("model config has no input widths / class count yet; call config.sized(d_text, d_visual, "
                          "num_relations) with those of the features")
+    if config.encoder == "late-fusion":
+        from vmhan_lib.model.late_fusion import LateFusion  # it builds on this module's ModelOutput
+
+        return LateFusion(config)  # type: ignore[return-value]  # the same interface, no graph
     return VMHAN(config)

@@ -36,6 +36,7 @@ from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, check_variants, varia
 from vmhan_lib.paths import CHECKPOINT_DIR, PROFILES, runs_dir
 from vmhan_lib.train.records import (DEFAULT_SETTING, current_identity, read_record, run_differences, run_id,
                                      warn_if_rerun_differs)
+from vmhan_lib.train.visual_signal import VisualSignal
 
 RERUN_DIR = "rerun"
 FOLDS_FOLDER = "folds"
@@ -43,6 +44,8 @@ FOLDS_FOLDER = "folds"
 MORE_RUNS_FOLDER = "more"
 """The sub-folder of runs and checkpoints on MORE (read by :mod:`vmhan_lib.analysis.tables`)."""
 VISUAL_PROPORTION_FOLDER = "visual_proportion"
+SIGNAL_FOLDER = "controlled_signal"
+"""Beside a profile's runs (``results/controlled_signal``): the controlled visual-signal study's runs."""
 
 
 def setting_tag(config: RunConfig) -> str | None:
@@ -77,11 +80,14 @@ class Job:
         seed: its seed.
         visual_proportion: Fig. 5 only: the share of instances keeping their visual nodes; such runs
             are named ``"<variant> @ visual 25%"`` and kept apart from the tables' runs.
+        signal: the controlled visual-signal study only (:mod:`vmhan_lib.train.visual_signal`); such
+            runs are named ``"<variant> @ controlled signal image s=0.1"`` and kept apart too.
     """
 
     variant: str
     seed: int
     visual_proportion: float | None = None
+    signal: VisualSignal | None = None
 
     def __post_init__(self) -> None:
         check_variants([self.variant])
@@ -89,12 +95,23 @@ class Job:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.visual_proportion is not None and not 0.0 <= self.visual_proportion <= 1.0:
             raise ConfigError(f"visual_proportion must lie in [0, 1], got {self.visual_proportion}")
+        if self.visual_proportion is not None and self.signal is not None:
+            raise ConfigError("a run has a visual proportion (Fig. 5) or a controlled visual signal, not both")
 
     @property
     def name(self) -> str:
+        if self.signal is not None:
+            return f"{self.variant} @ controlled signal {self.signal.label}"
         if self.visual_proportion is None:
             return self.variant
         return f"{self.variant} @ visual {round(100 * self.visual_proportion)}%"
+
+    @property
+    def folder(self) -> str | None:
+        """The folder beside the tables' runs that holds this run (``None``: with the tables' runs)."""
+        if self.signal is not None:
+            return SIGNAL_FOLDER
+        return None if self.visual_proportion is None else VISUAL_PROPORTION_FOLDER
 
 
 @dataclass(frozen=True)
@@ -103,7 +120,8 @@ class RunPaths:
 
     Attributes:
         runs: run records of the tables (``results/runs``; ``results/tiny/runs`` for ``tiny``);
-            Fig. 5 records go to ``visual_proportion/`` beside it.
+            Fig. 5 records go to ``visual_proportion/`` beside it, the controlled visual-signal
+            study's to ``controlled_signal/`` (:attr:`Job.folder`).
         checkpoints: resumable states and best models, one folder per run.
     """
 
@@ -119,11 +137,11 @@ class RunPaths:
 
     def run_dir(self, prefix: str, job: Job) -> Path:
         """The record folder of ``job``; ``prefix`` = :func:`run_prefix` of the run's config."""
-        folder = self.runs if job.visual_proportion is None else self.runs.parent / VISUAL_PROPORTION_FOLDER
+        folder = self.runs if job.folder is None else self.runs.parent / job.folder
         return folder / run_id(prefix, job.name, job.seed)
 
     def checkpoint_dir(self, prefix: str, job: Job) -> Path:
-        folder = self.checkpoints if job.visual_proportion is None else self.checkpoints / VISUAL_PROPORTION_FOLDER
+        folder = self.checkpoints if job.folder is None else self.checkpoints / job.folder
         return folder / run_id(prefix, job.name, job.seed)
 
     def encoder_run_dir(self, config: RunConfig) -> Path:
@@ -164,10 +182,16 @@ def fold_encoder_name(config: RunConfig, fold: int) -> str:
 def inputs_folder(config: RunConfig) -> str:
     """The runs' sub-folder of the paper's inputs a run reads: ``""`` for MNRE with caption-based
     visual nodes (the committed results), ``images`` / ``both`` for MNRE with those visual sources,
-    ``more`` for MORE (read by Table 1's MORE columns)."""
+    ``more`` for MORE (read by Table 1's MORE columns); outside ``tiny``, runs on the first N
+    instances of each split (``data.max_instances``) go to ``first-<N>`` (after the source's folder),
+    so that they never meet the records of the whole data (e.g. the controlled visual-signal study's
+    own stage-1 encoder, :mod:`vmhan_lib.train.signal_study`)."""
     if config.data.dataset == "more":
         return MORE_RUNS_FOLDER
-    return "" if config.features.visual_source == "captions" else config.features.visual_source
+    folder = "" if config.features.visual_source == "captions" else config.features.visual_source
+    if config.profile != "tiny" and config.data.max_instances is not None:
+        folder = f"{folder}-first-{config.data.max_instances}".lstrip("-")
+    return folder
 
 
 def table_jobs(config: RunConfig, variants: Sequence[str] | None = None) -> list[Job]:
@@ -325,6 +349,8 @@ def job_identity(config: RunConfig, job: Job, data: dict[str, Any] | None = None
                 "train": train_identity(config), "data": data, "features": feature_key(config.features, text_encoder)}
     if job.visual_proportion is not None:
         identity["visual_proportion"] = job.visual_proportion
+    if job.signal is not None:
+        identity["visual_signal"] = {**asdict(job.signal), "code": CODE_VERSIONS["visual-signal"]}
     if config.experiment.training != "two-stage":
         identity["training"] = config.experiment.training
     return current_identity(paths.run_dir(run_prefix(config), job), without_ignored_values(identity))

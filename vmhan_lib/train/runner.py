@@ -31,6 +31,7 @@ from vmhan_lib.train.joint_task import JointTask
 from vmhan_lib.train.records import read_record, run_differences
 from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
+from vmhan_lib.train.visual_signal import with_visual_signal
 
 def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,
               device: torch.device) -> FitTask:
@@ -59,12 +60,16 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     model = variant_config(job.variant, inputs.model)
     data = inputs.data if job.visual_proportion is None else with_visual_proportion(
         inputs.data, job.visual_proportion, job.seed)
+    if job.signal is not None:  # the controlled visual-signal study (semi-synthetic visual nodes)
+        data = with_visual_signal(data, job.signal, job.seed)
     # the whole configuration once ("run"), and what the run derived from it: the model sized to the
     # data and the features with the encoder that made them (a checkpoint is rebuilt from these)
     config_record = {"variant": job.name, "seed": job.seed, "model": asdict(model), "features": inputs.features,
                      "run": config.to_record()}
     if job.visual_proportion is not None:
         config_record["visual_proportion"] = job.visual_proportion
+    if job.signal is not None:
+        config_record["visual_signal"] = asdict(job.signal)
 
     def train(record_dir: Path) -> dict[str, Any]:
         return fit(name=job.name, task=make_task(config, model, data, inputs, device), train_config=config.train,

@@ -45,7 +45,8 @@ from vmhan_lib.features.config import PACKAGED_MINILM, PACKAGED_MPNET
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, variant_config
 from vmhan_lib.paths import PROFILES, output_dirs
-from vmhan_lib.train.fit import resolve_device, start_training, train_step
+from vmhan_lib.train.execution import resolve_device
+from vmhan_lib.train.fit import start_training, train_step
 from vmhan_lib.train.jobs import RunPaths
 from vmhan_lib.train.runner import make_task
 from vmhan_lib.train.stage1 import prepare_inputs

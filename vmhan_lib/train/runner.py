@@ -21,7 +21,8 @@ from vmhan_lib.config import RunConfig
 from vmhan_lib.identity import digest, refuse_stale
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import variant_config
-from vmhan_lib.train.fit import FitTask, fit, resolve_device
+from vmhan_lib.train.execution import Execution, run_device
+from vmhan_lib.train.fit import FitTask, fit
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
 from vmhan_lib.train.jobs import Job, RunPaths, ensure_run, job_identity, run_prefix, setting_record, stage2_data_identity
 from vmhan_lib.train.joint_task import JointTask
@@ -52,7 +53,7 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     run_dir, checkpoint_dir = paths.run_dir(prefix, job), paths.checkpoint_dir(prefix, job)
     identity = identity or job_identity(config, job, paths=paths)
     model_ready = need_model and best_model_ready(checkpoint_dir, digest(identity))
-    device = resolve_device(config.device)
+    device = run_device(config)
     model = variant_config(job.variant, inputs.model)
     data = inputs.data if job.visual_proportion is None else with_visual_proportion(
         inputs.data, job.visual_proportion, job.seed)
@@ -68,7 +69,7 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
                    vocab=inputs.vocab, seed=job.seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
                    config_record=config_record, identity=identity,
                    extra_record={"identity": identity, "build": inputs.build, **setting_record(config)},
-                   progress=progress)
+                   progress=progress, execution=Execution.of(config))
 
     return ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_model, train,
                       "the case studies explain the retrained model")

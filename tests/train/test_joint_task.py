@@ -154,6 +154,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     paths = RunPaths(tmp_path / "runs", tmp_path / "ckpt")
     records = run_jobs(config, table_jobs(config), paths=paths, progress=False)
     assert [r["variant"] for r in records] == ["VM-HAN (Ours)", "Text-only"]
+    assert not list((tmp_path / "cache").glob("text-*"))  # issue 26: no frozen text features, only placeholders
     for record in records:
         assert record["complete"] and (record["training"], record["text_encoder"]) == ("joint", "all-MiniLM-L6-v2")
         assert record["run_id"].startswith("tiny__joint-all-minilm-l6-v2__") and record["epochs"][0]["epoch"] == 1

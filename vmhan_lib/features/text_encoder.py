@@ -110,6 +110,22 @@ def compute_frozen_text_features(
     )
 
 
+def placeholder_text_features(instances: Sequence[Instance], config: TextEncoderConfig = TextEncoderConfig(),
+                              phrases: Sequence[Sequence[str]] | None = None) -> FrozenTextFeatures:
+    """What :func:`compute_frozen_text_features` returns, without running the encoder: zero states of
+    its width, with the same ``phrase_found`` and truncations (the tokenizer alone decides those).
+    For ``joint`` training, whose text node features come from the live encoder for every batch."""
+    tokenizer, backbone, _ = load_frozen_backbone(config.model)
+    width = int(backbone.config.hidden_size)
+    marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
+    encoded = [marker_tokenizer.encode_instance(instance, phrases[i] if phrases is not None else ())
+               for i, instance in enumerate(instances)]
+    found = [[span is not None for span in e.phrase_spans] for e in encoded]
+    return FrozenTextFeatures(entities=torch.zeros((len(encoded), 2, width)),
+                              phrases=[torch.zeros((sum(row), width)) for row in found], phrase_found=found,
+                              n_truncated=sum(e.truncated for e in encoded))
+
+
 class SentenceEmbedder:
     """Sentence embeddings as sentence-transformers computes all-MiniLM-L6-v2's: mean of the last
     hidden states over real tokens, then L2-normalised. Used for captions, object phrases, entity

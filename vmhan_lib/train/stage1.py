@@ -78,7 +78,8 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     cache = feature_cache(features, device, progress)
     inputs, build = {}, {}
     for split in SPLITS:
-        built = build_split(config.data, split, features, selector, cache)
+        built = build_split(config.data, split, features, selector, cache,
+                            text_placeholders=config.experiment.training == "joint")  # joint: the live encoder's
         if split == "train" and folds:
             fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
             built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector, cache)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from vmhan_lib.config import RunConfig
 from vmhan_lib.identity import digest, refuse_stale
 from vmhan_lib.model.config import ModelConfig
-from vmhan_lib.model.variants import variant_config
+from vmhan_lib.model.variants import TABLE1_VARIANTS, variant_config
 from vmhan_lib.train.execution import Execution, run_device
 from vmhan_lib.train.fit import FitTask, fit
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
@@ -30,13 +30,25 @@ from vmhan_lib.train.records import read_record, run_differences
 from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 
+ANALYSED_VARIANTS: tuple[str, ...] = TABLE1_VARIANTS
+"""The rows whose trained models the analyses load (visual shuffle: Table 1's rows; fit gap: VM-HAN and
+Text-only; case studies: VM-HAN): a ``joint`` run exports its model (its encoder: 0.41 GiB for MPNet)
+only for these (not for Fig. 5 runs), or when the caller needs it."""
+
+
+def exports_model(job: Job, need_model: bool) -> bool:
+    """Whether a ``joint`` run of ``job`` writes its trained model (:data:`ANALYSED_VARIANTS`)."""
+    return need_model or (job.visual_proportion is None and job.variant in ANALYSED_VARIANTS)
+
+
 def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,
-              device: torch.device) -> FitTask:
-    """The fit task of one job in ``config``'s training mode."""
+              device: torch.device, export_model: bool = True) -> FitTask:
+    """The fit task of one job in ``config``'s training mode (``export_model``: see :func:`exports_model`;
+    a two-stage model is a few MB and always exported)."""
     train = config.train
     if config.experiment.training == "joint":
         return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, config.eval_batch_size,
-                         train.encoder_lr, device)
+                         train.encoder_lr, device, export_model)
     return HypergraphTask(model, data, train.batch_size, config.eval_batch_size, device)
 
 
@@ -65,7 +77,8 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
         config_record["visual_proportion"] = job.visual_proportion
 
     def train(record_dir: Path) -> dict[str, Any]:
-        return fit(name=job.name, task=make_task(config, model, data, inputs, device), train_config=config.train,
+        task = make_task(config, model, data, inputs, device, exports_model(job, need_model))
+        return fit(name=job.name, task=task, train_config=config.train,
                    vocab=inputs.vocab, seed=job.seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
                    config_record=config_record, identity=identity,
                    extra_record={"identity": identity, "build": inputs.build, **setting_record(config)},

@@ -109,3 +109,26 @@ def test_a_run_asks_for_gpus_per_run_of_a_gpu_where_the_cluster_has_gpus() -> No
     assert task_resources(_Cluster(1), "auto", 1) == {"num_gpus": 1.0, "num_cpus": 1}
     assert task_resources(_Cluster(0), "auto", 2, gpus=0.25) == {"num_gpus": 0, "num_cpus": 2}
     assert task_resources(_Cluster(1), "cpu", 1, gpus=0.25)["num_gpus"] == 0
+
+
+def test_the_prompt_selectors_get_the_runs_device(monkeypatch: pytest.MonkeyPatch, mnre_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """Issue 26: the embedding selector was always built on the CPU (no device passed), beside a
+    caption embedder on the run's device; ``meta`` stands in for the GPU."""
+    import vmhan_lib.train.stage1 as stage1
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def selectors(features, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(stage1, "make_prompt_selectors", selectors)
+    monkeypatch.setattr(stage1, "run_device", lambda config: torch.device("meta"))
+    config = run_config("tiny", str(mnre_dir), {"experiment.training": "joint"})
+    with pytest.raises(Stop):
+        stage1.prepare_inputs(config, RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)
+    assert seen == {"device": "meta"}

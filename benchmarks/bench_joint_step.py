@@ -72,8 +72,7 @@ def bench_encoder(profile: str, data_dir: str | None, overrides: dict[str, Any],
 
 def _bench_steps(config: RunConfig, inputs: PreparedInputs, variant: str, steps: int, device: torch.device,
                  dtype: torch.dtype | None) -> dict[str, Any]:
-    """:func:`bench_encoder` once the inputs are built, threads and TF32 set: the timed steps, the loss
-    under autocast to ``dtype`` (``None``: fp32)."""
+    """:func:`bench_encoder`'s timed steps, the loss under autocast to ``dtype`` (``None``: fp32)."""
     task = make_task(config, variant_config(variant, inputs.model), inputs.data, inputs, device)
     rss_before = rss_bytes()
     model, optimizer, scheduler = start_training(task, config.train, BENCH_SEED, device)
@@ -140,6 +139,16 @@ HEADER = ("| encoder | precision | parameters (M) | batch | steps | step s, medi
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def _worker(argv: list[str] | None, encoder: str, precision: str) -> dict[str, Any]:
+    """One (encoder, precision) measured in its own process (its own peak memory)."""
+    command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker", encoder,
+               "--worker-precision", precision]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{encoder}, {precision}: step {result['step_s']['median']:.3f} s", file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="tiny", choices=PROFILES, help="whose inputs and settings (default tiny)")
@@ -172,15 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     load_before = os.getloadavg()
-    results = []
-    for encoder in args.encoders:
-        for precision in args.precisions:
-            command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker", encoder,
-                       "--worker-precision", precision]
-            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"{encoder}, {precision}: step {results[-1]['step_s']['median']:.3f} s "
-                  f"(median of {results[-1]['timed_steps']})", file=sys.stderr)
+    results = [_worker(argv, encoder, precision) for encoder in args.encoders for precision in args.precisions]
     load_after = os.getloadavg()
     print(HEADER)
     print("\n".join(_row(result) for result in results))

@@ -53,7 +53,8 @@ from vmhan_lib.model.variants import TABLE1_VARIANTS, variant_config
 from vmhan_lib.paths import PROFILES, output_dirs
 from vmhan_lib.config import DEVICES, STAGE1_HEAD_DROPOUT, RunConfig, run_config, stage1_train_config
 from vmhan_lib.train.encoder_task import EncoderTask
-from vmhan_lib.train.fit import resolve_device, start_training, train_step
+from vmhan_lib.train.execution import resolve_device
+from vmhan_lib.train.fit import start_training, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, predict_nodes
 from vmhan_lib.train.records import read_record
 from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs

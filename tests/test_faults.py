@@ -25,6 +25,7 @@ from vmhan_lib.config import TrainConfig
 from vmhan_lib.features.cache import FeatureCache
 from vmhan_lib.io import StorageError, atomic_write_text
 from vmhan_lib.train.checkpoints import load_best_checkpoint
+from vmhan_lib.train.execution import Execution
 from vmhan_lib.train.fit import fit
 from vmhan_lib.train.hypergraph_task import HypergraphTask, best_model_ready
 from vmhan_lib.train.case_study_bundle import load_bundle
@@ -38,17 +39,18 @@ def _cut(path: Path) -> None:
     path.write_bytes(raw[: len(raw) // 2])
 
 
-def _fit(tmp: Path, epochs: int) -> dict:
+def _fit(tmp: Path, epochs: int, keep_state: bool = False) -> dict:
     data = {"train": random_split(64, 0), "val": random_split(32, 1), "test": random_split(32, 2)}
     config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2)
     task = HypergraphTask(TINY, data, config.batch_size, 64, torch.device("cpu"))
     return fit(name="GCN", task=task, train_config=config, vocab=VOCAB, seed=0, run_dir=tmp / "run",
-               checkpoint_dir=tmp / "ckpt", config_record={"epochs": epochs}, identity={"run": 1}, progress=False)
+               checkpoint_dir=tmp / "ckpt", config_record={"epochs": epochs}, identity={"run": 1}, progress=False,
+               execution=Execution(keep_state=keep_state))
 
 
 def test_a_damaged_resumable_state_is_set_aside_and_the_run_trains_afresh(tmp_path: Path) -> None:
     reference = _fit(tmp_path / "ref", 2)
-    _fit(tmp_path / "cut", 2)
+    _fit(tmp_path / "cut", 2, keep_state=True)
     state = tmp_path / "cut" / "ckpt" / "state.pt"
     _cut(state)
     (tmp_path / "cut" / "run" / "record.json").unlink()  # an unfinished run with a damaged state

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -79,3 +80,24 @@ def test_git_revision_is_the_commit_and_dirty_once_a_tracked_file_changes(no_git
     assert git_revision(repo) == commit
     (repo / "a.txt").write_text("two")
     assert git_revision(repo) == f"{commit}-dirty"
+
+
+def test_a_torch_state_is_written_straight_to_its_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: a 1.6 GiB MPNet state was first built in memory, then copied to disk; now torch.save
+    writes into the temporary file that is renamed into place (no second copy in memory)."""
+    import torch
+
+    from vmhan_lib.io import atomic_torch_save
+
+    targets, save = [], torch.save
+
+    def watched(obj, f, *args, **kwargs):
+        targets.append(f)
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", watched)
+    atomic_torch_save({"w": torch.arange(6)}, tmp_path / "state.pt")
+    [target] = targets
+    assert isinstance(target, io.BufferedWriter) and target.closed  # a file on disk, not an in-memory buffer
+    assert torch.equal(torch.load(tmp_path / "state.pt")["w"], torch.arange(6))
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]

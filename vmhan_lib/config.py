@@ -35,10 +35,14 @@ from vmhan_lib.paths import PROFILES, resolve_profile
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 """Where a sweep's runs execute: ``local`` (one after the other in this process) or ``ray``."""
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+"""The precision of training and evaluation (``experiment.precision``): ``auto`` = bf16 autocast and
+TF32 matmuls on CUDA, fp32 elsewhere; ``bf16`` = bf16 autocast on any device; ``fp32``."""
 EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "ray_timeout_s", "max_parallel", "max_retries",
-                                     "stale_runs")
-"""The fields of :class:`ExperimentConfig` that say where and whether runs execute, not what they
-compute: run records leave them out, so the tables cannot tell where a run ran."""
+                                     "stale_runs", "precision", "keep_states", "checkpoint_dir", "gpus_per_run")
+"""The fields of :class:`ExperimentConfig` that say where, how and whether runs execute, not what they
+compute: run records leave them out of their configuration (each record's ``execution`` says how it
+ran), and identities never hold them."""
 TRAINING_MODES: tuple[str, ...] = ("two-stage", "out-of-fold", "joint")
 """How the text encoder is trained (``experiment.training``): ``two-stage`` = fine-tuned once with a
 linear head (stage 1), then frozen under every hypergraph model (stage 2, cached features);
@@ -162,6 +166,14 @@ class ExperimentConfig:
         folds: ``training=out-of-fold`` only: k of the k-fold cross-fitting of stage 1 (default 5;
             folds grouped by sentence, :func:`vmhan_lib.data.splits.sentence_folds`, seeded with
             ``encoder_seed``).
+        precision: one of :data:`PRECISIONS` (default ``auto``: bf16 autocast and TF32 on CUDA,
+            fp32 on the CPU, so CPU runs are what they were).
+        keep_states: keep each run's resumable state once its record is written (default ``False``:
+            deleted then; the exported best model stays).
+        checkpoint_dir: the folder of resumable states and exported models (default ``None``:
+            ``results/checkpoints``), e.g. a scratch disk; the profile and inputs sub-folders go inside.
+        gpus_per_run: ``executor=ray`` on GPUs: the share of a GPU each run asks for (default 1;
+            0.25 puts four runs on one GPU).
     """
 
     variants: tuple[str, ...] = tuple(dict.fromkeys((*TABLE1_VARIANTS, *TABLE2_VARIANTS)))
@@ -177,8 +189,19 @@ class ExperimentConfig:
     max_retries: int = 2
     training: str = "two-stage"
     folds: int = 5
+    precision: str = "auto"
+    keep_states: bool = False
+    checkpoint_dir: str | None = None
+    gpus_per_run: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if not (math.isfinite(self.gpus_per_run) and 0 < self.gpus_per_run <= 1 or
+                self.gpus_per_run > 1 and float(self.gpus_per_run).is_integer()):
+            raise ValueError(f"gpus_per_run must be in (0, 1] or a whole number, got {self.gpus_per_run}")
+        if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
+            raise ValueError("checkpoint_dir must be None or a folder, got an empty string")
         if self.stale_runs not in STALE_RUN_POLICIES:
             raise ValueError(f"unknown stale_runs {self.stale_runs!r}; allowed: {', '.join(STALE_RUN_POLICIES)}")
         if self.training not in TRAINING_MODES:

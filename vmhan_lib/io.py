@@ -1,8 +1,8 @@
 """Atomic files, damaged files set aside, and the provenance every result carries (config, git revision,
 versions).
 
-Every file the workbook writes goes through :func:`atomic_write_bytes` (a temporary file, then a
-rename: a reader never sees half a file; a full disk or a missing permission is one
+Every file the workbook writes goes through :func:`atomic_write_bytes` or :func:`atomic_torch_save`
+(a temporary file, then a rename: a reader never sees half a file; a full disk or a missing permission is one
 :class:`StorageError` naming the path). Every file it reads back with torch goes through
 :func:`load_torch` (a damaged one, e.g. cut by a crash elsewhere, is one :class:`StorageError` naming
 the path); what can be rebuilt (resumable states, cache entries) is renamed aside by
@@ -10,7 +10,6 @@ the path); what can be rebuilt (resumable states, cache entries) is renamed asid
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -22,7 +21,7 @@ import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -39,8 +38,8 @@ class StorageError(ConfigError):
     cannot be read back (damaged): the message names the file."""
 
 
-def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` via a temporary file and rename, so a reader never sees half.
+def _atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """``write(file)`` into a temporary file beside ``path``, flushed to disk, renamed to ``path``.
 
     Raises:
         StorageError: the folder or the file cannot be written (nothing is left half-written).
@@ -51,7 +50,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(handle, "wb") as tmp:
-            tmp.write(payload)
+            write(tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, target)
@@ -61,6 +60,15 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
         if tmp_name is not None and Path(tmp_name).exists():
             Path(tmp_name).unlink(missing_ok=True)
     return target
+
+
+def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` via a temporary file and rename, so a reader never sees half.
+
+    Raises:
+        StorageError: the folder or the file cannot be written (nothing is left half-written).
+    """
+    return _atomic_write(path, lambda tmp: tmp.write(payload))
 
 
 def load_torch(path: str | Path, what: str, map_location: Any = "cpu", weights_only: bool = False) -> Any:
@@ -96,10 +104,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """:func:`torch.save` into memory, then :func:`atomic_write_bytes` (temp file + rename)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    """:func:`torch.save` straight into the temporary file of :func:`atomic_write_bytes` (temp file +
+    rename; no copy of the whole file in memory, e.g. a 1.6 GiB resumable MPNet state).
+
+    Raises:
+        StorageError: the file cannot be written (torch's writer failing, e.g. on a full disk, included).
+    """
+    def write(tmp: BinaryIO) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:  # torch's zip writer reports a failed write as a RuntimeError
+            raise OSError(str(err).strip().splitlines()[0] if str(err).strip() else "torch.save failed") from err
+
+    return _atomic_write(path, write)
 
 
 def git_revision(repo: Path = REPO_ROOT) -> str:

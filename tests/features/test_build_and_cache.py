@@ -57,6 +57,22 @@ def test_rerun_is_a_cache_hit_and_keys_follow_k_and_captioner(mnre_dir: Path, ca
     assert sorted(_stages(cache.computed[len(computed) + 1:])) == ["caption-images", "caption-objects", "nodes"]
 
 
+def test_text_placeholders_build_the_same_nodes_without_an_encoder_pass(mnre_dir: Path, cache: FeatureCache) -> None:
+    """Joint training (issue 26): the text rows are zeros of the encoder's width, everything else (text
+    names, visual rows, the report) as the real build; no frozen text features are computed, and the
+    entry never answers for a real build."""
+    data = DataConfig(data_dir=str(mnre_dir), max_instances=N)
+    placeholders = build_split(data, "val", QUIET, cache=cache, text_placeholders=True)
+    assert "text" not in _stages(cache.computed)
+    real = build_split(data, "val", QUIET, cache=cache)
+    assert sorted(_stages(cache.computed)).count("nodes") == 2 and "text" in _stages(cache.computed)
+    assert placeholders.report.n_truncated == real.report.n_truncated
+    for fake, node in zip(placeholders.nodes, real.nodes, strict=True):
+        assert fake.text_names == node.text_names and fake.text_features.shape == node.text_features.shape
+        assert not fake.text_features.any() and node.text_features.any()
+        assert torch.equal(fake.visual_features, node.visual_features) and fake.visual_names == node.visual_names
+
+
 @pytest.fixture
 def data_with_missing_captions(mnre_dir: Path, tmp_path: Path) -> Path:
     """A data dir whose LLaVA-NeXT test captions lack the first image's line and blank the second's."""

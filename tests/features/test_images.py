@@ -72,6 +72,36 @@ def test_pipeline_on_real_images(extractor: ImageNodeExtractor, image_dir: Path)
     assert result.seconds_per_image > 0
 
 
+def test_images_go_through_the_detector_and_the_encoder_in_batches_with_the_results_of_one_at_a_time(
+        extractor: ImageNodeExtractor, image_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: one detector call per batch of same-size images, one encoder pass per batch of images
+    and crops; the same boxes and features as image by image (a resized copy: a second size, its own call)."""
+    names = list_images(image_dir)[:4]
+    for name in names:
+        shutil.copyfile(image_dir / name, tmp_path / name)
+    read_rgb_image(image_dir / names[0]).resize((320, 240)).save(tmp_path / "small.jpg")
+    names.insert(2, "small.jpg")
+    alone = {name: extractor.process(name, tmp_path / name) for name in names}
+    calls = {"detector": 0, "encoder": 0}
+    predict, encode = extractor.detector.predict, extractor.encoder.encode
+
+    def counted(kind, function):
+        def call(*args, **kwargs):
+            calls[kind] += 1
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(extractor.detector, "predict", counted("detector", predict))
+    monkeypatch.setattr(extractor.encoder, "encode", counted("encoder", encode))
+    batched = extractor.run(tmp_path, names, show_progress=False).nodes
+    assert calls == {"detector": 2, "encoder": 1} and list(batched) == names  # sizes 800x600 and 320x240
+    for name in names:
+        assert batched[name].class_names == alone[name].class_names
+        torch.testing.assert_close(batched[name].boxes, alone[name].boxes, atol=1e-3, rtol=0)
+        torch.testing.assert_close(batched[name].image_feature, alone[name].image_feature, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(batched[name].object_features, alone[name].object_features, atol=1e-4, rtol=1e-4)
+
+
 def test_top_k_is_respected(extractor: ImageNodeExtractor, image_dir: Path) -> None:
     one = ImageNodeExtractor(extractor.detector, extractor.encoder, top_k=1, min_confidence=0.0)
     none = ImageNodeExtractor(extractor.detector, extractor.encoder, top_k=0)

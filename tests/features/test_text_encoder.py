@@ -32,3 +32,17 @@ def test_frozen_features_are_the_states_at_the_marker_inputs(mnre_dir: Path) -> 
     start, end = batch.phrase_spans[0, 0].tolist()
     torch.testing.assert_close(features.phrases[0][0], hidden[0, start:end].mean(0), atol=1e-4, rtol=0)
     assert features.phrase_found == [[True], [False]] and features.phrases[1].shape == (0, 384)
+
+
+def test_an_embedder_on_another_device_never_moves_the_cached_module_of_another() -> None:
+    """Issue 26: the caption embedder (on the run's device) and the embedding selector shared one cached
+    MiniLM module that ``.to()`` moved in place; ``meta`` stands in for the GPU."""
+    from vmhan_lib.features.text_encoder import SentenceEmbedder
+
+    on_cpu = SentenceEmbedder("all-MiniLM-L6-v2", device="cpu")
+    before = on_cpu.embed(["a cat on a mat"])
+    on_meta = SentenceEmbedder("all-MiniLM-L6-v2", device="meta")
+    assert next(on_meta.backbone.parameters()).device.type == "meta"
+    assert next(on_cpu.backbone.parameters()).device.type == "cpu"
+    assert next(load_frozen_backbone("all-MiniLM-L6-v2")[1].parameters()).device.type == "cpu"
+    torch.testing.assert_close(on_cpu.embed(["a cat on a mat"]), before)

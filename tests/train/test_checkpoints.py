@@ -20,7 +20,6 @@ from tests.conftest import write_tiny_mnre
 from vmhan_lib.config import preset, run_config
 from vmhan_lib.identity import digest
 from vmhan_lib.train.jobs import Job, RunPaths, job_identity
-from vmhan_lib.train.stage1 import prepare_inputs
 
 
 def test_best_checkpoint_round_trip(tmp_path: Path) -> None:
@@ -83,13 +82,13 @@ def test_checkpoint_inputs_are_built_with_the_given_features_not_the_configs(tmp
     config = run_config("tiny", str(write_tiny_mnre(tmp_path / "mnre")), {
         "experiment.training": "joint", "data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen",
         "features.cache_dir": str(tmp_path / "cache")})
-    reference = prepare_inputs(config, RunPaths(tmp_path / "runs", tmp_path / "ckpt"), progress=False)  # joint: pretrained
+    reference = checkpoint_inputs(config, config.features)  # the configuration's own (pretrained) features
     fewer = replace(config.features, m_text_nodes=1)
     inputs = checkpoint_inputs(config, fewer)
     assert list(inputs) == ["train", "val", "test"]
-    assert max(len(n.text_names) for n in reference.data["train"].nodes) > 3  # head, tail and 2+ text-LLM nodes
+    assert max(len(n.text_names) for n in reference["train"].nodes) > 3  # head, tail and 2+ text-LLM nodes
     for split, part in inputs.items():
-        expected = reference.data[split]
+        expected = reference[split]
         assert (part.labels, part.indices) == (expected.labels, expected.indices)
         for ours, theirs in zip(part.nodes, expected.nodes, strict=True):
             assert ours.text_names == theirs.text_names[:3]  # the features' one text-LLM node, not the config's 3

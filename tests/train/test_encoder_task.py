@@ -57,7 +57,7 @@ def test_finetune_saves_a_loadable_encoder_and_a_text_only_record(tmp_path: Path
 
     # a fresh clone: the record is committed, the encoder and its training state are not
     shutil.rmtree(encoder_dir)
-    (checkpoint_dir / "state.pt").unlink()
+    assert not (checkpoint_dir / "state.pt").exists()  # deleted once the record was written
     committed = read_record(tmp_path / "run")
     tampered_f1 = committed["test"]["f1"] + 0.5
     write_run(tmp_path / "run", {**committed, "test": {**committed["test"], "f1": tampered_f1}},

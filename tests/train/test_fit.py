@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import math
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +20,8 @@ from vmhan_lib.model.losses import vmhan_loss
 from vmhan_lib.model.vmhan import build_model
 from vmhan_lib.config import RunConfig, TrainConfig, run_config
 from vmhan_lib.config_tree import ConfigError
-from vmhan_lib.train.fit import NonFiniteTrainingError, fit, train_step
+from vmhan_lib.train.execution import Execution
+from vmhan_lib.train.fit import NonFiniteTrainingError, fit, start_training, train_step
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes
 from vmhan_lib.train.records import read_predictions
 
@@ -29,12 +33,13 @@ def data() -> dict[str, SplitNodes]:
     return {"train": random_split(96, 0), "val": random_split(40, 1), "test": random_split(50, 2)}
 
 
-def _run(tmp: Path, data: dict[str, SplitNodes], epochs: int = 3) -> dict:
+def _run(tmp: Path, data: dict[str, SplitNodes], epochs: int = 3, execution: Execution = Execution(),
+         task: HypergraphTask | None = None) -> dict:
     config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2)
-    task = HypergraphTask(TINY, data, config.batch_size, 64, torch.device("cpu"))
+    task = task or HypergraphTask(TINY, data, config.batch_size, 64, torch.device("cpu"))
     return fit(name="VM-HAN (Ours)", task=task, train_config=config, vocab=VOCAB, seed=3, run_dir=tmp / "run",
                checkpoint_dir=tmp / "ckpt", config_record={"seed": 3, "model": {"hidden": TINY.hidden}, "epochs": epochs},
-               extra_record={"build": {"test": {"n_instances": 50}}}, progress=False)
+               extra_record={"build": {"test": {"n_instances": 50}}}, progress=False, execution=execution)
 
 
 def test_run_writes_record_and_predictions_consistent_with_scores(tmp_path: Path, data) -> None:
@@ -42,8 +47,13 @@ def test_run_writes_record_and_predictions_consistent_with_scores(tmp_path: Path
     assert record["complete"] and [row["epoch"] for row in record["epochs"]] == [1, 2, 3]
     assert record["dev"] == max((row["dev"] for row in record["epochs"]), key=lambda d: d["f1"])
     assert record["config"] == {"seed": 3, "model": {"hidden": 8}, "epochs": 3} and record["build"]["test"]["n_instances"] == 50
-    assert {"git_revision", "packages", "device"} <= set(record)
-    assert (tmp_path / "ckpt" / "best.pt").is_file() and (tmp_path / "ckpt" / "state.pt").is_file()
+    assert {"git_revision", "packages", "device", "execution"} <= set(record)
+    assert record["execution"]["device"] == "cpu" and record["execution"]["autocast"] is None
+    assert record["execution"]["threads"] == torch.get_num_threads() and record["execution"]["tf32"] is False
+    # the resumable state is deleted once the record is written; the exported best model stays
+    assert (tmp_path / "ckpt" / "best.pt").is_file() and not (tmp_path / "ckpt" / "state.pt").exists()
+    _run(tmp_path / "kept", data, epochs=1, execution=Execution(keep_state=True))
+    assert (tmp_path / "kept" / "ckpt" / "state.pt").is_file()
     predictions = read_predictions(tmp_path / "run")
     assert [p.index for p in predictions] == data["test"].indices
     for p in predictions:
@@ -85,8 +95,78 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path, data, monkey
     assert (tmp_path / "cut" / "run" / "test_predictions.jsonl").read_text() == ref_lines
 
 
+class _StopAtStep(HypergraphTask):
+    """Raises (a killed process) at the ``stop_at``-th training step of its life, once."""
+
+    def __init__(self, data: dict[str, SplitNodes], stop_at: int) -> None:
+        super().__init__(TINY, data, 16, 64, torch.device("cpu"))
+        self.steps, self.stop_at = 0, stop_at
+
+    def loss(self, model, batch):
+        self.steps += 1
+        if self.steps == self.stop_at:
+            raise KeyboardInterrupt
+        return super().loss(model, batch)
+
+
+def test_a_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_predictions(tmp_path: Path, data) -> None:
+    """Issue 26: killed at step 3 of 6 of epoch 2 (dropout has drawn from the RNG since the last save),
+    resumed from epoch 1's state: the same dev curve, scores and test predictions, byte for byte."""
+    reference = _run(tmp_path / "ref", data)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "cut", data, task=_StopAtStep(data, stop_at=6 + 3))
+    assert not (tmp_path / "cut" / "run" / "record.json").exists()
+    assert torch.load(tmp_path / "cut" / "ckpt" / "state.pt", weights_only=False)["curve"][-1]["epoch"] == 1
+    torch.manual_seed(999), random.seed(999), np.random.seed(999)  # another process: other random states
+    resumed = _run(tmp_path / "cut", data)
+    assert [r["dev"] for r in resumed["epochs"]] == [r["dev"] for r in reference["epochs"]]
+    assert resumed["test"] == reference["test"]
+    ref_lines = (tmp_path / "ref" / "run" / "test_predictions.jsonl").read_text()
+    assert (tmp_path / "cut" / "run" / "test_predictions.jsonl").read_text() == ref_lines
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_a_saved_state_resumes_onto_another_device(tmp_path: Path, data) -> None:
+    """Issue 26: the state was loaded with ``map_location=<the run's device>``, so on a GPU the CPU RNG
+    state landed there and ``torch.set_rng_state`` raised; ``meta`` stands in for the GPU."""
+    _run(tmp_path, data, epochs=1, execution=Execution(keep_state=True))
+    path = tmp_path / "ckpt" / "state.pt"
+    saved = torch.load(path, weights_only=False)
+    meta = torch.device("meta")
+    task = HypergraphTask(TINY, data, 16, 64, meta)
+    model, optimizer, scheduler = start_training(task, TrainConfig(epochs=1, batch_size=16, lr=1e-2), 3, meta)
+    torch.manual_seed(12345)
+    curve, best_f1, best_state = fit_module._restore(path, saved["digest"], model, optimizer, scheduler, meta)
+    assert curve == saved["curve"] and best_f1 == saved["best_f1"]
+    assert torch.equal(torch.get_rng_state(), saved["torch_rng"])  # restored as the CPU tensor torch wants
+    moments = optimizer.state[next(model.parameters())]
+    assert moments["exp_avg"].device == meta and moments["step"].device.type == "cpu"  # AdamW's own policy
+    assert {t.device.type for t in best_state.values()} == {"cpu"}
+    assert scheduler.last_epoch == saved["scheduler"]["last_epoch"]
+
+
+def test_bf16_autocast_trains_and_evaluates_under_autocast_where_asked(tmp_path: Path, data) -> None:
+    """``precision=bf16`` runs every forward pass under bf16 autocast (here on the CPU, which torch
+    supports); ``auto`` on the CPU is fp32, as the committed runs."""
+    seen = []
+
+    class Watched(HypergraphTask):
+        def loss(self, model, batch):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return super().loss(model, batch)
+
+    task = Watched(TINY, data, 16, 64, torch.device("cpu"))
+    record = _run(tmp_path / "bf16", data, epochs=1, execution=Execution(precision="bf16"), task=task)
+    assert seen and all(seen) and record["execution"]["autocast"] == "bfloat16"
+    assert all(math.isfinite(v) for v in record["epochs"][0]["train_loss"].values())
+    assert 0 <= record["test"]["f1"] <= 1 and not torch.is_autocast_enabled("cpu")
+    seen.clear()
+    _run(tmp_path / "auto", data, epochs=1, task=Watched(TINY, data, 16, 64, torch.device("cpu")))
+    assert seen and not any(seen)
+
+
 def test_a_changed_configuration_never_resumes_an_old_state(tmp_path: Path, data) -> None:
-    _run(tmp_path / "old", data, epochs=1)
+    _run(tmp_path / "old", data, epochs=1, execution=Execution(keep_state=True))
     (tmp_path / "old" / "run" / "record.json").unlink()  # as if the run had stopped after its state was saved
     changed = _run(tmp_path / "old", data, epochs=2)
     fresh = _run(tmp_path / "fresh", data, epochs=2)

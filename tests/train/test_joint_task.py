@@ -154,6 +154,7 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
     paths = RunPaths(tmp_path / "runs", tmp_path / "ckpt")
     records = run_jobs(config, table_jobs(config), paths=paths, progress=False)
     assert [r["variant"] for r in records] == ["VM-HAN (Ours)", "Text-only"]
+    assert not list((tmp_path / "cache").glob("text-*"))  # issue 26: no frozen text features, only placeholders
     for record in records:
         assert record["complete"] and (record["training"], record["text_encoder"]) == ("joint", "all-MiniLM-L6-v2")
         assert record["run_id"].startswith("tiny__joint-all-minilm-l6-v2__") and record["epochs"][0]["epoch"] == 1
@@ -189,3 +190,18 @@ def test_a_joint_run_through_the_runner_writes_complete_records(tmp_path: Path, 
         assert row["test_f1"] == pytest.approx(100 * record["test"]["f1"]) and 0 <= row["train_f1"] <= 100
     for row, record in zip(shuffle_rows(config, jobs, seeds=(0,)), records, strict=True):
         assert row["f1"] == pytest.approx(100 * record["test"]["f1"])
+
+
+def test_a_joint_run_exports_its_model_only_where_an_analysis_loads_it(tiny: dict, tmp_path: Path) -> None:
+    """Issue 26: each MPNet joint run exported its 0.41 GiB encoder; only Table 1's rows (the visual
+    shuffle, the fit gap, the case studies) or a caller that needs the model get one now."""
+    from vmhan_lib.train.jobs import Job
+    from vmhan_lib.train.runner import exports_model
+
+    assert exports_model(Job("GCN", 1), False) and exports_model(Job("VM-HAN (Ours)", 0), False)
+    assert not exports_model(Job("w/o V-HAN", 0), False) and exports_model(Job("w/o V-HAN", 0), True)
+    assert not exports_model(Job("VM-HAN (Ours)", 0, visual_proportion=0.5), False)
+    task = JointTask(tiny["base"], tiny["data"], tiny["instances"], TextEncoderConfig(max_length=32), 4, 8, 1e-4, CPU,
+                     export_model=False)
+    assert task.export(task.build_model(), tmp_path / "ckpt", "d" * 64, {"features": {"text": {}}}) == {}
+    assert not (tmp_path / "ckpt").exists()

@@ -27,7 +27,8 @@ from vmhan_lib.data.mnre import SPLITS
 from vmhan_lib.data.splits import load_vocab
 from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_features, checkpoint_inputs,
                                          load_best_checkpoint, model_from_checkpoint)
-from vmhan_lib.train.fit import resolve_device, scores_of
+from vmhan_lib.train.execution import run_device
+from vmhan_lib.train.fit import scores_of
 from vmhan_lib.train.hypergraph_task import predict_nodes
 from vmhan_lib.train.jobs import Job, RunPaths
 from vmhan_lib.train.stage1 import prepare_inputs, stage1_ready
@@ -50,7 +51,7 @@ def fit_gap_rows(config: RunConfig, jobs: Sequence[Job]) -> list[dict[str, Any]]
     joint = config.experiment.training == "joint"
     shared = None if joint else prepare_inputs(config, RunPaths.of(config), progress=False).data
     vocab = load_vocab(config.data)
-    device = resolve_device(config.device)
+    device = run_device(config)
     rows = []
     for job in jobs:
         path = best_checkpoint_path(config, job)

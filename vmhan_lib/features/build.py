@@ -48,7 +48,8 @@ from vmhan_lib.features.config import (MAX_CAPTION_TOKENS, MAX_NEW_TOKENS, MAX_P
 from vmhan_lib.features.node_selection import NodeSelector, PromptSelectors
 from vmhan_lib.features.nodes import InstanceNodes, pack_nodes, unpack_nodes
 from vmhan_lib.features.selections import cached_object_selections, split_selections
-from vmhan_lib.features.text_encoder import FrozenTextFeatures, cached_text_features, load_frozen_backbone
+from vmhan_lib.features.text_encoder import (FrozenTextFeatures, cached_text_features, load_frozen_backbone,
+                                             placeholder_text_features)
 from vmhan_lib.features.visual_nodes import caption_files, uses_captions, visual_key, visual_material, visual_rows
 from vmhan_lib.identity import CODE_VERSIONS, digest, files_sha256
 
@@ -168,6 +169,7 @@ def build_split(
     selector: NodeSelector | PromptSelectors | None = None,
     cache: FeatureCache | None = None,
     instances: Sequence[Instance] | None = None,
+    text_placeholders: bool = False,
 ) -> BuiltSplit:
     """Build the :class:`InstanceNodes` of every instance of ``split``
     (:func:`vmhan_lib.data.splits.load_split`: dataset, image filter, ``max_instances``), with visual
@@ -182,6 +184,8 @@ def build_split(
         cache: the feature cache; default ``FeatureCache(feature_config.cache_dir or .cache/features)``.
         instances: the split as the caller already read it with ``load_split`` (read here if ``None``),
             so one command reads each split file once.
+        text_placeholders: zero text-node features of the encoder's width instead of its frozen states
+            (``joint`` training computes them with the live encoder; the same text names and report).
 
     Raises:
         ValueError: MORE with a visual source that reads captions (MORE has no captions here).
@@ -199,10 +203,12 @@ def build_split(
         data_config, split, instances, selectors.objects, feature_config, cache, visual)
     key = _nodes_key(data_config, split, feature_config, instances, text_selection, visual_selection,
                      visual, object_selection)
+    if text_placeholders:
+        key["text_features"] = "placeholders"
 
     def compute() -> dict[str, Any]:
-        nodes, report = _compute_nodes(
-            data_config, split, feature_config, cache, instances, text_selection, visual_selection, object_selection)
+        nodes, report = _compute_nodes(data_config, split, feature_config, cache, instances, text_selection,
+                                       visual_selection, object_selection, text_placeholders)
         return {"nodes": pack_nodes(nodes), "report": report.to_dict()}
 
     payload = cache.load_or_compute("nodes", split, key, compute)
@@ -300,14 +306,15 @@ def with_fold_text_features(
 def _compute_nodes(
     data_config: DataConfig, split: str, feature_config: FeatureConfig, cache: FeatureCache,
     instances: Sequence[Instance], text_selection: list[list[str]] | None, visual_selection: list[list[str]],
-    object_selection: dict[str, list[list[str]]] | None = None,
+    object_selection: dict[str, list[list[str]]] | None = None, text_placeholders: bool = False,
 ) -> tuple[list[InstanceNodes], BuildReport]:
     """The nodes of ``instances`` (see the module docstring) and the :class:`BuildReport`: the text
     rows of every instance, then the visual rows of its source
     (:func:`~vmhan_lib.features.visual_nodes.visual_rows`); an instance without image or caption gets
-    ``[0, width]`` visual rows."""
-    text = cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection,
-                                data_file=split_file(data_config, split))
+    ``[0, width]`` visual rows; with ``text_placeholders`` the text rows are zeros (no encoder pass)."""
+    text = placeholder_text_features(instances, feature_config.text, text_selection) if text_placeholders else \
+        cached_text_features(data_config.path, split, instances, feature_config.text, cache, text_selection,
+                             data_file=split_file(data_config, split))
     material = visual_material(data_config, split, instances, feature_config, cache, visual_selection, object_selection)
     nodes: list[InstanceNodes] = []
     without_image: Counter[str] = Counter()

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 IMAGE_NOT_FOUND = "image file not found"
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MODEL_CONFIG_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+Annotation = Sequence[tuple[str, Sequence[float]]]
+"""MORE's annotated objects of an image: ``(name, (cx, cy, w, h))``, the box normalised to [0, 1]."""
 
 
 @dataclass
@@ -170,7 +172,7 @@ def normalised_boxes_to_pixels(boxes: Sequence[Sequence[float]], width: int, hei
 
 
 class ImageNodeExtractor:
-    """Detector + encoder, applied image by image (see the module docstring)."""
+    """Detector + encoder, applied to batches of images (see the module docstring)."""
 
     def __init__(self, detector: "YOLO | None", encoder: ImageEncoder, top_k: int = 3, min_confidence: float = 0.25,
                  detector_image_size: int = 640, device: str = "cpu") -> None:
@@ -192,19 +194,30 @@ class ImageNodeExtractor:
 
     def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
         """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
-        width, height = image.size
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: Sequence[Image.Image]) -> list[tuple[torch.Tensor, list[str], torch.Tensor]]:
+        """:meth:`detect` of each of ``images``, the detector run once per group of images of one size:
+        one batch, each image letterboxed exactly as it would be alone (ultralytics pads a batch of
+        mixed sizes to the full square instead)."""
         if self.top_k == 0 or self.detector is None:
-            return torch.zeros(0, 4), [], torch.zeros(0)
-        result = self.detector.predict(
-            image, conf=self.min_confidence, imgsz=self.detector_image_size,
-            max_det=max(self.top_k, 1) * 10, device=self.device, verbose=False, save=False,
-        )[0]
-        confidences = result.boxes.conf.detach().float().cpu()
-        order = torch.argsort(confidences, descending=True)[: self.top_k]
-        boxes = result.boxes.xyxy.detach().float().cpu()[order]
-        boxes = clip_boxes(boxes, width, height)
-        classes = result.boxes.cls.detach().cpu()[order].long().tolist()
-        return boxes, [str(result.names[c]) for c in classes], confidences[order]
+            return [(torch.zeros(0, 4), [], torch.zeros(0)) for _ in images]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for position, image in enumerate(images):
+            by_size.setdefault(image.size, []).append(position)
+        found: dict[int, tuple[torch.Tensor, list[str], torch.Tensor]] = {}
+        for (width, height), members in by_size.items():
+            results = self.detector.predict(
+                [images[p] for p in members], conf=self.min_confidence, imgsz=self.detector_image_size,
+                max_det=max(self.top_k, 1) * 10, device=self.device, verbose=False, save=False,
+            )
+            for position, result in zip(members, results, strict=True):
+                confidences = result.boxes.conf.detach().float().cpu()
+                order = torch.argsort(confidences, descending=True)[: self.top_k]
+                boxes = clip_boxes(result.boxes.xyxy.detach().float().cpu()[order], width, height)
+                classes = result.boxes.cls.detach().cpu()[order].long().tolist()
+                found[position] = boxes, [str(result.names[c]) for c in classes], confidences[order]
+        return [found[position] for position in range(len(images))]
 
     def process(self, img_id: str, path: Path,
                 annotated: Sequence[tuple[str, Sequence[float]]] | None = None) -> ImageNodes:
@@ -213,18 +226,34 @@ class ImageNodeExtractor:
         ``annotated`` (MORE): the image's annotated objects as ``(name, (cx, cy, w, h))`` with the
         box normalised to [0, 1]; they replace the detector's boxes (confidence 1, annotation order).
         """
-        image = read_rgb_image(path)
-        if annotated is None:
-            boxes, names, confidences = self.detect(image)
-        else:
-            boxes = clip_boxes(normalised_boxes_to_pixels([box for _, box in annotated], *image.size), *image.size)
-            names, confidences = [name for name, _ in annotated], torch.ones(len(annotated))
-        crops = [image.crop(tuple(int(round(v)) for v in box.tolist())) for box in boxes]
-        features = self.encoder.encode([image, *crops])
-        return ImageNodes(
-            img_id=img_id, path=path, width=image.size[0], height=image.size[1], boxes=boxes,
-            class_names=names, confidences=confidences, image_feature=features[0], object_features=features[1:],
-        )
+        return self.process_many([(img_id, path, read_rgb_image(path), annotated)])[0]
+
+    def process_many(self, loaded: Sequence[tuple[str, Path, Image.Image, Annotation | None]]) -> list[ImageNodes]:
+        """:meth:`process` of read images ``(img_id, path, image, annotated)``: the detector over those
+        without annotated objects (:meth:`detect_many`), then every image and crop through the encoder
+        together (in batches of its ``batch_size``)."""
+        to_detect = [position for position, item in enumerate(loaded) if item[3] is None]
+        detected = dict(zip(to_detect, self.detect_many([loaded[p][2] for p in to_detect]), strict=True))
+        pictures: list[Image.Image] = []
+        found = []
+        for position, (_, _, image, annotated) in enumerate(loaded):
+            if annotated is None:
+                boxes, names, confidences = detected[position]
+            else:
+                boxes = clip_boxes(normalised_boxes_to_pixels([box for _, box in annotated], *image.size), *image.size)
+                names, confidences = [name for name, _ in annotated], torch.ones(len(annotated))
+            found.append((boxes, names, confidences))
+            pictures += [image, *(image.crop(tuple(int(round(v)) for v in box.tolist())) for box in boxes)]
+        features = self.encoder.encode(pictures)  # [images + crops, d]: each image, then its crops
+        nodes, row = [], 0
+        for (img_id, path, image, _), (boxes, names, confidences) in zip(loaded, found):
+            nodes.append(ImageNodes(
+                img_id=img_id, path=path, width=image.size[0], height=image.size[1], boxes=boxes, class_names=names,
+                confidences=confidences, image_feature=features[row],
+                object_features=features[row + 1:row + 1 + len(boxes)],
+            ))
+            row += 1 + len(boxes)
+        return nodes
 
     def run(self, image_dir: str | Path, img_ids: Iterable[str] | None = None,
             show_progress: bool = True, paths: Mapping[str, Path] | None = None,
@@ -232,21 +261,29 @@ class ImageNodeExtractor:
         """Visual nodes of ``img_ids`` (default: every image in ``image_dir``); failures are collected.
 
         ``paths`` gives the file of an image where it is not ``image_dir/img_id`` (e.g. in a split
-        sub-folder); ``annotated`` the annotated objects of an image (see :meth:`process`). Each failure (missing file, not an image, truncated file) is recorded with the
-        file's path and the error, and the run goes on.
+        sub-folder); ``annotated`` the annotated objects of an image (see :meth:`process`). Each
+        failure (missing file, not an image, truncated file) is recorded with the file's path and
+        the error, and the run goes on. Images are read, detected and encoded ``encoder.batch_size``
+        at a time (:meth:`process_many`).
         """
         folder = Path(image_dir)
         names: Sequence[str] = list(img_ids) if img_ids is not None else list_images(folder)
         result = ImageRunResult()
         started = time.perf_counter()
-        for img_id in tqdm(names, desc="images", unit="img", disable=not show_progress):
-            path = Path((paths or {}).get(img_id) or folder / img_id)
-            try:
-                if not path.is_file():
-                    raise FileNotFoundError(IMAGE_NOT_FOUND)
-                result.nodes[img_id] = self.process(img_id, path, None if annotated is None else annotated.get(img_id, []))
-            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on broken files
-                result.failures.append(ImageFailure(img_id, path, f"{type(err).__name__}: {err}"))
+        with tqdm(total=len(names), desc="images", unit="img", disable=not show_progress) as bar:
+            for start in range(0, len(names), self.encoder.batch_size):
+                loaded = []
+                for img_id in names[start:start + self.encoder.batch_size]:
+                    path = Path((paths or {}).get(img_id) or folder / img_id)
+                    try:
+                        if not path.is_file():
+                            raise FileNotFoundError(IMAGE_NOT_FOUND)
+                        loaded.append((img_id, path, read_rgb_image(path),
+                                       None if annotated is None else annotated.get(img_id, [])))
+                    except (OSError, ValueError, SyntaxError) as err:  # what PIL raises on broken files
+                        result.failures.append(ImageFailure(img_id, path, f"{type(err).__name__}: {err}"))
+                result.nodes.update((nodes.img_id, nodes) for nodes in self.process_many(loaded))
+                bar.update(len(names[start:start + self.encoder.batch_size]))
         result.seconds = time.perf_counter() - started
         return result
 

@@ -9,6 +9,7 @@ spans in the same pass. The trainable encoder over these inputs is
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,13 +27,18 @@ from vmhan_lib.features.config import TextEncoderConfig
 from vmhan_lib.weights import resolve_text_model
 
 
-@lru_cache(maxsize=4)
-def load_frozen_backbone(model: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel, str]:
-    """Tokenizer, eval-mode model and cache identity of ``model``, loaded once per process.
+@lru_cache(maxsize=6)
+def load_frozen_backbone(model: str, device: str = "cpu") -> tuple[PreTrainedTokenizerBase, PreTrainedModel, str]:
+    """Tokenizer, eval-mode model on ``device`` and cache identity of ``model``, loaded once per
+    process and device: a module is never moved in place, so the caption embedder on the GPU and
+    an embedding selector on the CPU never pull one module between devices.
 
     Shared by frozen-feature computations; for training take a fresh copy with
     :meth:`vmhan_lib.model.text_encoder.EntityMarkerEncoder.from_pretrained`.
     """
+    if device != "cpu":
+        tokenizer, backbone, identity = load_frozen_backbone(model)
+        return tokenizer, copy.deepcopy(backbone).to(device), identity
     resolved = resolve_text_model(model)
     tokenizer = AutoTokenizer.from_pretrained(resolved.source)
     backbone = AutoModel.from_pretrained(resolved.source).eval()
@@ -78,8 +84,7 @@ def compute_frozen_text_features(
     """
     if phrases is not None and len(phrases) != len(instances):
         raise ValueError(f"phrases must have one list per instance: {len(phrases)} != {len(instances)}")
-    tokenizer, backbone, _ = load_frozen_backbone(config.model)
-    backbone = backbone.to(device)
+    tokenizer, backbone, _ = load_frozen_backbone(config.model, str(device))
     width = int(backbone.config.hidden_size)
     marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
     encoded = [
@@ -105,14 +110,29 @@ def compute_frozen_text_features(
     )
 
 
+def placeholder_text_features(instances: Sequence[Instance], config: TextEncoderConfig = TextEncoderConfig(),
+                              phrases: Sequence[Sequence[str]] | None = None) -> FrozenTextFeatures:
+    """What :func:`compute_frozen_text_features` returns, without running the encoder: zero states of
+    its width, with the same ``phrase_found`` and truncations (the tokenizer alone decides those).
+    For ``joint`` training, whose text node features come from the live encoder for every batch."""
+    tokenizer, backbone, _ = load_frozen_backbone(config.model)
+    width = int(backbone.config.hidden_size)
+    marker_tokenizer = EntityMarkerTokenizer(tokenizer, config.max_length)
+    encoded = [marker_tokenizer.encode_instance(instance, phrases[i] if phrases is not None else ())
+               for i, instance in enumerate(instances)]
+    found = [[span is not None for span in e.phrase_spans] for e in encoded]
+    return FrozenTextFeatures(entities=torch.zeros((len(encoded), 2, width)),
+                              phrases=[torch.zeros((sum(row), width)) for row in found], phrase_found=found,
+                              n_truncated=sum(e.truncated for e in encoded))
+
+
 class SentenceEmbedder:
     """Sentence embeddings as sentence-transformers computes all-MiniLM-L6-v2's: mean of the last
     hidden states over real tokens, then L2-normalised. Used for captions, object phrases, entity
     names and LLM-selected phrases."""
 
     def __init__(self, model: str, max_length: int = 256, batch_size: int = 64, device: str = "cpu") -> None:
-        self.tokenizer, backbone, self.identity = load_frozen_backbone(model)
-        self.backbone = backbone.to(device)
+        self.tokenizer, self.backbone, self.identity = load_frozen_backbone(model, str(device))
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device

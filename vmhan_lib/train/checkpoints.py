@@ -25,7 +25,7 @@ from vmhan_lib.config import RunConfig, upgrade_tree
 from vmhan_lib.identity import digest
 from vmhan_lib.io import load_torch
 from vmhan_lib.train.encoder_task import exported_encoder_dir
-from vmhan_lib.train.fit import resolve_device
+from vmhan_lib.train.execution import run_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
 from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix
 from vmhan_lib.train.runner import run_jobs
@@ -118,7 +118,8 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
     :func:`checkpoint_features`): every instance's nodes from that one encoder, so not the
     out-of-fold train features (:func:`~vmhan_lib.train.stage1.prepare_inputs` builds those)."""
     vocab = load_vocab(config.data)
-    selector, cache = make_prompt_selectors(features), feature_cache(features, str(resolve_device(config.device)))
+    device = str(run_device(config))
+    selector, cache = make_prompt_selectors(features, device=device), feature_cache(features, device)
     inputs = {}
     for split in splits:
         instances = load_split(config.data, split, vocab)

@@ -3,8 +3,14 @@
 One run: seed everything, build the model, train with AdamW and linear warm-up/decay, evaluate on
 dev after every epoch, keep the state with the best dev F1, export it, score test once with it,
 and write the run record and the test predictions (:mod:`vmhan_lib.train.records`). After every
-epoch the full training state (model, optimiser, scheduler, RNG, dev curve, best state) is saved
-atomically, so an interrupted run continues where it stopped.
+epoch the full training state (model, optimiser, scheduler, the CPU, CUDA, Python and NumPy RNGs, dev
+curve, best state) is saved atomically, so an interrupted run continues where it stopped, on any
+device: a state is always loaded to the CPU and moved (the model's and the optimiser's tensors to the
+model's device, the RNG states where each belongs), and deleted once the run's record is written
+unless ``keep_state``. How a run executes (device and its name, CUDA version, precision, threads,
+worker) is recorded in ``execution``, never in its identity: ``precision`` ``auto`` trains and
+evaluates under bf16 autocast with TF32 matmuls on CUDA and in fp32 elsewhere, ``bf16`` under bf16
+autocast on any device, ``fp32`` never.
 
 What differs between models is a :class:`FitTask`: how the model is built, how an epoch is cut
 into batches, the loss of a batch, the class probabilities of a split, and what is exported from
@@ -14,7 +20,6 @@ the best state (:mod:`vmhan_lib.train.hypergraph_task` for the hypergraph models
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
@@ -33,6 +38,8 @@ from vmhan_lib.identity import digest
 from vmhan_lib.metrics import score
 from vmhan_lib.config import TrainConfig
 from vmhan_lib.config_tree import ConfigError
+from vmhan_lib.train.execution import (Execution, autocast, autocast_dtype, execution_facts, restore_rng, rng_states,
+                                       threads_and_tf32)
 from vmhan_lib.train.records import Prediction, write_run
 
 STATE_FILE = "state.pt"
@@ -105,15 +112,6 @@ class LazyBatches:
         return (self.collate(indices) for indices in self.chosen)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the GPU when one is present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no GPU is visible; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -172,15 +170,22 @@ def start_training(task: FitTask, train_config: TrainConfig, seed: int, device: 
     return model, optimizer, scheduler
 
 
+def cpu_copy(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of a state dict on the CPU (the best state: no second model in GPU memory)."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in weights.items()}
+
+
 def _restore(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
              ) -> tuple[list[dict[str, Any]], float, dict[str, torch.Tensor]]:
     """Resume from ``path`` when it holds a run of the same configuration (``digest``); returns the
-    dev curve so far, the best dev F1 and the best state (empty curve: a fresh start)."""
+    dev curve so far, the best dev F1 and the best state (empty curve: a fresh start). The state is
+    loaded to the CPU: ``load_state_dict`` copies the weights to the model's device, the optimiser
+    casts its moments to each parameter's device (its ``step`` counters stay on the CPU)."""
     state = None
     if path.is_file():
         try:
-            state = load_torch(path, "resumable training state", map_location=device)
+            state = load_torch(path, "resumable training state", map_location="cpu")
         except StorageError as err:
             set_aside(path, err)
     if state is not None:
@@ -188,9 +193,9 @@ def _restore(path: Path, digest: str, model: torch.nn.Module, optimizer: torch.o
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
+            restore_rng(state, device)
             return state["curve"], state["best_f1"], state["best_state"]
-    return [], -1.0, copy.deepcopy(model.state_dict())
+    return [], -1.0, cpu_copy(model.state_dict())
 
 
 def scores_of(vocab: RelationVocab, labels: Sequence[int], probabilities: torch.Tensor) -> dict[str, Any]:
@@ -212,6 +217,7 @@ def fit(
     identity: dict[str, Any] | None = None,
     extra_record: dict[str, Any] | None = None,
     progress: bool = True,
+    execution: Execution = Execution(),
 ) -> dict[str, Any]:
     """Train ``task``'s model, select on dev F1, export the best state, test once, write the record.
 
@@ -223,32 +229,32 @@ def fit(
             resumable state and the exported model, so a changed configuration never resumes an
             old state.
         extra_record: more fields for the record (e.g. the feature build reports).
+        execution: precision, and whether the resumable state outlives the record.
     Returns:
         The run record (as written).
     """
-    threads = torch.get_num_threads()
-    if train_config.cpu_threads is not None:
-        torch.set_num_threads(train_config.cpu_threads)
-    try:
+    with threads_and_tf32(train_config, execution, task.device):
         return _fit(name, task, train_config, vocab, seed, run_dir, checkpoint_dir, config_record,
-                    digest(config_record if identity is None else identity), extra_record or {}, progress)
-    finally:
-        torch.set_num_threads(threads)
+                    digest(config_record if identity is None else identity), extra_record or {}, progress, execution)
 
 
 def _train_epoch(name: str, seed: int, epoch: int, task: FitTask, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                 train_config: TrainConfig, vocab: RelationVocab, progress: bool) -> dict[str, Any]:
-    """One epoch (0-based ``epoch``): a pass over train, then dev scored; returns its row of the dev
-    curve (mean loss terms per step, dev scores, wall time of the pass and the dev scoring)."""
+                 train_config: TrainConfig, vocab: RelationVocab, progress: bool,
+                 dtype: torch.dtype | None) -> dict[str, Any]:
+    """One epoch (0-based ``epoch``): a pass over train, then dev scored, the forward passes under
+    autocast to ``dtype`` (``None``: fp32); returns its row of the dev curve (mean loss terms per
+    step, dev scores, wall time of the pass and the dev scoring)."""
     model.train()
     started = time.perf_counter()
     totals: dict[str, float] = {}
     batches = task.train_batches(seed * 1_000 + epoch)
     bar = tqdm(batches, desc=f"{name} s{seed} epoch {epoch + 1}", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
+        with autocast(task.device, dtype):
+            terms = task.loss(model, batch)
         try:
-            losses = train_step(model, optimizer, scheduler, task.loss(model, batch), train_config.max_grad_norm)
+            losses = train_step(model, optimizer, scheduler, terms, train_config.max_grad_norm)
         except NonFiniteTrainingError as err:
             raise NonFiniteTrainingError(
                 f"{name} seed {seed}: {err} at step {step + 1} of epoch {epoch + 1}; likely causes: a learning "
@@ -257,7 +263,8 @@ def _train_epoch(name: str, seed: int, epoch: int, task: FitTask, model: torch.n
         for term, value in losses.items():
             totals[term] = totals.get(term, 0.0) + value
         bar.set_postfix(loss=f"{totals['total'] / (step + 1):.4f}")
-    dev_scores = scores_of(vocab, task.labels["val"], task.predict(model, "val").probabilities)
+    with autocast(task.device, dtype):
+        dev_scores = scores_of(vocab, task.labels["val"], task.predict(model, "val").probabilities)
     steps_per_epoch = math.ceil(len(task.labels["train"]) / train_config.batch_size)
     return {
         "epoch": epoch + 1,
@@ -283,32 +290,36 @@ def _test_predictions(task: FitTask, vocab: RelationVocab, test: SplitPrediction
 
 def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVocab, seed: int, run_dir: Path,
          checkpoint_dir: Path, config_record: dict[str, Any], digest: str, extra_record: dict[str, Any],
-         progress: bool) -> dict[str, Any]:
+         progress: bool, execution: Execution) -> dict[str, Any]:
     """:func:`fit` with the run's identity ``digest`` computed: resume or start, train the missing
-    epochs (saving the state after each), export the best state, test it, write the record."""
-    device = task.device
+    epochs (saving the state after each), export the best state, test it, write the record, delete
+    the state (unless ``execution.keep_state``)."""
+    device, dtype = task.device, autocast_dtype(execution.precision, task.device)
     model, optimizer, scheduler = start_training(task, train_config, seed, device)
     state_path = checkpoint_dir / STATE_FILE
     curve, best_f1, best_state = _restore(state_path, digest, model, optimizer, scheduler, device)
     for epoch in range(len(curve), train_config.epochs):
-        curve.append(_train_epoch(name, seed, epoch, task, model, optimizer, scheduler, train_config, vocab, progress))
+        curve.append(_train_epoch(name, seed, epoch, task, model, optimizer, scheduler, train_config, vocab, progress,
+                                  dtype))
         if curve[-1]["dev"]["f1"] > best_f1:
-            best_f1, best_state = curve[-1]["dev"]["f1"], copy.deepcopy(model.state_dict())
+            best_f1, best_state = curve[-1]["dev"]["f1"], cpu_copy(model.state_dict())
         atomic_torch_save({
             "digest": digest, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "scheduler": scheduler.state_dict(), **rng_states(device),
             "curve": curve, "best_f1": best_f1, "best_state": best_state,
         }, state_path)
         _exit_if_a_test_asks(name, epoch + 1)
     model.load_state_dict(best_state)
     exported = task.export(model, checkpoint_dir, digest, config_record)
     best_epoch = max(curve, key=lambda row: row["dev"]["f1"])
-    test = task.predict(model, "test")
+    with autocast(device, dtype):
+        test = task.predict(model, "test")
     record = {
         "run_id": run_dir.name,
         "variant": name,
         "seed": seed,
         "device": str(device),
+        "execution": execution_facts(device, dtype),
         **provenance(config_record),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "epochs": curve,
@@ -321,4 +332,6 @@ def _fit(name: str, task: FitTask, train_config: TrainConfig, vocab: RelationVoc
         "complete": True,
     }
     write_run(run_dir, record, _test_predictions(task, vocab, test))
+    if not execution.keep_state:
+        state_path.unlink(missing_ok=True)
     return record

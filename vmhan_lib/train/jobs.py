@@ -131,9 +131,11 @@ class RunPaths:
     @classmethod
     def of(cls, config: RunConfig) -> "RunPaths":
         """The profile's folders, in the sub-folder of the run's inputs (:func:`inputs_folder`), so
-        that runs on other inputs never reuse (or overwrite) each other's records."""
-        folder = inputs_folder(config)
-        return cls(runs_dir(config.profile) / folder, CHECKPOINT_DIR / config.profile / folder)
+        that runs on other inputs never reuse (or overwrite) each other's records; the checkpoints
+        under ``experiment.checkpoint_dir`` when set."""
+        folder, chosen = inputs_folder(config), config.experiment.checkpoint_dir
+        checkpoints = CHECKPOINT_DIR if chosen is None else Path(chosen).expanduser()
+        return cls(runs_dir(config.profile) / folder, checkpoints / config.profile / folder)
 
     def run_dir(self, prefix: str, job: Job) -> Path:
         """The record folder of ``job``; ``prefix`` = :func:`run_prefix` of the run's config."""

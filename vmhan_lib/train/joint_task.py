@@ -57,6 +57,8 @@ class JointTask:
         batch_size, eval_batch_size: instances per training step / per evaluation pass.
         encoder_lr: learning rate of the encoder's parameter group.
         device: where the batches go.
+        export_model: write the trained model (:meth:`export`); ``False`` for runs no analysis loads
+            (the encoder alone is 0.41 GiB for MPNet): their record is all that is kept.
 
     Raises:
         ValueError: ``instances`` and ``data`` disagree, or a text-LLM span of the built nodes is not
@@ -65,8 +67,9 @@ class JointTask:
 
     def __init__(self, config: ModelConfig, data: dict[str, SplitNodes], instances: dict[str, Sequence[Instance]],
                  text_config: TextEncoderConfig, batch_size: int, eval_batch_size: int, encoder_lr: float,
-                 device: torch.device) -> None:
+                 device: torch.device, export_model: bool = True) -> None:
         self.config = config
+        self.export_model = export_model
         self.data = data
         self.text_config = text_config
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -141,7 +144,10 @@ class JointTask:
     def export(self, model: JointModel, checkpoint_dir: Path, digest: str, config: dict[str, Any]) -> dict[str, Any]:
         """``encoder/`` = the trained encoder, then ``best.pt`` = the graph part with ``config`` whose
         ``features.text.model`` names that encoder: the checkpoint reads as a two-stage one (its frozen
-        features from ``encoder/`` are the live features of evaluation), e.g. for the case studies."""
+        features from ``encoder/`` are the live features of evaluation), e.g. for the case studies.
+        Nothing without ``export_model``."""
+        if not self.export_model:
+            return {}
         target = save_encoder(model.encoder, self.hf_tokenizer, exported_encoder_dir(checkpoint_dir), digest)
         features = config["features"]
         exported = {**config, "features": {**features, "text": {**features["text"], "model": str(target)}}}

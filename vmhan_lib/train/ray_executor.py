@@ -150,11 +150,13 @@ def _node_cpus(ray: Any) -> int:
     return int(max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=1)) or 1
 
 
-def task_resources(ray: Any, device: str, cpu_threads: int | None, *, default_threads: int = 1) -> dict[str, Any]:
-    """What one task asks for: one GPU (and one CPU) where the cluster has GPUs and ``device`` is
-    not ``cpu``, else ``cpu_threads`` CPUs (``None``: ``default_threads``, at most one node's)."""
+def task_resources(ray: Any, device: str, cpu_threads: int | None, *, default_threads: int = 1,
+                   gpus: float = 1.0) -> dict[str, Any]:
+    """What one task asks for: ``gpus`` of a GPU (``experiment.gpus_per_run``; 0.25: four runs share
+    one GPU) and one CPU where the cluster has GPUs and ``device`` is not ``cpu``, else
+    ``cpu_threads`` CPUs (``None``: ``default_threads``, at most one node's)."""
     if device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1:
-        return {"num_gpus": 1, "num_cpus": 1}
+        return {"num_gpus": gpus, "num_cpus": 1}
     threads = cpu_threads if cpu_threads is not None else default_threads
     return {"num_gpus": 0, "num_cpus": max(1, min(threads, _node_cpus(ray)))}
 
@@ -245,7 +247,7 @@ def run_on_ray(config: RunConfig, jobs: Sequence[Job], *, prepare: Callable[...,
     with connected(experiment.ray_address, experiment.ray_timeout_s) as ray:
         options = {"max_retries": retries, "retry_exceptions": True, "runtime_env": task_runtime_env()}
         inputs_ref = _run_stage1(ray, options, prepare, config, paths, root)
-        run_resources = task_resources(ray, config.device, config.train.cpu_threads)
+        run_resources = task_resources(ray, config.device, config.train.cpu_threads, gpus=experiment.gpus_per_run)
         run_task = ray.remote(_run_task).options(**options, **run_resources)
         queue, in_flight = list(jobs), {}
         records: dict[Job, dict[str, Any]] = {}

@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 from vmhan_lib.config import RunConfig
 from vmhan_lib.identity import digest, refuse_stale
 from vmhan_lib.model.config import ModelConfig
-from vmhan_lib.model.variants import variant_config
-from vmhan_lib.train.fit import FitTask, fit, resolve_device
+from vmhan_lib.model.variants import TABLE1_VARIANTS, variant_config
+from vmhan_lib.train.execution import Execution, run_device
+from vmhan_lib.train.fit import FitTask, fit
 from vmhan_lib.train.hypergraph_task import HypergraphTask, SplitNodes, best_model_ready
 from vmhan_lib.train.jobs import Job, RunPaths, ensure_run, job_identity, run_prefix, setting_record, stage2_data_identity
 from vmhan_lib.train.joint_task import JointTask
@@ -33,13 +34,25 @@ from vmhan_lib.train.stage1 import PreparedInputs, prepare_inputs
 from vmhan_lib.train.visual_proportion import with_visual_proportion
 from vmhan_lib.train.visual_signal import with_visual_signal
 
+ANALYSED_VARIANTS: tuple[str, ...] = TABLE1_VARIANTS
+"""The rows whose trained models the analyses load (visual shuffle: Table 1's rows; fit gap: VM-HAN and
+Text-only; case studies: VM-HAN): a ``joint`` run exports its model (its encoder: 0.41 GiB for MPNet)
+only for these (not for Fig. 5 runs), or when the caller needs it."""
+
+
+def exports_model(job: Job, need_model: bool) -> bool:
+    """Whether a ``joint`` run of ``job`` writes its trained model (:data:`ANALYSED_VARIANTS`)."""
+    return need_model or (job.visual_proportion is None and job.variant in ANALYSED_VARIANTS)
+
+
 def make_task(config: RunConfig, model: ModelConfig, data: dict[str, SplitNodes], inputs: PreparedInputs,
-              device: torch.device) -> FitTask:
-    """The fit task of one job in ``config``'s training mode."""
+              device: torch.device, export_model: bool = True) -> FitTask:
+    """The fit task of one job in ``config``'s training mode (``export_model``: see :func:`exports_model`;
+    a two-stage model is a few MB and always exported)."""
     train = config.train
     if config.experiment.training == "joint":
         return JointTask(model, data, inputs.instances, config.features.text, train.batch_size, config.eval_batch_size,
-                         train.encoder_lr, device)
+                         train.encoder_lr, device, export_model)
     return HypergraphTask(model, data, train.batch_size, config.eval_batch_size, device)
 
 
@@ -56,7 +69,7 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
     run_dir, checkpoint_dir = paths.run_dir(prefix, job), paths.checkpoint_dir(prefix, job)
     identity = identity or job_identity(config, job, paths=paths)
     model_ready = need_model and best_model_ready(checkpoint_dir, digest(identity))
-    device = resolve_device(config.device)
+    device = run_device(config)
     model = variant_config(job.variant, inputs.model)
     data = inputs.data if job.visual_proportion is None else with_visual_proportion(
         inputs.data, job.visual_proportion, job.seed)
@@ -72,11 +85,12 @@ def train_job(config: RunConfig, job: Job, inputs: PreparedInputs, paths: RunPat
         config_record["visual_signal"] = asdict(job.signal)
 
     def train(record_dir: Path) -> dict[str, Any]:
-        return fit(name=job.name, task=make_task(config, model, data, inputs, device), train_config=config.train,
+        task = make_task(config, model, data, inputs, device, exports_model(job, need_model))
+        return fit(name=job.name, task=task, train_config=config.train,
                    vocab=inputs.vocab, seed=job.seed, run_dir=record_dir, checkpoint_dir=checkpoint_dir,
                    config_record=config_record, identity=identity,
                    extra_record={"identity": identity, "build": inputs.build, **setting_record(config)},
-                   progress=progress)
+                   progress=progress, execution=Execution.of(config))
 
     return ensure_run(run_dir, checkpoint_dir, identity, model_ready, need_model, train,
                       "the case studies explain the retrained model")

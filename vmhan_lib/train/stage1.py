@@ -44,7 +44,8 @@ from vmhan_lib.features.node_selection import make_prompt_selectors
 from vmhan_lib.identity import digest, refuse_stale
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.train.encoder_task import EncoderTask, encoder_ready, exported_encoder_dir
-from vmhan_lib.train.fit import fit, resolve_device
+from vmhan_lib.train.execution import Execution, run_device
+from vmhan_lib.train.fit import fit
 from vmhan_lib.train.hypergraph_task import SplitNodes
 from vmhan_lib.train.jobs import RunPaths, Stage1Run, ensure_run, setting_record, stage1_runs
 from vmhan_lib.train.records import run_differences
@@ -72,11 +73,13 @@ def prepare_inputs(config: RunConfig, paths: RunPaths, progress: bool = True) ->
     encoders, _, folds = _stage1_encoders(config, paths, splits, vocab, progress, need_models=True)
     features = config.features if not encoders else replace(
         config.features, text=replace(config.features.text, model=str(encoders[0])))
-    selector = make_prompt_selectors(features)
-    cache = feature_cache(features, str(resolve_device(config.device)), progress)
+    device = str(run_device(config))
+    selector = make_prompt_selectors(features, device=device)
+    cache = feature_cache(features, device, progress)
     inputs, build = {}, {}
     for split in SPLITS:
-        built = build_split(config.data, split, features, selector, cache, splits[split])
+        built = build_split(config.data, split, features, selector, cache, splits[split],
+                            text_placeholders=config.experiment.training == "joint")  # joint: the live encoder's
         if split == "train" and folds:
             fold_encoders = [replace(config.features.text, model=str(folder)) for folder in encoders[1:]]
             built = with_fold_text_features(built, config.data, "train", folds, fold_encoders, features, selector, cache,
@@ -143,11 +146,12 @@ def _train_encoder(run: Stage1Run, splits: dict[str, list[Instance]], vocab: Rel
 
     def train_encoder(record_dir: Path) -> dict[str, Any]:
         task = EncoderTask(run_splits, vocab, config.features.text, config.encoder_train.batch_size,
-                           config.eval_batch_size, STAGE1_HEAD_DROPOUT, resolve_device(config.device))
+                           config.eval_batch_size, STAGE1_HEAD_DROPOUT, run_device(config))
         return fit(name=run.name, task=task, train_config=stage1_train_config(config), vocab=vocab,
                    seed=config.experiment.encoder_seed, run_dir=record_dir, checkpoint_dir=run.checkpoint_dir,
                    config_record={**run.identity, "run": config.to_record()}, identity=run.identity,
-                   extra_record={"identity": run.identity, **setting_record(config)}, progress=progress)
+                   extra_record={"identity": run.identity, **setting_record(config)}, progress=progress,
+                   execution=Execution.of(config))
 
     return ensure_run(run.run_dir, run.checkpoint_dir, run.identity,
                       encoder_ready(run.checkpoint_dir, digest(run.identity)), need_model, train_encoder,

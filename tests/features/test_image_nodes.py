@@ -26,7 +26,7 @@ from vmhan_lib.features.images import read_rgb_image
 
 N = 10
 LITE0, MINILM = 1280, 384
-DETECTOR = ImageNodeConfig(detector="yolov8n.yaml", min_confidence=0.0, max_candidates=5)
+DETECTOR = ImageNodeConfig(detector="yolov8n.yaml", min_confidence=0.0)
 IMAGES = FeatureConfig(visual_source="images", images=DETECTOR)
 
 

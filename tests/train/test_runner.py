@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -167,6 +168,9 @@ def test_parallel_local_workers_give_the_serial_runs_records(tmp_path: Path, fak
     parallel = replace(config, experiment=replace(config.experiment, max_parallel=2))
     records = run_jobs(parallel, jobs_, paths=_paths(tmp_path / "parallel"), progress=False)
     assert fake_inputs["loads"]["n"] == 2  # once per sweep, handed to each worker at its start
+    here = f":{os.getpid()}"
+    assert all(not r["execution"]["worker"].endswith(here) for r in records)  # trained in the workers
+    assert all(r["execution"]["worker"].endswith(here) for r in serial) and records[0]["execution"]["threads"] == 1
     assert [(r["variant"], r["seed"], r["test"]) for r in records] == [(r["variant"], r["seed"], r["test"]) for r in serial]
     for job in jobs_:
         ours, theirs = (read_predictions(_paths(tmp_path / kind).run_dir("tiny", job)) for kind in ("parallel", "serial"))

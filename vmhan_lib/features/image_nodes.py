@@ -1,7 +1,7 @@
 """Image-based visual material of a split, through the feature cache (``features.visual_source`` = images/both).
 
 :func:`build_image_index` runs the real image pipeline (:mod:`vmhan_lib.features.images`: the image
-encoder for the image node, and, when a detector is given, its ``max_candidates`` most confident
+encoder for the image node, and, when a detector is given, its :data:`~vmhan_lib.features.config.MAX_DETECTIONS` most confident
 boxes as object candidates) over the images of a split's instances and caches the result under a
 key of everything that changes it: the encoder and its weights, the detector (weights sha256, or
 yaml name and seed), the detection settings, and the sha256 of every image file read (an image
@@ -22,7 +22,7 @@ import torch
 
 from vmhan_lib.data.splits import image_file
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import DETECTOR_SEED, EFFICIENTNET_LITE0, ImageNodeConfig
+from vmhan_lib.features.config import DETECTOR_IMAGE_SIZE, DETECTOR_SEED, EFFICIENTNET_LITE0, MAX_DETECTIONS, ImageNodeConfig
 from vmhan_lib.features.images import IMAGE_NOT_FOUND, MODEL_CONFIG_SUFFIXES, ImageNodeExtractor, ImageRunResult
 from vmhan_lib.weights import EFFICIENTNET_LITE0 as LITE0_WEIGHTS
 from vmhan_lib.identity import CODE_VERSIONS, digest, file_sha256
@@ -111,8 +111,8 @@ def image_index_key(image_dir: Path, split: str, img_ids: Sequence[str], config:
         "detector": None if annotated is not None else detector_identity(config),
         "encoder": encoder_identity(config),
         "min_confidence": config.min_confidence,
-        "max_candidates": config.max_candidates,
-        "detector_image_size": config.detector_image_size,
+        "max_candidates": MAX_DETECTIONS,
+        "detector_image_size": DETECTOR_IMAGE_SIZE,
         "images": digest({"ids": unique, "sha256": {img: None if f is None else file_sha256(f) for img, f in files.items()}}),
         "annotated": None if annotated is None else digest({img: annotated.get(img, []) for img in unique}),
         "code": CODE_VERSIONS["image-nodes"],
@@ -153,7 +153,7 @@ def _extract(folder: Path, split: str, unique: Sequence[str], config: ImageNodeC
              cache: FeatureCache) -> dict[str, Any]:
     """Run the image pipeline over the distinct images ``unique`` (the detector only when one is set
     and no annotated objects replace it) on the cache's device, as :func:`_payload`."""
-    top_k = config.max_candidates if config.detector and annotated is None else 0
+    top_k = MAX_DETECTIONS if config.detector and annotated is None else 0
     extractor = ImageNodeExtractor.of(config, top_k, cache.device, cache.batch_size)
     paths = {img: image_file(folder, split, img) or folder / img for img in unique}
     result = extractor.run(folder, unique, show_progress=cache.progress, paths=paths, annotated=annotated)

@@ -28,7 +28,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from vmhan_lib.features.config import DETECTOR_SEED, ImageNodeConfig
+from vmhan_lib.features.config import DETECTOR_IMAGE_SIZE, DETECTOR_SEED, ImageNodeConfig
 from vmhan_lib.features.image_encoder import ImageEncoder, load_image_encoder
 
 if TYPE_CHECKING:
@@ -175,22 +175,21 @@ class ImageNodeExtractor:
     """Detector + encoder, applied to batches of images (see the module docstring)."""
 
     def __init__(self, detector: "YOLO | None", encoder: ImageEncoder, top_k: int = 3, min_confidence: float = 0.25,
-                 detector_image_size: int = 640, device: str = "cpu") -> None:
+                 device: str = "cpu") -> None:
         """``top_k`` objects kept per image, the most confident first (0: the image node alone);
         detections below ``min_confidence`` dropped (an untrained detector needs 0); YOLO inference
-        at ``detector_image_size`` pixels on ``device``."""
+        at :data:`DETECTOR_IMAGE_SIZE` pixels on ``device``."""
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         self.detector, self.encoder = detector, encoder
-        self.top_k, self.min_confidence, self.detector_image_size, self.device = (
-            top_k, min_confidence, detector_image_size, device)
+        self.top_k, self.min_confidence, self.device = top_k, min_confidence, device
 
     @classmethod
     def of(cls, config: ImageNodeConfig, top_k: int, device: str = "cpu", batch_size: int = 16) -> "ImageNodeExtractor":
         """Load the detector (none when ``top_k`` is 0) and the encoder that ``config`` names."""
         encoder = load_image_encoder(config.encoder, config.encoder_weights, device=device, batch_size=batch_size)
         detector = None if config.detector is None or top_k == 0 else load_detector(config.detector, seed=DETECTOR_SEED)
-        return cls(detector, encoder, top_k, config.min_confidence, config.detector_image_size, device)
+        return cls(detector, encoder, top_k, config.min_confidence, device)
 
     def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
         """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
@@ -208,7 +207,7 @@ class ImageNodeExtractor:
         found: dict[int, tuple[torch.Tensor, list[str], torch.Tensor]] = {}
         for (width, height), members in by_size.items():
             results = self.detector.predict(
-                [images[p] for p in members], conf=self.min_confidence, imgsz=self.detector_image_size,
+                [images[p] for p in members], conf=self.min_confidence, imgsz=DETECTOR_IMAGE_SIZE,
                 max_det=max(self.top_k, 1) * 10, device=self.device, verbose=False, save=False,
             )
             for position, result in zip(members, results, strict=True):

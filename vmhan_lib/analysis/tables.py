@@ -41,21 +41,21 @@ def paper_mnre_f1() -> dict[str, float]:
     return {row["model"]: float(row["MNRE"]["f1"]) for row in paper_numbers()["table1"]}
 
 
-def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> pd.DataFrame:
-    """One row per complete run: variant, seed, training mode and text encoder, test and dev
-    metrics in percent, wall time.
+def load_runs(runs_dir: str | Path, setting: tuple[str, str, str] | None = None) -> pd.DataFrame:
+    """One row per complete run: variant, seed, training mode, text encoder and hypergraph scope,
+    test and dev metrics in percent, wall time.
 
     Args:
-        setting: keep only the runs of this (training mode, text encoder), e.g.
+        setting: keep only the runs of this (training mode, text encoder, hypergraph scope), e.g.
             ``RunConfig.setting``; ``None`` keeps every run (the tables then refuse a mix).
     """
     rows = []
     for run_dir, record in iter_records(Path(runs_dir)):
-        training, encoder = record_setting(record)
-        if setting is not None and (training, encoder) != tuple(setting):
+        training, encoder, scope = record_setting(record)
+        if setting is not None and (training, encoder, scope) != tuple(setting):
             continue
         row = {"run_id": record["run_id"], "run_dir": str(run_dir), "variant": record["variant"], "seed": record["seed"],
-               "training": training, "text_encoder": encoder,
+               "training": training, "text_encoder": encoder, "scope": scope,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
                "fallbacks": _fallback_note(record)}
@@ -77,16 +77,16 @@ def _fallback_note(record: dict[str, Any]) -> str:
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant: seeds, mean and std (ddof=1; 0 for one seed) of each metric, per-seed F1, the
-    training mode and text encoder.
+    training mode, text encoder and hypergraph scope.
 
     Raises:
-        ValueError: the runs come from several (training mode, text encoder) settings, which must
-            not be averaged together (load one with ``load_runs(..., setting=...)``).
+        ValueError: the runs come from several (training mode, text encoder, scope) settings, which
+            must not be averaged together (load one with ``load_runs(..., setting=...)``).
     """
-    settings = sorted(set(zip(runs["training"], runs["text_encoder"])))
+    settings = sorted(set(zip(runs["training"], runs["text_encoder"], runs["scope"])))
     if len(settings) > 1:
         raise ValueError(f"the runs come from {len(settings)} settings {settings}; load one with "
-                         "load_runs(runs_dir, setting=(training, text_encoder)), e.g. RunConfig.setting")
+                         "load_runs(runs_dir, setting=(training, text_encoder, scope)), e.g. RunConfig.setting")
     grouped = runs.groupby("variant", sort=False)
     summary = grouped[list(METRICS) + ["dev_f1", "train_wall_s"]].mean()
     spread = grouped[list(METRICS)].std(ddof=1).fillna(0.0)
@@ -94,6 +94,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     summary["seeds"] = grouped["seed"].apply(lambda s: sorted(s.tolist()))
     summary["f1_per_seed"] = grouped.apply(lambda g: [round(x, 2) for x in g.sort_values("seed")["f1"]])
     summary["training"], summary["text_encoder"] = grouped["training"].first(), grouped["text_encoder"].first()
+    summary["scope"] = grouped["scope"].first()
     return summary
 
 
@@ -116,7 +117,7 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFram
         if variant not in summary.index:
             continue
         row = {"source": "ours", "model": variant, "encoder": summary.loc[variant, "text_encoder"],
-               "training": summary.loc[variant, "training"]}
+               "training": summary.loc[variant, "training"], "scope": summary.loc[variant, "scope"]}
         row.update({f"MNRE {SHORT[m]}": _mean_std(summary, variant, m) for m in METRICS})
         on_more = more is not None and variant in more.index
         row.update({f"MORE {SHORT[m]}": _mean_std(more, variant, m) if on_more else MORE_NOTE for m in METRICS})
@@ -160,7 +161,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
         if variant not in summary.index:
             continue
         row: dict[str, Any] = {"variant": variant, "encoder": summary.loc[variant, "text_encoder"],
-                               "training": summary.loc[variant, "training"]}
+                               "training": summary.loc[variant, "training"], "scope": summary.loc[variant, "scope"]}
         row.update({SHORT[m]: _mean_std(summary, variant, m) for m in METRICS})
         deltas = [summary.loc[variant, m] - summary.loc[FULL_MODEL, m] for m in METRICS]
         row["ΔF1"] = round(deltas[-1], 2)
@@ -218,21 +219,23 @@ def _seconds_per_epoch(record: dict[str, Any]) -> float:
 
 
 def training_cost(runs_dir: str | Path) -> pd.DataFrame:
-    """What training cost, per setting (training mode, text encoder) and part, from the records'
+    """What training cost, per setting (training mode, text encoder, hypergraph scope) and part, from the records'
     wall times: the stage-1 encoder of all train (listed under ``two-stage``; ``out-of-fold`` shares
     it), the out-of-fold fold encoders (``runs/folds/``), and each stage-2 (or joint) variant: runs,
     epochs per run, mean seconds per epoch, total seconds."""
     rows = []
     for folder, fold_part in ((Path(runs_dir), False), (Path(runs_dir) / FOLDS_FOLDER, True)):
         for _, record in iter_records(folder):
-            training, encoder = record_setting(record)
+            training, encoder, scope = record_setting(record)
             part = ("stage 1: fold encoders" if fold_part else "stage 1: encoder of all train"
                     if record["variant"] == ENCODER_VARIANT else record["variant"])
-            rows.append({"training": training, "encoder": encoder, "part": part, "epochs": len(record["epochs"]),
+            rows.append({"training": training, "encoder": encoder, "scope": scope, "part": part,
+                         "epochs": len(record["epochs"]),
                          "epoch_s": _seconds_per_epoch(record), "total_s": record["train_wall_s"]})
     if not rows:
-        return pd.DataFrame(columns=["training", "encoder", "part", "runs", "epochs per run", "s per epoch", "total s"])
-    grouped = pd.DataFrame(rows).groupby(["training", "encoder", "part"], sort=False)
+        return pd.DataFrame(columns=["training", "encoder", "scope", "part", "runs", "epochs per run", "s per epoch",
+                                     "total s"])
+    grouped = pd.DataFrame(rows).groupby(["training", "encoder", "scope", "part"], sort=False)
     return pd.DataFrame({"runs": grouped.size(), "epochs per run": grouped["epochs"].mean(),
                          "s per epoch": grouped["epoch_s"].mean(), "total s": grouped["total_s"].sum()}).reset_index()
 
@@ -273,7 +276,7 @@ def stage1_sentence(table: pd.DataFrame, reference: str, candidate: str) -> str:
 
 def tables_suffix(config: RunConfig) -> str:
     """The file-name suffix of the tables of ``config``'s setting: ``""`` for the default, else
-    ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.jobs.setting_tag`), so the tables of other
+    ``__<training>-<encoder>[-<scope>]`` (:func:`~vmhan_lib.train.jobs.setting_tag`), so the tables of other
     settings stand beside the default's."""
     tag = setting_tag(config)
     return "" if tag is None else f"__{tag}"
@@ -345,7 +348,7 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, name_suffix
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
-                 table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
+                 table2_variants: tuple[str, ...], setting: tuple[str, str, str] | None = None,
                  more_runs_dir: str | Path | None = None, name_suffix: str = "") -> dict[str, pd.DataFrame]:
     """Build both tables from the run records (of ``setting``, see :func:`load_runs`; Table 2 only when
     VM-HAN has a complete run, e.g. not for a setting with its stage-1 encoder alone) and save each
@@ -354,7 +357,7 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     ``more_runs_dir`` (default ``runs_dir/more``)."""
     runs = load_runs(runs_dir, setting)
     if runs.empty:
-        of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r}"
+        of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r} in scope {setting[2]!r}"
         raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()}; train first")
     more_runs = load_runs(Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER,
                           setting)

@@ -161,7 +161,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
         if variant not in summary.index:
             continue
         row: dict[str, Any] = {"variant": variant, "encoder": summary.loc[variant, "text_encoder"],
-                               "training": summary.loc[variant, "training"], "scope": summary.loc[variant, "scope"]}
+                               "training": summary.loc[variant, "training"]}
         row.update({SHORT[m]: _mean_std(summary, variant, m) for m in METRICS})
         deltas = [summary.loc[variant, m] - summary.loc[FULL_MODEL, m] for m in METRICS]
         row["ΔF1"] = round(deltas[-1], 2)
@@ -174,6 +174,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper F1"] = paper[variant]["f1"]
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
+        row["scope"] = summary.loc[variant, "scope"]  # after the figures: notebook 06 reads the first columns
         row["note"] = "; ".join(filter(None, dict.fromkeys(runs.loc[runs["variant"] == variant, "fallbacks"])))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -205,7 +206,7 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
     paper_f1 = paper_mnre_f1()[FULL_MODEL]
     text = (f"{FULL_MODEL} scores test F1 {ours.f1:.2f} ± {ours.f1_std:.2f} over {len(ours.seeds)} seeds, "
             f"{paper_f1 - ours.f1:.2f} points below the paper's {paper_f1:.2f}.")
-    if (r := _against(summary, baseline)) is not None:
+    if (r := _against(summary, summary, baseline)) is not None:
         verdict = (f"{'more than' if r['beyond_spread'] else 'within'} the larger seed spread ({r['spread']:.2f})"
                    if r["beyond_spread"] is not None else SINGLE_SEED_VERDICT)
         text += (f" Against our {baseline} model ({r['baseline_f1']:.2f} ± {r['baseline_f1_std']:.2f}, "
@@ -283,27 +284,39 @@ def tables_suffix(config: RunConfig) -> str:
 
 
 def settings_comparison(runs: pd.DataFrame, baseline: str = "Text-only") -> pd.DataFrame:
-    """VM-HAN against ``baseline`` in every (training mode, text encoder) setting of ``runs``
-    (:func:`load_runs` without a setting) that has complete runs of both: test F1 mean ± std and
-    seeds of each, the difference, the larger seed spread, and whether the difference exceeds it
-    (``None`` while a side has a single seed)."""
-    rows = [{"training": training, "encoder": encoder, **row}
-            for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False)
-            if (row := _against(summarize(group), baseline)) is not None]
+    """VM-HAN against ``baseline`` in every (training mode, text encoder, hypergraph scope) setting of
+    ``runs`` (:func:`load_runs` without a setting) that has complete runs of VM-HAN and of the
+    baseline, the baseline's own runs in that setting or, where it has none there, its pair-scope
+    runs of the same training mode and encoder (``baseline_scope`` says which): test F1 mean ± std
+    and seeds of each, the difference, the larger seed spread, and whether the difference exceeds
+    it (``None`` while a side has a single seed)."""
+    summaries = {setting: summarize(group) for setting, group in
+                 runs.groupby(["training", "text_encoder", "scope"], sort=False)} if not runs.empty else {}
+    rows = []
+    for (training, encoder, scope), summary in summaries.items():
+        base_scope = scope if baseline in summary.index else "pair"
+        base = summaries.get((training, encoder, base_scope))
+        if base is not None and (row := _against(summary, base, baseline)) is not None:
+            rows.append({"training": training, "encoder": encoder, "scope": scope, **row, "baseline_scope": base_scope})
     return pd.DataFrame(rows)
 
 
-def _against(summary: pd.DataFrame, baseline: str) -> dict[str, Any] | None:
-    """A :func:`settings_comparison` row (less the setting) of one setting's :func:`summarize`; None
-    unless VM-HAN and ``baseline`` both have runs."""
-    if FULL_MODEL not in summary.index or baseline not in summary.index:
+def _against(summary: pd.DataFrame, base_summary: pd.DataFrame, baseline: str) -> dict[str, Any] | None:
+    """A :func:`settings_comparison` row (less the setting) of VM-HAN in one setting's :func:`summarize`
+    against ``baseline`` in ``base_summary``; None unless both have runs."""
+    if FULL_MODEL not in summary.index or baseline not in base_summary.index:
         return None
-    ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
+    ours, base = summary.loc[FULL_MODEL], base_summary.loc[baseline]
     difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
                                                     base.f1, base.f1_std, len(base.seeds))
     return {"vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std, "vm_han_seeds": len(ours.seeds), "baseline": baseline,
             "baseline_f1": base.f1, "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds),
             "difference": difference, "spread": spread, "beyond_spread": beyond}
+
+
+def _setting_name(row: Any) -> str:
+    """``<training> with <encoder>``, then ``in sentence scope`` where that is the scope."""
+    return f"{row.training} with {row.encoder}" + ("" if row.scope == "pair" else f" in {row.scope} scope")
 
 
 def settings_sentence(table: pd.DataFrame) -> str:
@@ -312,12 +325,13 @@ def settings_sentence(table: pd.DataFrame) -> str:
     if table.empty:
         return "No setting has complete runs of both VM-HAN and the text-only model yet."
     each = "; ".join(
-        f"{r.training} with {r.encoder}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
-        f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}), {r.difference:+.2f}, "
+        f"{_setting_name(r)}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
+        f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}"
+        + ("" if r.baseline_scope == r.scope else f", {r.baseline_scope} scope") + f"), {r.difference:+.2f}, "
         + (f"{'more than' if r.beyond_spread else 'within'} the spread {r.spread:.2f}" if r.beyond_spread is not None
            else "one seed on a side, no spread yet") for r in table.itertuples())
     compared = table[table["beyond_spread"].notna()]
-    winners = [f"{r.training} with {r.encoder}" for r in compared.itertuples() if r.beyond_spread and r.difference > 0]
+    winners = [_setting_name(r) for r in compared.itertuples() if r.beyond_spread and r.difference > 0]
     baseline = table.baseline.iloc[0]
     if winners:
         verdict = f"VM-HAN beats {baseline} by more than the seeds' spread in: {', '.join(winners)}."

@@ -15,6 +15,10 @@ would otherwise degenerate to the singletons {v_h} / {v_t} and connect no modali
 Slot layout, fixed: slot 0 = head v_h, slot 1 = tail v_t, slots 2.. = text-LLM nodes, then from
 slot ``N_t``: image v_I (if present), the k objects, the n visual-LLM nodes.
 
+This is ``hypergraph.scope = pair``: one hypergraph per entity pair, classified from slots 0 and 1.
+Sentence scope (:mod:`vmhan_lib.hypergraph.sentence`) fills the same :class:`HypergraphBatch` with one
+hypergraph per sentence, several pairs each (:attr:`HypergraphBatch.pairs`).
+
 :func:`collate_hypergraphs` copies features in a loop over instances (collation only); the
 incidence is derived from the node roles in one vectorised step.
 """

@@ -13,7 +13,8 @@ in those pairs' :class:`~vmhan_lib.features.nodes.InstanceNodes`):
 - the text-LLM nodes of its pairs, deduplicated by (name, occurrence within its pair);
 - the image node v_I (the mean of the pairs' image rows, which are the same image);
 - the objects: the *union* of the pairs' top-k (deduplicated by name and occurrence, as the
-  text-LLM nodes), so every pair keeps the objects chosen for it; then the visual-LLM nodes, likewise.
+  text-LLM nodes), so every pair keeps the objects chosen for it; then the visual-LLM nodes, likewise
+  (visual slots in the pair scope's order: image, objects, visual-LLM nodes).
 
 Hyperedges, in :data:`~vmhan_lib.hypergraph.config.EDGE_TYPES` order, each type only when enabled:
 
@@ -76,6 +77,12 @@ class _Pooled:
         self.rows[self.slots[key]].append(row)
         return self.slots[key]
 
+    def by_role(self) -> "_Pooled":
+        """The same nodes with their slots in role order (stable: first appearance within a role)."""
+        order = sorted(range(len(self.rows)), key=lambda slot: int(self.roles[slot]))
+        return _Pooled({key: order.index(slot) for key, slot in self.slots.items()}, [self.rows[i] for i in order],
+                       [self.roles[i] for i in order], [self.names[i] for i in order])
+
     def features(self, width: int, dtype: torch.dtype) -> torch.Tensor:
         """``[n, width]`` the mean of each slot's rows."""
         if not self.rows:
@@ -126,7 +133,7 @@ def _pool(pairs: Sequence[SentencePair], config: HypergraphConfig) -> _Sentence:
             visual.add(("image",) if role == NodeRole.IMAGE else key, nodes.visual_features[row], role,
                        nodes.visual_names[row])
         slots.append((text.slots[("entity", pair.head)], text.slots[("entity", pair.tail)], llm))
-    return _Sentence(text, visual, slots, heads, {tail for _, tail, _ in slots})
+    return _Sentence(text, visual.by_role(), slots, heads, {tail for _, tail, _ in slots})
 
 
 def _columns(sentence: _Sentence, config: HypergraphConfig, num_text: int) -> list[tuple[str, str, list[int]]]:

@@ -242,7 +242,7 @@ def _tables(args: argparse.Namespace) -> int:
     suffix = tables_suffix(config)
     if getattr(args, "readme", False) and (config.profile != "cpu" or suffix):
         raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
-                          "cpu without --set experiment.training / features.text.model")
+                          "cpu without --set experiment.training / features.text.model / model.hypergraph.scope")
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
                          config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER, name_suffix=suffix)
     for name, table in built.items():

@@ -261,3 +261,16 @@ def sentence_split(
                                        n_objects=2 if visual else 0, generator=generator, d_text=d_text,
                                        d_visual=d_visual))
     return SplitNodes.of(nodes, instances, vocab)
+
+
+def sentence_places(n: int, seed: int, max_pairs: int = 3) -> list[tuple[int, tuple[int, str], tuple[int, str]]]:
+    """:attr:`SplitNodes.places` for ``n`` pairs: consecutive pairs form sentences of 1 to
+    ``max_pairs`` pairs (sizes drawn from ``seed``); pair p's entities are ``(p, "h")`` and ``(p, "t")``,
+    so no entity is pooled and a label carried by a pair's head and tail features stays learnable."""
+    generator = torch.Generator().manual_seed(seed)
+    places, sentence = [], 0
+    while len(places) < n:
+        size = int(torch.randint(1, max_pairs + 1, (1,), generator=generator))
+        places += [(sentence, (p, "h"), (p, "t")) for p in range(len(places), min(n, len(places) + size))]
+        sentence += 1
+    return places

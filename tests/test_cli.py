@@ -114,11 +114,14 @@ def test_train_and_tables_run_the_jobs_of_the_profile(capsys, monkeypatch, tmp_p
     code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--set", "train.epochs=5")
     assert code == 0 and seen["jobs"] == [("GCN", 0)] and seen["epochs"] == 5 and "1 runs complete" in out
     assert seen["tables"][0].parts[-3:] == ("results", "tiny", "runs") and seen["tables"][1].name == "tiny"
-    assert seen["setting"] == ("two-stage", "all-MiniLM-L6-v2") and seen["suffix"] == ""  # the run's own setting
+    assert seen["setting"] == ("two-stage", "all-MiniLM-L6-v2", "pair") and seen["suffix"] == ""  # the run's own setting
     code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--set", "experiment.training=joint",
                         "--set", "features.text.model=all-mpnet-base-v2")
-    assert code == 0 and seen["setting"] == ("joint", "all-mpnet-base-v2")
+    assert code == 0 and seen["setting"] == ("joint", "all-mpnet-base-v2", "pair")
     assert seen["suffix"] == "__joint-all-mpnet-base-v2"  # beside the default setting's tables, never over them
+    code, out, _ = _run(capsys, "train", "--profile", "tiny", "--variants", "GCN", "--set", "model.hypergraph.scope=sentence")
+    assert code == 0 and seen["setting"] == ("two-stage", "all-MiniLM-L6-v2", "sentence")
+    assert seen["suffix"] == "__two-stage-all-minilm-l6-v2-sentence"
     code, _, err = _run(capsys, "tables", "--profile", "tiny", "--readme")
     assert code == 2 and "--readme renders the committed cpu results of the default setting only" in err
     code, _, err = _run(capsys, "tables", "--profile", "cpu", "--readme", "--set", "experiment.training=out-of-fold")

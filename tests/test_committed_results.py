@@ -20,7 +20,7 @@ from vmhan_lib.paths import REPO_ROOT
 NOTEBOOKS = ("05_main_results", "06_ablations", "07_analyses")
 """The notebooks that read run records only (04 trains when a record is missing; 08 explores a bundle)."""
 OTHER_SETTINGS = (("experiment.training=joint",), ("experiment.training=out-of-fold",),
-                  ("features.text.model=all-mpnet-base-v2",))
+                  ("features.text.model=all-mpnet-base-v2",), ("model.hypergraph.scope=sentence",))
 """The committed tables of settings other than the default, written by ``tables --set ...``."""
 COMPARED = ("results", "figures", "README.md")
 

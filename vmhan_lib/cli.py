@@ -243,7 +243,7 @@ def _tables(args: argparse.Namespace) -> int:
     suffix = tables_suffix(config) + (f"__{folder}" if folder else "")
     if getattr(args, "readme", False) and (config.profile != "cpu" or suffix):
         raise ConfigError("--readme renders the committed cpu results of the default setting only; use --profile "
-                          "cpu without --set experiment.training / features.text.model / features.visual_source / data.dataset")
+                          "cpu without --set experiment.training / features.text.model / features.visual_source / data.dataset / model.hypergraph.scope")
     built = write_tables(runs, output_dirs(config.profile)[0], (*TABLE1_VARIANTS, ENCODER_VARIANT), TABLE2_VARIANTS,
                          config.setting, more_runs_dir=runs_dir(config.profile) / MORE_RUNS_FOLDER, name_suffix=suffix)
     for name, table in built.items():

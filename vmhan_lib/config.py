@@ -267,11 +267,16 @@ class RunConfig:
         if self.data.dataset == "more" and self.features.visual_source != "images":
             raise ValueError(f"data.dataset=more needs features.visual_source=images (MORE has no captions here), "
                              f"got {self.features.visual_source!r}")
+        if self.model.hypergraph.scope == "sentence" and (self.data.dataset == "more" or
+                                                          self.experiment.training == "joint"):
+            raise ValueError("model.hypergraph.scope=sentence is for MNRE (MORE's tails are image objects) in "
+                             "two-stage or out-of-fold training; joint training builds one hypergraph per pair")
 
     @property
-    def setting(self) -> tuple[str, str]:
-        """(training mode, text encoder): what every run record and table row says of the text side."""
-        return self.experiment.training, self.features.text.model
+    def setting(self) -> tuple[str, str, str]:
+        """(training mode, text encoder, hypergraph scope): what every run record and table row says
+        of how the text side was trained and what one hypergraph holds."""
+        return self.experiment.training, self.features.text.model, self.model.hypergraph.scope
 
     def with_training(self, mode: str) -> "RunConfig":
         """This configuration in training mode ``mode`` (``experiment.training``), all else kept."""

@@ -55,6 +55,11 @@ computed (device, threads, evaluation and feature batch sizes) and ``model.varia
 before 2026-12-03, which hold them, are compared without them (:func:`upgrade`, the one
 translation of older identities)."""
 
+DEFAULT_VALUES: dict[str, Any] = {"model.hypergraph.scope": "pair"}
+"""Dotted places, in a run identity, of fields added after runs were recorded, with the value that
+means what those runs did: an identity holding that value leaves it out (:func:`without_ignored_values`),
+so the runs recorded before the field existed stay current; any other value enters the identity."""
+
 HASH_CACHE_FILE = REPO_ROOT / ".cache" / "file_sha256.json"
 """Content hashes of files already read, by (resolved path, size, mtime in ns)."""
 
@@ -134,15 +139,21 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def without_ignored_values(identity: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``identity`` without the values at :data:`IGNORED_VALUES`."""
+    """``identity`` without the values at :data:`IGNORED_VALUES` and the :data:`DEFAULT_VALUES` it holds."""
     return {key: without_ignored_values(value, f"{prefix}{key}.") if isinstance(value, dict) else value
-            for key, value in identity.items() if f"{prefix}{key}" not in IGNORED_VALUES}
+            for key, value in identity.items() if not _left_out(f"{prefix}{key}", value)}
+
+
+def _left_out(place: str, value: Any) -> bool:
+    """Whether the value at dotted ``place`` stays out of identities (:data:`IGNORED_VALUES`, :data:`DEFAULT_VALUES`)."""
+    return place in IGNORED_VALUES or (place in DEFAULT_VALUES and DEFAULT_VALUES[place] == value)
 
 
 def upgrade(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored identity as identities are written today, flattened: the :data:`IGNORED_VALUES` set aside."""
+    """A stored identity as identities are written today, flattened: the :data:`IGNORED_VALUES` and
+    the :data:`DEFAULT_VALUES` set aside."""
     flat = _flatten(json.loads(json.dumps(stored)))
-    return {key: value for key, value in flat.items() if key not in IGNORED_VALUES}
+    return {key: value for key, value in flat.items() if not _left_out(key, value)}
 
 
 def differences(stored: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:

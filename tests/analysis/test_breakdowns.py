@@ -136,3 +136,26 @@ def test_describe_visual_proportion_compares_none_with_all_against_the_spread() 
     assert "nothing measurable" in bd.describe_visual_proportion(scores([61.0, 63.0], [62.0, 62.5]))
     assert "no comparison" in bd.describe_visual_proportion(scores([], [1.0]).query("`visual %` == 100"))
     assert "one seed on a side" in bd.describe_visual_proportion(scores([60.0], [70.0, 70.2]))
+
+
+def test_scopes_are_told_apart_and_the_candidate_is_compared_overall_and_per_group(runs) -> None:
+    scoped = bd.scope_labelled(runs)
+    assert set(scoped.variant) == {"VM-HAN (Ours) · pair", "Text-only · pair", "GCN · pair"}
+    test = [_instance(i, f"s{i // 2 if i < 80 else i}", "A", "B", "None") for i in range(120)]  # 40 two-pair sentences
+    per_seed = bd.scores_by_groups(bd.load_predictions(scoped, ["VM-HAN (Ours) · pair", "Text-only · pair", "GCN · pair"]),
+                                   test)
+    summary = bd.summarize_groups(per_seed)
+    assert set(summary.group) == {bd.ALL_PAIRS, bd.ONE_PAIR, bd.SEVERAL_PAIRS}
+    n = summary.drop_duplicates("group").set_index("group")["n"]
+    assert (n[bd.ALL_PAIRS], n[bd.SEVERAL_PAIRS], n[bd.ONE_PAIR]) == (120, 80, 40)
+    table = bd.candidate_comparison(summary, "VM-HAN (Ours) · pair", ["Text-only · pair", "GCN · pair", "HGNN · pair"])
+    assert len(table) == 6  # 3 groups x 2 references with runs (HGNN has none)
+    row = table[(table.group == bd.ALL_PAIRS) & (table.reference == "Text-only · pair")].iloc[0]
+    ours = summary.set_index(["variant", "group"]).loc[("VM-HAN (Ours) · pair", bd.ALL_PAIRS)]
+    assert row.f1 == pytest.approx(ours.f1) and row.difference == pytest.approx(ours.f1 - row.reference_f1)
+    assert row.beyond_spread and row.difference > 0  # accuracy 0.8 against 0.6 over 120 instances
+    assert table[table.reference == "GCN · pair"]["beyond_spread"].isna().all()  # one GCN seed
+    sentence = bd.comparison_sentence(table)
+    assert sentence.startswith(f"On all pairs (n=120), VM-HAN (Ours) · pair scores {ours.f1:.2f}")
+    assert "above it by more than the spread" in sentence and "one seed on a side" in sentence
+    assert bd.comparison_sentence(table.iloc[:0]).startswith("No runs")

@@ -17,12 +17,14 @@ from vmhan_lib.analysis.hypergraph_view import (
     draw_hypergraph_attention,
     draw_edge_switches,
     draw_incidence,
+    draw_scopes,
     hyperedge_members,
     instance_incidence,
 )
 from vmhan_lib.features.nodes import InstanceNodes
 from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.hypergraph.config import HypergraphConfig, NodeRole
+from vmhan_lib.hypergraph.sentence import SentencePair, collate_sentences
 from vmhan_lib.model.vmhan import build_model
 
 from tests.factories import TINY as CONFIG
@@ -151,3 +153,27 @@ def test_edge_switch_panels_equal_the_collated_incidence_without_those_edges() -
     expected = collate_hypergraphs([instance], HypergraphConfig().without_edges("textual", "visual")).incidence[0]
     np.testing.assert_array_equal(_heatmap_data(panels[-2]).data, expected.numpy())
     assert len(panels) == 8
+
+
+def test_sentence_scope_views_keep_the_named_columns_and_draw_both_scopes() -> None:
+    generator = torch.Generator().manual_seed(3)
+    pairs = [handmade_instance(["Alice", "Acme", "joined"], ["<image>", "person"], n_objects=1, generator=generator),
+             handmade_instance(["Alice", "Paris"], ["<image>", "tower"], n_objects=1, generator=generator)]
+    sentences = [[SentencePair(pairs[0], "alice", "acme"), SentencePair(pairs[1], "alice", "paris")],
+                 [SentencePair(text_only_instance(generator), "bob", "paris")]]
+    batch = collate_sentences(sentences, HypergraphConfig(scope="sentence"))
+    view = instance_incidence(batch, 1)  # the one-pair text-only sentence: padded columns dropped
+    assert view.edge_names == ("global", "textual: Bob – Paris", "visual", "head_visual: Bob", "tail_visual: Paris")
+    assert view.edge_types == ("global", "textual", "visual", "head_visual", "tail_visual")
+    members = hyperedge_members(batch, 0)
+    assert members["textual: Alice – Acme"] == ["Alice", "Acme", "joined"]
+    assert members["head_visual: Alice"] == ["Alice", "<image>", "person", "tower"]
+    torch.manual_seed(0)
+    model = build_model(CONFIG.with_hypergraph(scope="sentence")).eval()
+    with torch.no_grad():
+        attention = model(batch, return_attention=True).attention
+    matrices = attention_matrices(attention, batch, 1, layer=0, head=0)
+    assert matrices["node_from_edges"].shape == (2, 5)  # Bob, Paris x the five named columns
+    figure = draw_scopes(collate_hypergraphs(pairs, HypergraphConfig()), batch, 0)
+    assert len(figure.axes) == 3 and figure.axes[2].get_title().startswith("sentence scope: 2 pairs")
+    assert len(figure.axes[2].lines) == int(batch.incidence[0].sum())

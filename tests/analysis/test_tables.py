@@ -14,13 +14,17 @@ LABELS = ["None", "a", "b"]
 
 
 def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy: float,
-              setting: tuple[str, str] | None = None) -> dict:
-    """A run record; ``setting`` = (training, text_encoder) fields, None = a record from before they existed."""
+              setting: tuple[str, ...] | None = None) -> dict:
+    """A run record; ``setting`` = (training, text_encoder[, scope]) fields, None = a record from
+    before they existed (a scope is recorded only when not ``pair``, as the runner does)."""
     rng = np.random.default_rng(hash((variant, seed, setting)) % 2**32)
     pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
-    run_dir = runs_dir / run_id("cpu" if setting is None else f"cpu__{setting[0]}-{setting[1].lower()}", variant, seed)
+    tag = "" if setting is None else f"__{'-'.join(setting).lower()}"
+    run_dir = runs_dir / run_id(f"cpu{tag}", variant, seed)
     scores = score(gold, pred).as_dict()
     fields = {} if setting is None else {"training": setting[0], "text_encoder": setting[1]}
+    if setting is not None and len(setting) > 2 and setting[2] != "pair":
+        fields["scope"] = setting[2]
     write_run(run_dir, {"run_id": run_dir.name, "variant": variant, "seed": seed, "dev": scores, "test": scores,
                         "train_wall_s": 1.0, "best_epoch": 1, "n_parameters": 10, "device": "cpu", "complete": True,
                         **fields},
@@ -124,13 +128,19 @@ def test_headline_gap_states_the_distance_to_the_paper_and_to_the_baseline(runs_
 
 def test_rows_name_their_setting_and_settings_are_never_averaged(runs_dir: Path) -> None:
     gold = [p.gold for p in read_predictions(runs_dir / "cpu__vm-han-ours__seed0")]
-    joint = ("joint", "all-mpnet-base-v2")
+    joint = ("joint", "all-mpnet-base-v2", "pair")
+    sentence = ("two-stage", "all-MiniLM-L6-v2", "sentence")
     for seed in range(2):
         _fake_run(runs_dir, "VM-HAN (Ours)", seed, gold, 0.95, joint)
-    with pytest.raises(ValueError, match=r"the runs come from 2 settings .*load_runs\(runs_dir, setting="):
+        _fake_run(runs_dir, "VM-HAN (Ours)", seed, gold, 0.9, sentence)
+    with pytest.raises(ValueError, match=r"the runs come from 3 settings .*load_runs\(runs_dir, setting="):
         summarize(load_runs(runs_dir))
-    old = load_runs(runs_dir, ("two-stage", "all-MiniLM-L6-v2"))  # records without the fields: the only setting then
+    old = load_runs(runs_dir, ("two-stage", "all-MiniLM-L6-v2", "pair"))  # records without the fields: the only setting then
     assert len(old) == 9 and set(old.training) == {"two-stage"} and set(old.text_encoder) == {"all-MiniLM-L6-v2"}
+    assert set(old.scope) == {"pair"}
+    in_sentence = load_runs(runs_dir, sentence)
+    assert len(in_sentence) == 2 and table1(in_sentence, ("VM-HAN (Ours)",)).iloc[0]["scope"] == "sentence"
+    assert table2(in_sentence, ("VM-HAN (Ours)",), resamples=10).iloc[0]["scope"] == "sentence"
     new = load_runs(runs_dir, joint)
     assert sorted(new.seed) == [0, 1] and set(new.variant) == {"VM-HAN (Ours)"}
     ours = table1(new, ("VM-HAN (Ours)",)).iloc[0]
@@ -161,8 +171,8 @@ def test_tables_of_another_setting_are_written_beside_the_default_ones(tmp_path:
     for seed in range(2):
         _fake_run(runs, "VM-HAN (Ours)", seed, gold, 0.8)  # the default setting (older records)
         _fake_run(runs, "VM-HAN (Ours)", seed, gold, 0.5, ("out-of-fold", "all-MiniLM-L6-v2"))
-    default = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("two-stage", "all-MiniLM-L6-v2"))
-    other = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("out-of-fold", "all-MiniLM-L6-v2"),
+    default = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("two-stage", "all-MiniLM-L6-v2", "pair"))
+    other = write_tables(runs, out, ("VM-HAN (Ours)",), ("VM-HAN (Ours)",), ("out-of-fold", "all-MiniLM-L6-v2", "pair"),
                          name_suffix="__out-of-fold-all-minilm-l6-v2")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{t}{s}.{e}" for t in ("table1_main_results", "table2_ablations") for s in ("", "__out-of-fold-all-minilm-l6-v2")
@@ -186,8 +196,14 @@ def test_settings_comparison_tells_each_setting_apart_and_names_the_winners(tmp_
     mpnet = ("two-stage", "all-mpnet-base-v2")
     _fake_run(tmp_path, "VM-HAN (Ours)", 0, gold, 0.99, mpnet)  # one seed a side: no verdict, however far apart
     _fake_run(tmp_path, "Text-only", 0, gold, 0.2, mpnet)
+    for seed in range(3):  # sentence scope without its own Text-only runs: compared with the pair scope's
+        _fake_run(tmp_path, "VM-HAN (Ours)", seed, gold, 0.95, ("two-stage", "all-MiniLM-L6-v2", "sentence"))
     runs = load_runs(tmp_path)
     table = settings_comparison(runs)
+    in_sentence = table[table.scope == "sentence"].iloc[0]
+    assert in_sentence.baseline_scope == "pair" and in_sentence.difference > 0 and in_sentence.beyond_spread
+    assert "two-stage with all-MiniLM-L6-v2 in sentence scope" in settings_sentence(table)
+    table = table[table.scope == "pair"]
     single = table[table.encoder == "all-mpnet-base-v2"].iloc[0]
     assert single.beyond_spread is None and single.difference > 10 and single.spread == 0
     assert "two-stage with all-mpnet-base-v2" not in settings_sentence(table).split(" Test F1")[0]
@@ -266,7 +282,7 @@ def test_a_setting_with_its_stage1_encoder_alone_gets_table1_only(tmp_path: Path
                         "test": metrics, "epochs": [], "train_wall_s": 1.0, "best_epoch": 3, "n_parameters": 1,
                         "device": "cpu"}, [Prediction(0, "None", "None", (1.0,))])
     built = write_tables(tmp_path / "runs", tmp_path, ("VM-HAN (Ours)", "Text-only (fine-tuned encoder)"),
-                         ("VM-HAN (Ours)",), ("two-stage", "all-mpnet-base-v2"), name_suffix="__mpnet")
+                         ("VM-HAN (Ours)",), ("two-stage", "all-mpnet-base-v2", "pair"), name_suffix="__mpnet")
     assert list(built) == ["table1_main_results"] and not (tmp_path / "table2_ablations__mpnet.md").exists()
     row = built["table1_main_results"].iloc[0]
     assert row["model"] == "Text-only (fine-tuned encoder)" and row["encoder"] == "all-mpnet-base-v2"

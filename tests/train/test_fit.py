@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import vmhan_lib.train.fit as fit_module
-from tests.factories import TINY, random_split
+from tests.factories import TINY, random_split, sentence_places
 from vmhan_lib.data.mnre import RelationVocab
 from vmhan_lib.hypergraph.batch import collate_hypergraphs
 from vmhan_lib.metrics import score
@@ -218,6 +218,33 @@ def test_hypergraph_batches_cover_train_once_per_epoch_in_seeded_order(data) -> 
     other = [b.labels for b in task.train_batches(8)]
     assert all(torch.equal(a, b) for a, b in zip(again, [b.labels for b in batches]))
     assert not all(torch.equal(a, b) for a, b in zip(other, again))
+
+
+def test_sentence_scope_batches_whole_sentences_and_predicts_every_pair_in_split_order(tmp_path: Path, data) -> None:
+    places = {split: sentence_places(len(part.nodes), seed) for seed, (split, part) in enumerate(data.items())}
+    # interleave the sentences of test, so split order and sentence order differ
+    places["test"] = [(sentence % 7, head, tail) for sentence, head, tail in places["test"]]
+    sentence_data = {split: replace(part, places=places[split]) for split, part in data.items()}
+    config = TINY.with_hypergraph(scope="sentence")
+    task = HypergraphTask(config, sentence_data, 16, 64, torch.device("cpu"))
+    batches = list(task.train_batches(7))
+    assert sum(len(b.labels) for b in batches) == 96 and len(batches) <= 6  # ceil(96 / 16) steps at most
+    assert sum(b.batch_size for b in batches) == len({s for s, _, _ in places["train"]})
+    model = build_model(config.sized(12, 10, 4))
+    by_pair = task.predict(model, "test").probabilities
+    for i in (0, 13, 49):  # the same pair alone in its sentence's graph gives its row
+        sentence = [p for p, place in enumerate(places["test"]) if place[0] == places["test"][i][0]]
+        alone = HypergraphTask(config, {**sentence_data, "test": replace(
+            sentence_data["test"], nodes=[data["test"].nodes[p] for p in sentence],
+            labels=[data["test"].labels[p] for p in sentence], indices=sentence,
+            places=[places["test"][p] for p in sentence])}, 16, 64, torch.device("cpu")).predict(model, "test")
+        torch.testing.assert_close(by_pair[i], alone.probabilities[sentence.index(i)], atol=1e-6, rtol=0)
+    record = fit(name="VM-HAN (Ours)", task=task, train_config=TrainConfig(epochs=2, batch_size=16, lr=1e-2),
+                 vocab=VOCAB, seed=3, run_dir=tmp_path / "run", checkpoint_dir=tmp_path / "ckpt", config_record={},
+                 progress=False)
+    assert [p.index for p in read_predictions(tmp_path / "run")] == data["test"].indices and record["complete"]
+    with pytest.raises(ValueError, match="needs the sentence of every pair"):
+        HypergraphTask(config, data, 16, 64, torch.device("cpu"))
 
 
 def test_an_empty_split_is_refused() -> None:

@@ -134,3 +134,32 @@ def test_an_identity_written_with_execution_values_stays_current_and_keeps_its_d
     record_file.write_text(json.dumps(record))
     assert run_differences(paths.run_dir("tiny", job), job_identity(config, job, paths=paths)) == [
         "train.lr: 0.5 -> 0.001"]
+
+
+def test_sentence_scope_runs_have_their_own_ids_and_identities_and_share_stage1(tmp_path: Path, fake_inputs) -> None:
+    """scope = pair stays out of identities (the runs recorded before the field existed stay current);
+    sentence-scope runs get their own run ids, identities and record fields, over the same stage 1."""
+    from dataclasses import replace
+
+    from vmhan_lib.config_tree import ConfigError
+    from vmhan_lib.identity import DEFAULT_VALUES
+    from vmhan_lib.train.jobs import run_prefix, setting_record
+
+    data = write_tiny_mnre(tmp_path / "mnre")
+    base = {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen", "train.epochs": 1, "device": "cpu"}
+    pair = run_config("tiny", str(data), base)
+    sentence = run_config("tiny", str(data), {**base, "model.hypergraph.scope": "sentence"})
+    paths, job = RunPaths(tmp_path / "runs", tmp_path / "ckpt"), Job("GCN", 0)
+    assert DEFAULT_VALUES["model.hypergraph.scope"] == "pair"
+    assert "scope" not in job_identity(pair, job, paths=paths)["model"]["hypergraph"]
+    assert job_identity(sentence, job, paths=paths)["model"]["hypergraph"]["scope"] == "sentence"
+    assert run_prefix(pair) == "tiny" and run_prefix(sentence) == "tiny__two-stage-all-minilm-l6-v2-sentence"
+    assert setting_record(pair) == {"training": "two-stage", "text_encoder": "all-MiniLM-L6-v2"}
+    assert setting_record(sentence)["scope"] == "sentence"
+    assert paths.encoder_run_dir(sentence) == paths.encoder_run_dir(pair)  # one stage 1 for both scopes
+    assert paths.encoder_checkpoint_dir(sentence) == paths.encoder_checkpoint_dir(pair)
+    oof = replace(sentence, experiment=replace(sentence.experiment, training="out-of-fold"))
+    assert paths.fold_encoder_run_dir(oof, 0) == paths.fold_encoder_run_dir(replace(pair, experiment=oof.experiment), 0)
+    for wrong in ({"experiment.training": "joint"}, {"data.dataset": "more", "features.visual_source": "images"}):
+        with pytest.raises((ConfigError, ValueError), match="scope=sentence is for MNRE"):
+            run_config("tiny", str(data), {**base, "model.hypergraph.scope": "sentence", **wrong})

@@ -16,6 +16,10 @@ Interpretation choices (the paper does not define its groups):
   pair in the test split, else in ``several pairs``.
 - Scores per group are the MNRE micro precision / recall / F1 over the non-None relations
   (:func:`vmhan_lib.metrics.score`) of each run, then mean ± sd (ddof=1; 0 for one seed) over seeds.
+- **Hypergraph scope** (issue 23): :func:`scope_labelled` names each model with its
+  ``hypergraph.scope`` (``VM-HAN (Ours) · sentence``), so the Fig. 4 groups compare both scopes side
+  by side; :func:`candidate_comparison` and :func:`comparison_sentence` say whether one model beats
+  others beyond the seeds' spread, overall (group ``all pairs``) and per group.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from vmhan_lib.train.records import read_predictions
 
 ONE_CATEGORY, SEVERAL_CATEGORIES = "one category", "several categories"
 ONE_PAIR, SEVERAL_PAIRS = "one pair", "several pairs"
+ALL_PAIRS = "all pairs"
 PREDICTION_COLUMNS: tuple[str, ...] = ("variant", "seed", "index", "gold", "predicted", "confidence", "variance")
 
 
@@ -179,3 +184,63 @@ def describe_visual_proportion(scores: pd.DataFrame) -> str:
     return (f"F1 with {high} % of instances keeping their visual nodes {full['mean']:.2f} ± {full['std']:.2f} "
             f"({int(full['count'])} seeds) against {low} %: {none['mean']:.2f} ± {none['std']:.2f} "
             f"({int(none['count'])} seeds); the difference {difference:+.2f} is {verdict}.")
+
+
+def scope_labelled(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` (:func:`vmhan_lib.analysis.tables.load_runs`, one training mode and encoder) with each
+    variant named with its hypergraph scope, e.g. ``VM-HAN (Ours) · sentence``."""
+    return runs.assign(variant=runs["variant"] + " · " + runs["scope"])
+
+
+def scores_by_groups(predictions: pd.DataFrame, test: Sequence[Instance]) -> pd.DataFrame:
+    """:func:`scores_by_group` overall (group :data:`ALL_PAIRS`) and per Fig. 4 group, one table."""
+    fig4 = pairs_per_sentence_groups(test)
+    everything = pd.Series(ALL_PAIRS, index=fig4.index, name="group")
+    return pd.concat([scores_by_group(predictions, everything), scores_by_group(predictions, fig4)],
+                     ignore_index=True)
+
+
+def candidate_comparison(summary: pd.DataFrame, candidate: str, references: Sequence[str]) -> pd.DataFrame:
+    """``candidate`` against each of ``references`` in every group of ``summary``
+    (:func:`summarize_groups`): F1 mean ± sd and seeds of each, the difference, the larger spread
+    and whether the difference exceeds it (None while a side has one seed). Pairs of models without
+    runs in a group give no row."""
+    indexed = summary.set_index(["variant", "group"])
+    rows = []
+    for group in dict.fromkeys(summary["group"]):
+        for reference in references:
+            if (candidate, group) not in indexed.index or (reference, group) not in indexed.index:
+                continue
+            ours, base = indexed.loc[(candidate, group)], indexed.loc[(reference, group)]
+            difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, int(ours.seeds),
+                                                            base.f1, base.f1_std, int(base.seeds))
+            rows.append({"group": group, "n": int(ours.n), "candidate": candidate, "f1": ours.f1, "f1_std": ours.f1_std,
+                         "seeds": int(ours.seeds), "reference": reference, "reference_f1": base.f1,
+                         "reference_f1_std": base.f1_std, "reference_seeds": int(base.seeds),
+                         "difference": difference, "spread": spread, "beyond_spread": beyond})
+    return pd.DataFrame(rows)
+
+
+def comparison_sentence(table: pd.DataFrame) -> str:
+    """One sentence per group of :func:`candidate_comparison`: whether the candidate beats each
+    reference by more than the seeds' spread, with the numbers."""
+    if table.empty:
+        return "No runs of the candidate and its references to compare yet."
+    candidate = table["candidate"].iloc[0]
+    parts = []
+    for group, rows in table.groupby("group", sort=False):
+        first = rows.iloc[0]
+        against = "; ".join(f"{r.reference} {r.reference_f1:.2f} ± {r.reference_f1_std:.2f} ({r.reference_seeds}): "
+                            f"{r.difference:+.2f}, {_verdict(r)}" for r in rows.itertuples())
+        parts.append(f"On {group} (n={first.n}), {candidate} scores {first.f1:.2f} ± {first.f1_std:.2f} "
+                     f"({first.seeds} seeds); against {against}.")
+    return " ".join(parts)
+
+
+def _verdict(row: Any) -> str:
+    """How a :func:`candidate_comparison` row's difference stands against the seeds' spread, in words."""
+    if row.beyond_spread is None:
+        return SINGLE_SEED_VERDICT
+    if not row.beyond_spread:
+        return f"within the spread {row.spread:.2f}"
+    return f"{'above' if row.difference > 0 else 'below'} it by more than the spread {row.spread:.2f}"

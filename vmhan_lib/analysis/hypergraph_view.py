@@ -2,10 +2,13 @@
 
 Each ``draw_*`` function takes a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch` and the
 position of one instance in it (:func:`draw_edge_switches`: the instance's nodes), keeps that
-instance's real nodes only (padded slots are dropped) and returns a matplotlib figure: the bipartite
-hypergraph (:func:`draw_hypergraph`), its incidence (:func:`draw_incidence`), both attention
-directions beside the hypergraph for case studies (:func:`draw_hypergraph_attention`), the incidence
-under the hyperedge switch-offs of Table 2 (:func:`draw_edge_switches`). The matrices drawn come from
+instance's real nodes and hyperedge columns only (padded slots and columns are dropped) and returns a
+matplotlib figure: the bipartite hypergraph (:func:`draw_hypergraph`), its incidence
+(:func:`draw_incidence`), both attention directions beside the hypergraph for case studies
+(:func:`draw_hypergraph_attention`), the incidence under the hyperedge switch-offs of Table 2
+(:func:`draw_edge_switches`), one sentence in both hypergraph scopes (:func:`draw_scopes`). A
+sentence-scope batch (:mod:`vmhan_lib.hypergraph.sentence`) names its columns per graph
+(``textual: h – t``), a pair-scope batch by their type. The matrices drawn come from
 :func:`instance_incidence` and :func:`attention_matrices`, which tests and notebooks can read directly.
 """
 
@@ -49,9 +52,11 @@ class InstanceHypergraph:
         slots: the batch slots of the real nodes, in slot order.
         node_names: their names.
         node_roles: their :class:`NodeRole`.
-        edge_types: the incidence columns.
+        edge_types: the type of each incidence column kept.
         incidence: ``[n_real, E]`` 0/1.
         edge_present: ``[E]`` whether the hyperedge has any node in this instance.
+        edge_names: the label of each column (its type in pair scope; ``textual: h – t`` and the like in
+            sentence scope).
     """
 
     slots: tuple[int, ...]
@@ -60,6 +65,7 @@ class InstanceHypergraph:
     edge_types: tuple[str, ...]
     incidence: np.ndarray
     edge_present: np.ndarray
+    edge_names: tuple[str, ...]
 
     @property
     def node_labels(self) -> list[str]:
@@ -68,8 +74,8 @@ class InstanceHypergraph:
 
     @property
     def edge_labels(self) -> list[str]:
-        """Hyperedge type names; a hyperedge with no node in this instance is marked ``(empty)``."""
-        return [name if present else f"{name} (empty)" for name, present in zip(self.edge_types, self.edge_present)]
+        """Hyperedge names; a hyperedge with no node in this instance is marked ``(empty)``."""
+        return [name if present else f"{name} (empty)" for name, present in zip(self.edge_names, self.edge_present)]
 
 
 def instance_incidence(batch: HypergraphBatch, index: int) -> InstanceHypergraph:
@@ -77,11 +83,23 @@ def instance_incidence(batch: HypergraphBatch, index: int) -> InstanceHypergraph
     if not 0 <= index < batch.batch_size:
         raise IndexError(f"instance {index} outside a batch of {batch.batch_size}")
     slots = tuple(int(s) for s in batch.node_mask[index].nonzero().flatten().tolist())
+    names, columns = _edge_names(batch, index), _kept_columns(batch, index)
     return InstanceHypergraph(slots=slots, node_names=tuple(batch.node_names[index][s] for s in slots),
                               node_roles=tuple(NodeRole(int(batch.node_role[index, s])) for s in slots),
-                              edge_types=tuple(batch.edge_types),
-                              incidence=batch.incidence[index, list(slots)].detach().cpu().numpy(),
-                              edge_present=batch.edge_mask[index].detach().cpu().numpy())
+                              edge_types=tuple(names[j].split(":")[0] for j in columns),
+                              incidence=batch.incidence[index][list(slots)][:, columns].detach().cpu().numpy(),
+                              edge_present=batch.edge_mask[index, columns].detach().cpu().numpy(),
+                              edge_names=tuple(names[j] for j in columns))
+
+
+def _edge_names(batch: HypergraphBatch, index: int) -> list[str]:
+    """The label of every incidence column of instance ``index`` (``""`` on a sentence batch's padded columns)."""
+    return list(batch.edge_types) if batch.edge_names is None else batch.edge_names[index]
+
+
+def _kept_columns(batch: HypergraphBatch, index: int) -> list[int]:
+    """The incidence columns of instance ``index`` that are hyperedges of it (not padding)."""
+    return [j for j, name in enumerate(_edge_names(batch, index)) if name]
 
 
 def attention_matrices(
@@ -100,10 +118,10 @@ def attention_matrices(
     heads = weights.edge_from_nodes.shape[1]
     if not 0 <= head < heads:
         raise IndexError(f"head {head} outside 0..{heads - 1}")
-    slots = list(instance_incidence(batch, index).slots)
+    slots, columns = list(instance_incidence(batch, index).slots), _kept_columns(batch, index)
     edge_from_nodes = weights.edge_from_nodes[index, head].detach().cpu().numpy()  # [E, N]
     node_from_edges = weights.node_from_edges[index, head].detach().cpu().numpy()  # [N, E]
-    return {"edge_from_nodes": edge_from_nodes[:, slots].T, "node_from_edges": node_from_edges[slots]}
+    return {"edge_from_nodes": edge_from_nodes[columns][:, slots].T, "node_from_edges": node_from_edges[slots][:, columns]}
 
 
 def _heatmap(ax: plt.Axes, values: np.ndarray, mask: np.ndarray | None, rows: list[str], columns: list[str],
@@ -201,10 +219,11 @@ def draw_hypergraph_attention(batch: HypergraphBatch, index: int,
 
 
 def hyperedge_members(batch: HypergraphBatch, index: int) -> dict[str, list[str]]:
-    """``{hyperedge type: names of its nodes}`` of instance ``index`` (empty list: masked hyperedge)."""
+    """``{hyperedge name: names of its nodes}`` of instance ``index`` (empty list: masked hyperedge);
+    the names are the types in pair scope."""
     view = instance_incidence(batch, index)
     return {edge: [name for name, member in zip(view.node_names, view.incidence[:, j]) if member]
-            for j, edge in enumerate(view.edge_types)}
+            for j, edge in enumerate(view.edge_names)}
 
 
 def draw_edge_switches(
@@ -226,5 +245,21 @@ def draw_edge_switches(
                  "all hyperedges" if not names else "w/o " + " + ".join(names))
     for ax in list(axes.flat)[len(switched_off):]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def draw_scopes(pair_batch: HypergraphBatch, sentence_batch: HypergraphBatch, index: int = 0) -> plt.Figure:
+    """One sentence in both hypergraph scopes: the hypergraph of each of its pairs (``pair_batch``, one
+    panel per pair, ``hypergraph.scope = pair``) beside the one hypergraph of the sentence holding all
+    of them (graph ``index`` of ``sentence_batch``, ``scope = sentence``)."""
+    views = [instance_incidence(pair_batch, b) for b in range(pair_batch.batch_size)]
+    views.append(instance_incidence(sentence_batch, index))
+    rows = max(max(len(v.slots), len(v.edge_types)) for v in views)
+    fig, axes = plt.subplots(1, len(views), figsize=(7.5 * len(views), 0.45 * rows + 2.2), squeeze=False)
+    for b, (ax, view) in enumerate(zip(axes[0], views)):
+        _bipartite(ax, view, None)
+        ax.set_title(f"pair scope: pair {b + 1}" if b < len(views) - 1 else
+                     f"sentence scope: {len(views) - 1} pairs, one hypergraph")
     fig.tight_layout()
     return fig

@@ -49,7 +49,7 @@ def recorded_jobs(config: RunConfig, variants: Sequence[str]) -> list[Job]:
 
 def run_columns(config: RunConfig, job: Job) -> dict[str, Any]:
     """The :data:`RUN_COLUMNS` of ``job`` in ``config``."""
-    training, encoder = config.setting
+    training, encoder, _ = config.setting  # the run digest tells the scopes apart
     return {"variant": job.name, "seed": job.seed, "training": training, "encoder": encoder,
             "visual_source": config.features.visual_source, "run_digest": digest(job_identity(config, job))}
 

@@ -42,22 +42,22 @@ def paper_mnre_f1() -> dict[str, float]:
     return {row["model"]: float(row["MNRE"]["f1"]) for row in paper_numbers()["table1"]}
 
 
-def load_runs(runs_dir: str | Path, setting: tuple[str, str] | None = None) -> pd.DataFrame:
-    """One row per complete run: variant, seed, training mode and text encoder, test and dev
-    metrics in percent, wall time, its feature fallbacks and the settings in which it differs from
-    its profile's (``settings``, ``""`` when none; the tables' notes say both).
+def load_runs(runs_dir: str | Path, setting: tuple[str, str, str] | None = None) -> pd.DataFrame:
+    """One row per complete run: variant, seed, training mode, text encoder and hypergraph scope,
+    test and dev metrics in percent, wall time, its feature fallbacks and the settings in which it
+    differs from its profile's (``settings``, ``""`` when none; the tables' notes say both).
 
     Args:
-        setting: keep only the runs of this (training mode, text encoder), e.g.
+        setting: keep only the runs of this (training mode, text encoder, hypergraph scope), e.g.
             ``RunConfig.setting``; ``None`` keeps every run (the tables then refuse a mix).
     """
     rows = []
     for run_dir, record in iter_records(Path(runs_dir)):
-        training, encoder = record_setting(record)
-        if setting is not None and (training, encoder) != tuple(setting):
+        training, encoder, scope = record_setting(record)
+        if setting is not None and (training, encoder, scope) != tuple(setting):
             continue
         row = {"run_id": record["run_id"], "run_dir": str(run_dir), "variant": record["variant"], "seed": record["seed"],
-               "training": training, "text_encoder": encoder,
+               "training": training, "text_encoder": encoder, "scope": scope,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
                "fallbacks": _fallback_note(record), "settings": _settings_note(record)}
@@ -91,16 +91,16 @@ def _row_notes(runs: pd.DataFrame, variant: str) -> list[str]:
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant: seeds, mean and std (ddof=1; 0 for one seed) of each metric, per-seed F1, the
-    training mode and text encoder.
+    training mode, text encoder and hypergraph scope.
 
     Raises:
-        ValueError: the runs come from several (training mode, text encoder) settings, which must
-            not be averaged together (load one with ``load_runs(..., setting=...)``).
+        ValueError: the runs come from several (training mode, text encoder, scope) settings, which
+            must not be averaged together (load one with ``load_runs(..., setting=...)``).
     """
-    settings = sorted(set(zip(runs["training"], runs["text_encoder"])))
+    settings = sorted(set(zip(runs["training"], runs["text_encoder"], runs["scope"])))
     if len(settings) > 1:
         raise ValueError(f"the runs come from {len(settings)} settings {settings}; load one with "
-                         "load_runs(runs_dir, setting=(training, text_encoder)), e.g. RunConfig.setting")
+                         "load_runs(runs_dir, setting=(training, text_encoder, scope)), e.g. RunConfig.setting")
     grouped = runs.groupby("variant", sort=False)
     summary = grouped[list(METRICS) + ["dev_f1", "train_wall_s"]].mean()
     spread = grouped[list(METRICS)].std(ddof=1).fillna(0.0)
@@ -108,6 +108,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     summary["seeds"] = grouped["seed"].apply(lambda s: sorted(s.tolist()))
     summary["f1_per_seed"] = grouped.apply(lambda g: [round(x, 2) for x in g.sort_values("seed")["f1"]])
     summary["training"], summary["text_encoder"] = grouped["training"].first(), grouped["text_encoder"].first()
+    summary["scope"] = grouped["scope"].first()
     return summary
 
 
@@ -128,7 +129,7 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFram
             continue
         first, part = summaries[have[0]], parts[have[0]][0]
         row = {"source": "ours", "model": variant, "encoder": first.loc[variant, "text_encoder"],
-               "training": first.loc[variant, "training"]}
+               "training": first.loc[variant, "training"], "scope": first.loc[variant, "scope"]}
         for name, (_, missing) in parts.items():
             row.update({f"{name} {SHORT[m]}": _mean_std(summaries[name], variant, m) if name in have else missing
                         for m in METRICS})
@@ -184,6 +185,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper F1"] = paper[variant]["f1"]
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
+        row["scope"] = summary.loc[variant, "scope"]  # after the figures: notebook 06 reads the first columns
         row["note"] = "; ".join(_row_notes(runs, variant))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -215,7 +217,7 @@ def headline_gap(runs: pd.DataFrame, baseline: str = "Text-only") -> str:
     paper_f1 = paper_mnre_f1()[FULL_MODEL]
     text = (f"{FULL_MODEL} scores test F1 {ours.f1:.2f} ± {ours.f1_std:.2f} over {len(ours.seeds)} seeds, "
             f"{paper_f1 - ours.f1:.2f} points below the paper's {paper_f1:.2f}.")
-    if (r := _against(summary, baseline)) is not None:
+    if (r := _against(summary, summary, baseline)) is not None:
         verdict = (f"{'more than' if r['beyond_spread'] else 'within'} the larger seed spread ({r['spread']:.2f})"
                    if r["beyond_spread"] is not None else SINGLE_SEED_VERDICT)
         text += (f" Against our {baseline} model ({r['baseline_f1']:.2f} ± {r['baseline_f1_std']:.2f}, "
@@ -229,21 +231,23 @@ def _seconds_per_epoch(record: dict[str, Any]) -> float:
 
 
 def training_cost(runs_dir: str | Path) -> pd.DataFrame:
-    """What training cost, per setting (training mode, text encoder) and part, from the records'
+    """What training cost, per setting (training mode, text encoder, hypergraph scope) and part, from the records'
     wall times: the stage-1 encoder of all train (listed under ``two-stage``; ``out-of-fold`` shares
     it), the out-of-fold fold encoders (``runs/folds/``), and each stage-2 (or joint) variant: runs,
     epochs per run, mean seconds per epoch, total seconds."""
     rows = []
     for folder, fold_part in ((Path(runs_dir), False), (Path(runs_dir) / FOLDS_FOLDER, True)):
         for _, record in iter_records(folder):
-            training, encoder = record_setting(record)
+            training, encoder, scope = record_setting(record)
             part = ("stage 1: fold encoders" if fold_part else "stage 1: encoder of all train"
                     if record["variant"] == ENCODER_VARIANT else record["variant"])
-            rows.append({"training": training, "encoder": encoder, "part": part, "epochs": len(record["epochs"]),
+            rows.append({"training": training, "encoder": encoder, "scope": scope, "part": part,
+                         "epochs": len(record["epochs"]),
                          "epoch_s": _seconds_per_epoch(record), "total_s": record["train_wall_s"]})
     if not rows:
-        return pd.DataFrame(columns=["training", "encoder", "part", "runs", "epochs per run", "s per epoch", "total s"])
-    grouped = pd.DataFrame(rows).groupby(["training", "encoder", "part"], sort=False)
+        return pd.DataFrame(columns=["training", "encoder", "scope", "part", "runs", "epochs per run", "s per epoch",
+                                     "total s"])
+    grouped = pd.DataFrame(rows).groupby(["training", "encoder", "scope", "part"], sort=False)
     return pd.DataFrame({"runs": grouped.size(), "epochs per run": grouped["epochs"].mean(),
                          "s per epoch": grouped["epoch_s"].mean(), "total s": grouped["total_s"].sum()}).reset_index()
 
@@ -284,34 +288,46 @@ def stage1_sentence(table: pd.DataFrame, reference: str, candidate: str) -> str:
 
 def tables_suffix(config: RunConfig) -> str:
     """The file-name suffix of the tables of ``config``'s setting: ``""`` for the default, else
-    ``__<training>-<encoder>`` (:func:`~vmhan_lib.train.jobs.setting_tag`), so the tables of other
+    ``__<training>-<encoder>[-<scope>]`` (:func:`~vmhan_lib.train.jobs.setting_tag`), so the tables of other
     settings stand beside the default's."""
     tag = setting_tag(config)
     return "" if tag is None else f"__{tag}"
 
 
 def settings_comparison(runs: pd.DataFrame, baseline: str = "Text-only") -> pd.DataFrame:
-    """VM-HAN against ``baseline`` in every (training mode, text encoder) setting of ``runs``
-    (:func:`load_runs` without a setting) that has complete runs of both: test F1 mean ± std and
-    seeds of each, the difference, the larger seed spread, and whether the difference exceeds it
-    (``None`` while a side has a single seed)."""
-    rows = [{"training": training, "encoder": encoder, **row}
-            for (training, encoder), group in runs.groupby(["training", "text_encoder"], sort=False)
-            if (row := _against(summarize(group), baseline)) is not None]
+    """VM-HAN against ``baseline`` in every (training mode, text encoder, hypergraph scope) setting of
+    ``runs`` (:func:`load_runs` without a setting) that has complete runs of VM-HAN and of the
+    baseline, the baseline's own runs in that setting or, where it has none there, its pair-scope
+    runs of the same training mode and encoder (``baseline_scope`` says which): test F1 mean ± std
+    and seeds of each, the difference, the larger seed spread, and whether the difference exceeds
+    it (``None`` while a side has a single seed)."""
+    summaries = {setting: summarize(group) for setting, group in
+                 runs.groupby(["training", "text_encoder", "scope"], sort=False)} if not runs.empty else {}
+    rows = []
+    for (training, encoder, scope), summary in summaries.items():
+        base_scope = scope if baseline in summary.index else "pair"
+        base = summaries.get((training, encoder, base_scope))
+        if base is not None and (row := _against(summary, base, baseline)) is not None:
+            rows.append({"training": training, "encoder": encoder, "scope": scope, **row, "baseline_scope": base_scope})
     return pd.DataFrame(rows)
 
 
-def _against(summary: pd.DataFrame, baseline: str) -> dict[str, Any] | None:
-    """A :func:`settings_comparison` row (less the setting) of one setting's :func:`summarize`; None
-    unless VM-HAN and ``baseline`` both have runs."""
-    if FULL_MODEL not in summary.index or baseline not in summary.index:
+def _against(summary: pd.DataFrame, base_summary: pd.DataFrame, baseline: str) -> dict[str, Any] | None:
+    """A :func:`settings_comparison` row (less the setting) of VM-HAN in one setting's :func:`summarize`
+    against ``baseline`` in ``base_summary``; None unless both have runs."""
+    if FULL_MODEL not in summary.index or baseline not in base_summary.index:
         return None
-    ours, base = summary.loc[FULL_MODEL], summary.loc[baseline]
+    ours, base = summary.loc[FULL_MODEL], base_summary.loc[baseline]
     difference, spread, beyond = beyond_seed_spread(ours.f1, ours.f1_std, len(ours.seeds),
                                                     base.f1, base.f1_std, len(base.seeds))
     return {"vm_han_f1": ours.f1, "vm_han_f1_std": ours.f1_std, "vm_han_seeds": len(ours.seeds), "baseline": baseline,
             "baseline_f1": base.f1, "baseline_f1_std": base.f1_std, "baseline_seeds": len(base.seeds),
             "difference": difference, "spread": spread, "beyond_spread": beyond}
+
+
+def _setting_name(row: Any) -> str:
+    """``<training> with <encoder>``, then ``in sentence scope`` where that is the scope."""
+    return f"{row.training} with {row.encoder}" + ("" if row.scope == "pair" else f" in {row.scope} scope")
 
 
 def settings_sentence(table: pd.DataFrame) -> str:
@@ -320,12 +336,13 @@ def settings_sentence(table: pd.DataFrame) -> str:
     if table.empty:
         return "No setting has complete runs of both VM-HAN and the text-only model yet."
     each = "; ".join(
-        f"{r.training} with {r.encoder}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
-        f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}), {r.difference:+.2f}, "
+        f"{_setting_name(r)}: {r.vm_han_f1:.2f} ± {r.vm_han_f1_std:.2f} ({r.vm_han_seeds} seeds) against "
+        f"{r.baseline_f1:.2f} ± {r.baseline_f1_std:.2f} ({r.baseline_seeds}"
+        + ("" if r.baseline_scope == r.scope else f", {r.baseline_scope} scope") + f"), {r.difference:+.2f}, "
         + (f"{'more than' if r.beyond_spread else 'within'} the spread {r.spread:.2f}" if r.beyond_spread is not None
            else "one seed on a side, no spread yet") for r in table.itertuples())
     compared = table[table["beyond_spread"].notna()]
-    winners = [f"{r.training} with {r.encoder}" for r in compared.itertuples() if r.beyond_spread and r.difference > 0]
+    winners = [_setting_name(r) for r in compared.itertuples() if r.beyond_spread and r.difference > 0]
     baseline = table.baseline.iloc[0]
     if winners:
         verdict = f"VM-HAN beats {baseline} by more than the seeds' spread in: {', '.join(winners)}."
@@ -356,7 +373,7 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, name: str, name_suffix
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tuple[str, ...],
-                 table2_variants: tuple[str, ...], setting: tuple[str, str] | None = None,
+                 table2_variants: tuple[str, ...], setting: tuple[str, str, str] | None = None,
                  more_runs_dir: str | Path | None = None, name_suffix: str = "") -> dict[str, pd.DataFrame]:
     """Build both tables from the run records (of ``setting``, see :func:`load_runs`; Table 2 only when
     VM-HAN has a complete run, e.g. not for a setting with its stage-1 encoder alone) and save each
@@ -367,7 +384,7 @@ def write_tables(runs_dir: str | Path, out_dir: str | Path, table1_variants: tup
     more_dir = Path(more_runs_dir) if more_runs_dir is not None else Path(runs_dir) / MORE_RUNS_FOLDER
     more_runs = load_runs(more_dir, setting)
     if runs.empty and more_runs.empty:
-        of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r}"
+        of = "" if setting is None else f" of training {setting[0]!r} with encoder {setting[1]!r} in scope {setting[2]!r}"
         raise FileNotFoundError(f"no complete run records{of} under {Path(runs_dir).resolve()} (MNRE) or "
                                 f"{more_dir.resolve()} (MORE); train first")
     tables = {"table1_main_results": table1(runs, table1_variants, more_runs)}

@@ -98,7 +98,7 @@ def visual_shuffle_test(model: torch.nn.Module, config: ModelConfig, split: Spli
         raise ValueError("the visual-shuffle test needs at least one permutation seed")
 
     def scores(nodes: list[InstanceNodes]) -> dict[str, float]:
-        probabilities = predict_nodes(model, nodes, config, batch_size, device).probabilities
+        probabilities = predict_nodes(model, nodes, config, batch_size, device, split.places).probabilities
         return scores_of(vocab, split.labels, probabilities)
 
     normal = scores(split.nodes)

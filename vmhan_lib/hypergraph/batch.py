@@ -15,6 +15,10 @@ would otherwise degenerate to the singletons {v_h} / {v_t} and connect no modali
 Slot layout, fixed: slot 0 = head v_h, slot 1 = tail v_t, slots 2.. = text-LLM nodes, then from
 slot ``N_t``: image v_I (if present), the k objects, the n visual-LLM nodes.
 
+This is ``hypergraph.scope = pair``: one hypergraph per entity pair, classified from slots 0 and 1.
+Sentence scope (:mod:`vmhan_lib.hypergraph.sentence`) fills the same :class:`HypergraphBatch` with one
+hypergraph per sentence, several pairs each (:attr:`HypergraphBatch.pairs`).
+
 :func:`collate_hypergraphs` copies features in a loop over instances (collation only); the
 incidence is derived from the node roles in one vectorised step.
 """
@@ -50,6 +54,11 @@ class HypergraphBatch:
         labels: ``[B]`` long relation ids, or None.
         tail_source: ``[B]`` long, the node whose projected features the tail slot takes (MORE: the
             tail's object node; :data:`TAIL_SLOT` itself otherwise), or None: every tail is its slot.
+        pairs: ``[P, 3]`` long, the entity pairs to classify as (graph, head slot, tail slot), in
+            the order of ``labels``; None: one pair per graph, its slots 0 and 1 (pair scope). Sentence
+            scope (:func:`vmhan_lib.hypergraph.sentence.collate_sentences`) has several per graph.
+        edge_names: per graph, a label of each incidence column (``""`` on padded columns), whose
+            type is the part before any ``:``; None: the columns are ``edge_types`` (pair scope).
     """
 
     text_features: torch.Tensor
@@ -63,10 +72,21 @@ class HypergraphBatch:
     node_names: list[list[str]]
     labels: torch.Tensor | None = None
     tail_source: torch.Tensor | None = None
+    pairs: torch.Tensor | None = None
+    edge_names: list[list[str]] | None = None
 
     @property
     def batch_size(self) -> int:
         return self.node_mask.shape[0]
+
+    @property
+    def pair_index(self) -> torch.Tensor:
+        """``[P, 3]`` (graph, head slot, tail slot) of every pair classified: :attr:`pairs`, or in
+        pair scope ``(b, HEAD_SLOT, TAIL_SLOT)`` for every graph b."""
+        if self.pairs is not None:
+            return self.pairs
+        graphs = torch.arange(self.batch_size, device=self.node_mask.device)
+        return torch.stack([graphs, torch.full_like(graphs, HEAD_SLOT), torch.full_like(graphs, TAIL_SLOT)], dim=1)
 
     @property
     def num_text_slots(self) -> int:

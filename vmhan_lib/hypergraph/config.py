@@ -23,6 +23,9 @@ EDGE_TYPES: tuple[str, ...] = ("global", "textual", "visual", "head_visual", "ta
 
 INTRA_MODAL_EDGES: tuple[str, ...] = ("textual", "visual")
 INTER_MODAL_EDGES: tuple[str, ...] = ("head_visual", "tail_visual")
+SCOPES: tuple[str, ...] = ("pair", "sentence")
+"""What one hypergraph holds: one entity pair (Eq. 1-3 as written) or every pair of a sentence-image
+pair (the abstract's reading; :mod:`vmhan_lib.hypergraph.sentence`)."""
 
 
 class NodeRole(IntEnum):
@@ -54,6 +57,9 @@ class HypergraphConfig:
         use_visual_llm: keep the visual-LLM nodes (default True; False = "w/o Visual LLM Enhancement").
         use_visual: keep any visual node at all (default True; False = text-only hypergraph,
             no image, object or visual-LLM node).
+        scope: ``pair`` (default: one hypergraph per entity pair, Eq. 1-3 as written) or
+            ``sentence`` (one hypergraph per sentence-image pair holding all its entity pairs,
+            :mod:`vmhan_lib.hypergraph.sentence`); every switch above keeps its meaning in both.
 
     Every node of the instance's features takes part: how many objects (k), text-LLM (m) and
     visual-LLM (n) nodes an instance has is decided once, in
@@ -64,8 +70,11 @@ class HypergraphConfig:
     use_text_llm: bool = True
     use_visual_llm: bool = True
     use_visual: bool = True
+    scope: str = "pair"
 
     def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown hypergraph scope {self.scope!r}; allowed: {', '.join(SCOPES)}")
         unknown = [name for name in self.edge_types if name not in EDGE_TYPES]
         if unknown:
             raise ValueError(f"unknown hyperedge type(s) {unknown}; allowed: {', '.join(EDGE_TYPES)}")

@@ -6,7 +6,9 @@ Forward pass on a :class:`~vmhan_lib.hypergraph.batch.HypergraphBatch`:
 2. L encoder layers over the hypergraph, chosen by ``config.encoder``:
    ``vhan`` (Eq. 5-8, hyperedge states start as the mean of their nodes), ``hgnn``, ``gcn``,
    ``gat`` (deterministic), ``vgcn`` (variational), or ``none`` (Eq. 4 straight to step 3).
-3. Eq. 9, :class:`RelationClassifier` on the head (slot 0) and tail (slot 1) nodes.
+3. Eq. 9, :class:`RelationClassifier` on the head and tail nodes of every pair of
+   ``batch.pair_index`` ``[P, 3]``: slots 0 and 1 of each graph in pair scope; in sentence scope
+   (:mod:`vmhan_lib.hypergraph.sentence`) every pair of each sentence's graph, after the shared layers.
 
 The losses of Eq. 10-12 are in :mod:`vmhan_lib.model.losses` and read the :class:`ModelOutput`.
 No Python loop runs over the graphs of the batch: every step is a batched tensor operation.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch
+from vmhan_lib.hypergraph.batch import HypergraphBatch
 from vmhan_lib.hypergraph.structure import clique_expansion
 from vmhan_lib.model.classifier import RelationClassifier, entity_pair_features
 from vmhan_lib.model.config import ModelConfig
@@ -37,13 +39,15 @@ class ModelOutput:
     """What the model returns.
 
     Attributes:
-        logits: ``[B, R]`` relation scores (Eq. 9 before the softmax).
+        logits: ``[P, R]`` relation scores (Eq. 9 before the softmax) of the batch's pairs
+            (``P = B`` in pair scope).
         node_mu: ``[B, N, d]`` final node means (deterministic vectors without variational representation).
         node_sigma: ``[B, N, d]`` final node variances, or None when deterministic.
         initial_mu: ``[B, N, d]`` layer-0 means (Eq. 4), the reconstruction targets of Eq. 10.
         initial_sigma: ``[B, N, d]`` layer-0 variances, or None.
         node_mask: ``[B, N]`` bool, real nodes.
         attention: per V-HAN layer, the attention weights (only with ``return_attention=True``).
+        pair_index: ``[P, 3]`` (graph, head slot, tail slot) of each row of ``logits``.
     """
 
     logits: torch.Tensor
@@ -53,6 +57,7 @@ class ModelOutput:
     initial_sigma: torch.Tensor | None
     node_mask: torch.Tensor
     attention: list[HypergraphAttention] | None = None
+    pair_index: torch.Tensor | None = None
 
 
 GRAPH_OPERATORS: dict[str, Callable[[HypergraphBatch], torch.Tensor]] = {
@@ -124,13 +129,15 @@ class VMHAN(nn.Module):
             batch.text_features, batch.visual_features, batch.node_mask, batch.tail_source
         )  # [B, N, d] each
         mu, sigma, attention = self._encode(initial_mu, initial_sigma, batch, return_attention)
+        pair_index = batch.pair_index  # [P, 3]
+        graph, head, tail = pair_index.unbind(dim=1)  # [P] each
         pair = entity_pair_features(
-            mu[:, HEAD_SLOT],
-            None if sigma is None else sigma[:, HEAD_SLOT],
-            mu[:, TAIL_SLOT],
-            None if sigma is None else sigma[:, TAIL_SLOT],
+            mu[graph, head],
+            None if sigma is None else sigma[graph, head],
+            mu[graph, tail],
+            None if sigma is None else sigma[graph, tail],
             sample=self.training and self.config.sample_in_training,
-        )  # [B, 4d] or [B, 2d]
+        )  # [P, 4d] or [P, 2d]
         return ModelOutput(
             logits=self.classifier(pair),
             node_mu=mu,
@@ -139,6 +146,7 @@ class VMHAN(nn.Module):
             initial_sigma=initial_sigma,
             node_mask=batch.node_mask,
             attention=attention,
+            pair_index=pair_index,
         )
 
 

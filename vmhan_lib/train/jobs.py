@@ -50,25 +50,28 @@ SIGNAL_FOLDER = "controlled_signal"
 
 def setting_tag(config: RunConfig) -> str | None:
     """``<training>-<encoder>`` (e.g. ``joint-all-mpnet-base-v2``; a path's last folder names a local
-    encoder), or None for :data:`~vmhan_lib.train.records.DEFAULT_SETTING` (the committed runs' ids)."""
-    training, model = config.setting
+    encoder), then ``-sentence`` in sentence scope (``two-stage-all-minilm-l6-v2-sentence``), or None
+    for :data:`~vmhan_lib.train.records.DEFAULT_SETTING` (the committed runs' ids)."""
+    training, model, scope = config.setting
     if config.setting == DEFAULT_SETTING:
         return None
     encoder = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    return f"{training}-{encoder}"
+    return f"{training}-{encoder}" + ("" if scope == DEFAULT_SETTING[2] else f"-{scope}")
 
 
 def run_prefix(config: RunConfig) -> str:
     """The start of the run ids of ``config``: the profile, then its :func:`setting_tag` if any,
-    so runs of other training modes or encoders never share an id (``full__joint-all-mpnet-base-v2``)."""
+    so runs of other training modes, encoders or scopes never share an id (``full__joint-all-mpnet-base-v2``)."""
     tag = setting_tag(config)
     return config.profile if tag is None else f"{config.profile}__{tag}"
 
 
 def setting_record(config: RunConfig) -> dict[str, str]:
-    """The fields every run record carries to say how its text side was trained."""
-    training, encoder = config.setting
-    return {"training": training, "text_encoder": encoder}
+    """The fields every run record carries to say how its text side was trained (and, in sentence
+    scope only, ``scope``: records without it are of pair scope)."""
+    training, encoder, scope = config.setting
+    record = {"training": training, "text_encoder": encoder}
+    return record if scope == DEFAULT_SETTING[2] else {**record, "scope": scope}
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class RunPaths:
 
     def fold_encoder_run_dir(self, config: RunConfig, fold: int) -> Path:
         """The record of the stage-1 encoder trained without ``fold`` (``out-of-fold``), in ``folds/``."""
-        return self.runs / FOLDS_FOLDER / run_id(run_prefix(config), fold_encoder_name(config, fold),
+        return self.runs / FOLDS_FOLDER / run_id(run_prefix(pair_scoped(config)), fold_encoder_name(config, fold),
                                                  config.experiment.encoder_seed)
 
     def fold_encoder_checkpoint_dir(self, config: RunConfig, fold: int) -> Path:
@@ -169,10 +172,15 @@ class RunPaths:
 
 def stage1_config(config: RunConfig) -> RunConfig:
     """The configuration of the stage-1 encoder of all train that ``config``'s dev and test features
-    come from: ``out-of-fold`` runs share the ``two-stage`` run's (the same encoder, trained once)."""
-    if config.experiment.training != "out-of-fold":
-        return config
-    return config.with_training("two-stage")
+    come from: ``out-of-fold`` runs share the ``two-stage`` run's (the same encoder, trained once),
+    and every hypergraph scope the pair scope's (stage 1 builds no hypergraph)."""
+    stage1 = pair_scoped(config)
+    return stage1 if config.experiment.training != "out-of-fold" else stage1.with_training("two-stage")
+
+
+def pair_scoped(config: RunConfig) -> RunConfig:
+    """``config`` in hypergraph scope ``pair``: what its stage-1 runs see (they build no hypergraph)."""
+    return replace(config, model=config.model.with_hypergraph(scope=DEFAULT_SETTING[2]))
 
 
 def fold_encoder_name(config: RunConfig, fold: int) -> str:
@@ -328,9 +336,10 @@ def stage1_runs(config: RunConfig, paths: RunPaths) -> list[Stage1Run]:
     runs = [Stage1Run(stage1, ENCODER_VARIANT, current_identity(run_dir, encoder_identity(stage1)), run_dir,
                       paths.encoder_checkpoint_dir(stage1))]
     if config.experiment.training == "out-of-fold":
+        fold_config = pair_scoped(config)
         for fold, identity in enumerate(fold_encoder_identities(config)):
             run_dir = paths.fold_encoder_run_dir(config, fold)
-            runs.append(Stage1Run(config, fold_encoder_name(config, fold), current_identity(run_dir, identity), run_dir,
+            runs.append(Stage1Run(fold_config, fold_encoder_name(config, fold), current_identity(run_dir, identity), run_dir,
                                   paths.fold_encoder_checkpoint_dir(config, fold), fold))
     return runs
 

@@ -30,14 +30,16 @@ from vmhan_lib.io import StorageError, atomic_write_json, atomic_write_text
 
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
-DEFAULT_SETTING: tuple[str, str] = ("two-stage", PACKAGED_MINILM)
-"""(training mode, text encoder) of every record written before records named them (the only
-setting there was); their run ids carry no setting tag."""
+DEFAULT_SETTING: tuple[str, str, str] = ("two-stage", PACKAGED_MINILM, "pair")
+"""(training mode, text encoder, hypergraph scope) of every record written before records named
+them (the only setting there was); their run ids carry no setting tag."""
 
 
-def record_setting(record: dict[str, Any]) -> tuple[str, str]:
-    """The (training mode, text encoder) of a run record (:data:`DEFAULT_SETTING` for older records)."""
-    return record.get("training", DEFAULT_SETTING[0]), record.get("text_encoder", DEFAULT_SETTING[1])
+def record_setting(record: dict[str, Any]) -> tuple[str, str, str]:
+    """The (training mode, text encoder, hypergraph scope) of a run record (:data:`DEFAULT_SETTING`
+    for what older records do not name)."""
+    return (record.get("training", DEFAULT_SETTING[0]), record.get("text_encoder", DEFAULT_SETTING[1]),
+            record.get("scope", DEFAULT_SETTING[2]))
 
 
 def run_id(profile: str, variant: str, seed: int) -> str:

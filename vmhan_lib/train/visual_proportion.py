@@ -14,6 +14,8 @@ recorded under ``<runs_dir>/../visual_proportion/`` so the main tables never see
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from vmhan_lib.data.mnre import SPLITS
@@ -54,5 +56,5 @@ def with_visual_proportion(data: dict[str, SplitNodes], proportion: float, seed:
         stream = [seed, SPLITS.index(name)] if name in SPLITS else [seed, len(SPLITS)]
         keep = visual_keep_mask(len(split.nodes), proportion, int(np.random.default_rng(stream).integers(2**31)))
         nodes = [n if kept else without_visual_nodes(n) for n, kept in zip(split.nodes, keep)]
-        result[name] = SplitNodes(nodes=nodes, labels=split.labels, indices=split.indices)
+        result[name] = replace(split, nodes=nodes)
     return result

@@ -320,7 +320,7 @@ MOVED_FIELDS: dict[str, str | None] = {
         "features.captions.max_phrase_words", "features.captions.max_caption_tokens", "features.images.device",
         "features.images.batch_size", "features.images.detector_seed", "features.selector_max_new_tokens",
         "features.use_cache", "features.show_progress", "model.variant",
-        "features.images.max_candidates", "features.images.detector_image_size")),
+        "features.images.max_candidates", "features.images.detector_image_size", "model.sample_in_training")),
 }
 """The one translation of configuration trees written before 2026-12-03 (run records, checkpoints,
 case-study bundles): each old field -> its new place, or ``None`` where it is gone (a duplicate of

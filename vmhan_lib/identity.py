@@ -55,10 +55,11 @@ computed (device, threads, evaluation and feature batch sizes) and ``model.varia
 before 2026-12-03, which hold them, are compared without them (:func:`upgrade`, the one
 translation of older identities)."""
 
-DEFAULT_VALUES: dict[str, Any] = {"model.hypergraph.scope": "pair"}
-"""Dotted places, in a run identity, of fields added after runs were recorded, with the value that
-means what those runs did: an identity holding that value leaves it out (:func:`without_ignored_values`),
-so the runs recorded before the field existed stay current; any other value enters the identity."""
+DEFAULT_VALUES: dict[str, Any] = {"model.hypergraph.scope": "pair", "model.sample_in_training": True}
+"""Dotted places, in a run identity, of fields added after runs were recorded (or removed since, with
+the value that is now the only behaviour), with the value that means what those runs did: an
+identity holding that value leaves it out (:func:`without_ignored_values`), so the runs recorded
+before the field existed (or while it did) stay current; any other value enters the identity."""
 
 HASH_CACHE_FILE = REPO_ROOT / ".cache" / "file_sha256.json"
 """Content hashes of files already read, by (resolved path, size, mtime in ns)."""

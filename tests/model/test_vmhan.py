@@ -88,10 +88,10 @@ def test_evaluation_is_deterministic_and_training_samples() -> None:
     assert not torch.allclose(first, model(batch).logits)
 
 
-def test_sampling_can_be_switched_off() -> None:
+def test_without_the_variational_representation_training_draws_nothing() -> None:
     from dataclasses import replace
 
-    config = replace(variant_config("VM-HAN (Ours)", TINY), sample_in_training=False, dropout=0.0)
+    config = replace(variant_config("w/o Variational Representation", TINY), dropout=0.0)
     model = build_model(config).train()
     batch = collate_hypergraphs(random_instances(4, seed=15), config.hypergraph)
     assert torch.equal(model(batch).logits, model(batch).logits)

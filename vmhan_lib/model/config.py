@@ -40,9 +40,6 @@ class ModelConfig:
         encoder: one of :data:`ENCODERS` (default ``"vhan"``).
         variational: Gaussian node representations (mu, sigma) of Eq. 4 (default True); False =
             deterministic node vectors, no sigma path, no reconstruction / KL loss.
-        sample_in_training: reparameterised sampling z = mu + sqrt(sigma) * eps of the head and
-            tail means at the classifier input during training (default True; evaluation always
-            uses the means).
         lambda_c: weight of the classification loss, Eq. 12 (default 1.0).
         lambda_rec: weight of the reconstruction loss, Eq. 10/12 (default 0.1).
         lambda_kl: weight of the KL loss, Eq. 11/12 (default 0.001); 0 removes the term.
@@ -58,7 +55,6 @@ class ModelConfig:
     num_relations: int | None = field(default=None, metadata=DERIVED)
     encoder: str = "vhan"
     variational: bool = True
-    sample_in_training: bool = True
     lambda_c: float = 1.0
     lambda_rec: float = 0.1
     lambda_kl: float = 0.001

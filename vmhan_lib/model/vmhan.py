@@ -136,7 +136,7 @@ class VMHAN(nn.Module):
             None if sigma is None else sigma[graph, head],
             mu[graph, tail],
             None if sigma is None else sigma[graph, tail],
-            sample=self.training and self.config.sample_in_training,
+            sample=self.training,  # reparameterised z = mu + sqrt(sigma) * eps in training, the means in evaluation
         )  # [P, 4d] or [P, 2d]
         return ModelOutput(
             logits=self.classifier(pair),

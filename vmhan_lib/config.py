@@ -7,14 +7,11 @@ record stores its whole tree (``to_dict``); :func:`run_config` builds the tree o
 any field changed by its dotted name, from the command line (``--set train.epochs=20``) or a
 notebook's ``overrides`` dict (see :mod:`vmhan_lib.config_tree`).
 
-The paper's settings (section 5.1): AdamW, lr 2e-5, weight decay 0.01, dropout 0.6, batch 16.
-Our two-stage ``cpu`` profile (see :mod:`vmhan_lib.train.runner`) fine-tunes the text encoder
-once with the settings we measured before the first model (lr 5e-5, batch 32, 4 epochs, linear
-warm-up and decay; docs/offline_adaptations.md#measured-probes), then trains every hypergraph model on the frozen
-features of that encoder, where the hypergraph part gets its own, larger learning rate (a freshly
-initialised small network does not learn at 2e-5 within a few epochs). ``experiment.training =
-joint`` (the ``full`` preset) trains the encoder with every model end to end instead, as the paper:
-the encoder at ``train.encoder_lr`` (2e-5), the fresh part at ``train.lr``.
+The paper's settings (section 5.1): AdamW, lr 2e-5, weight decay 0.01, dropout 0.6, batch 16. The
+two-stage ``cpu`` profile fine-tunes the text encoder once (lr 5e-5, batch 32, 4 epochs;
+docs/offline_adaptations.md#measured-probes), then trains every hypergraph model on its frozen
+features at a larger rate (a fresh small network does not learn at 2e-5 in a few epochs); ``joint``
+(the ``full`` preset) trains both end to end as the paper, the encoder at ``train.encoder_lr``.
 """
 
 from __future__ import annotations
@@ -36,13 +33,11 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 """Where a sweep's runs execute: ``local`` (one after the other in this process) or ``ray``."""
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
-"""The precision of training and evaluation (``experiment.precision``): ``auto`` = bf16 autocast and
-TF32 matmuls on CUDA, fp32 elsewhere; ``bf16`` = bf16 autocast on any device; ``fp32``."""
+"""``experiment.precision``: ``auto`` = bf16 autocast and TF32 on CUDA, fp32 elsewhere; ``bf16``; ``fp32``."""
 EXECUTION_FIELDS: tuple[str, ...] = ("executor", "ray_address", "ray_timeout_s", "max_parallel", "max_retries",
                                      "stale_runs", "precision", "keep_states", "checkpoint_dir", "gpus_per_run")
-"""The fields of :class:`ExperimentConfig` that say where, how and whether runs execute, not what they
-compute: run records leave them out of their configuration (each record's ``execution`` says how it
-ran), and identities never hold them."""
+"""The fields of :class:`ExperimentConfig` that say where, how and whether runs execute: out of records'
+configurations and identities (a record's ``execution`` says how it ran)."""
 TRAINING_MODES: tuple[str, ...] = ("two-stage", "out-of-fold", "joint")
 """How the text encoder is trained (``experiment.training``): ``two-stage`` = fine-tuned once with a
 linear head (stage 1), then frozen under every hypergraph model (stage 2, cached features);

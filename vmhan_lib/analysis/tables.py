@@ -17,12 +17,12 @@ from typing import Any
 import pandas as pd
 
 from vmhan_lib.evaluate.reachability import reachable
-from vmhan_lib.features.build import describe_fallbacks
 from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
-from vmhan_lib.train.jobs import FOLDS_FOLDER, MORE_RUNS_FOLDER, setting_tag, settings_differences
+from vmhan_lib.analysis.run_notes import fallback_note, row_notes, settings_note
+from vmhan_lib.train.jobs import FOLDS_FOLDER, MORE_RUNS_FOLDER, setting_tag
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
@@ -60,33 +60,10 @@ def load_runs(runs_dir: str | Path, setting: tuple[str, str, str] | None = None)
                "training": training, "text_encoder": encoder, "scope": scope,
                "dev_f1": 100 * record["dev"]["f1"], "train_wall_s": record["train_wall_s"],
                "best_epoch": record["best_epoch"], "n_parameters": record["n_parameters"], "device": record["device"],
-               "fallbacks": _fallback_note(record), "settings": _settings_note(record)}
+               "fallbacks": fallback_note(record), "settings": settings_note(record)}
         row.update({m: 100 * record["test"][m] for m in METRICS})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _fallback_note(record: dict[str, Any]) -> str:
-    """The feature fallbacks of a run's build, for the table notes (the stage-1 encoder reads
-    text only and has none to report)."""
-    if record["variant"] == ENCODER_VARIANT:
-        return ""
-    if "build" not in record:
-        return "feature fallbacks not recorded (run made before build reports were stored)"
-    lines = describe_fallbacks(record["build"])
-    return "feature fallbacks: " + " | ".join(lines) if lines else "no feature fallbacks"
-
-
-def _settings_note(record: dict[str, Any]) -> str:
-    """The settings in which a run differs from its profile's (:func:`~vmhan_lib.train.jobs.settings_differences`)."""
-    differing = settings_differences(record)
-    return f"seed {record['seed']}: settings differ from the profile's: {', '.join(differing)}" if differing else ""
-
-
-def _row_notes(runs: pd.DataFrame, variant: str) -> list[str]:
-    """The feature fallbacks and differing settings of a variant's runs, each said once."""
-    rows = runs.loc[runs["variant"] == variant]
-    return list(filter(None, dict.fromkeys([*rows["fallbacks"], *rows["settings"]])))
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +111,7 @@ def table1(runs: pd.DataFrame, variants: tuple[str, ...], more_runs: pd.DataFram
             row.update({f"{name} {SHORT[m]}": _mean_std(summaries[name], variant, m) if name in have else missing
                         for m in METRICS})
         row["note"] = "; ".join([f"mean ± std over seeds {first.loc[variant, 'seeds']}, checkpoint chosen on dev F1, "
-                                 "test scored once", *_row_notes(part, variant)])
+                                 "test scored once", *row_notes(part, variant)])
         rows.append(row)
     for paper_row in paper_numbers()["table1"]:
         mnre = paper_row["MNRE"]
@@ -186,7 +163,7 @@ def table2(runs: pd.DataFrame, variants: tuple[str, ...], resamples: int = 2000)
             row["paper ΔAvg"] = round(sum(paper[variant][m] - paper_full[m] for m in METRICS) / len(METRICS), 2)
         row["seeds"] = len(summary.loc[variant, "seeds"])
         row["scope"] = summary.loc[variant, "scope"]  # after the figures: notebook 06 reads the first columns
-        row["note"] = "; ".join(_row_notes(runs, variant))
+        row["note"] = "; ".join(row_notes(runs, variant))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -162,15 +162,9 @@ def feature_cache(feature_config: FeatureConfig, device: str = "cpu", progress: 
                         device=device, batch_size=feature_config.batch_size, progress=progress)
 
 
-def build_split(
-    data_config: DataConfig,
-    split: str,
-    feature_config: FeatureConfig = FeatureConfig(),
-    selector: NodeSelector | PromptSelectors | None = None,
-    cache: FeatureCache | None = None,
-    instances: Sequence[Instance] | None = None,
-    text_placeholders: bool = False,
-) -> BuiltSplit:
+def build_split(data_config: DataConfig, split: str, feature_config: FeatureConfig = FeatureConfig(),
+                selector: NodeSelector | PromptSelectors | None = None, cache: FeatureCache | None = None,
+                instances: Sequence[Instance] | None = None, text_placeholders: bool = False) -> BuiltSplit:
     """Build the :class:`InstanceNodes` of every instance of ``split``
     (:func:`vmhan_lib.data.splits.load_split`: dataset, image filter, ``max_instances``), with visual
     nodes from ``feature_config.visual_source``.
@@ -202,9 +196,7 @@ def build_split(
     object_selection = cached_object_selections(
         data_config, split, instances, selectors.objects, feature_config, cache, visual)
     key = _nodes_key(data_config, split, feature_config, instances, text_selection, visual_selection,
-                     visual, object_selection)
-    if text_placeholders:
-        key["text_features"] = "placeholders"
+                     visual, object_selection) | ({"text_features": "placeholders"} if text_placeholders else {})
 
     def compute() -> dict[str, Any]:
         nodes, report = _compute_nodes(data_config, split, feature_config, cache, instances, text_selection,

@@ -12,8 +12,12 @@ classifier returns logits ``[B, R]``; the softmax lives in the cross-entropy of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from vmhan_lib.model.vhan_layer import HypergraphAttention
 
 
 def entity_pair_features(
@@ -46,3 +50,29 @@ class RelationClassifier(nn.Module):
     def forward(self, pair_features: torch.Tensor) -> torch.Tensor:
         """``[B, in_features]`` -> logits ``[B, R]``."""
         return self.linear(self.dropout(pair_features))
+
+
+@dataclass
+class ModelOutput:
+    """What the model returns.
+
+    Attributes:
+        logits: ``[P, R]`` relation scores (Eq. 9 before the softmax) of the batch's pairs
+            (``P = B`` in pair scope).
+        node_mu: ``[B, N, d]`` final node means (deterministic vectors without variational representation).
+        node_sigma: ``[B, N, d]`` final node variances, or None when deterministic.
+        initial_mu: ``[B, N, d]`` layer-0 means (Eq. 4), the reconstruction targets of Eq. 10.
+        initial_sigma: ``[B, N, d]`` layer-0 variances, or None.
+        node_mask: ``[B, N]`` bool, real nodes.
+        attention: per V-HAN layer, the attention weights (only with ``return_attention=True``).
+        pair_index: ``[P, 3]`` (graph, head slot, tail slot) of each row of ``logits``.
+    """
+
+    logits: torch.Tensor
+    node_mu: torch.Tensor
+    node_sigma: torch.Tensor | None
+    initial_mu: torch.Tensor
+    initial_sigma: torch.Tensor | None
+    node_mask: torch.Tensor
+    attention: list[HypergraphAttention] | None = None
+    pair_index: torch.Tensor | None = None

@@ -7,7 +7,7 @@ With the per-modality projection of Eq. 4 (deterministic, as Text-only):
 
     x_i     = W_mu LayerNorm(P_{m(i)} x_i + b_{m(i)}) + b_mu                   (Eq. 4, no sigma)
     \bar v  = (1 / |V|) \sum_{i in V} x_i        (V: the instance's visual nodes; 0 when it has none)
-    p(r | .) = softmax( W_c Dropout([x_h; x_t; \bar v]) + b_c )                (Eq. 9 on [B, 3d])
+    p(r | .) = softmax( W_c Dropout([x_h; x_t; \bar v]) + b_c )     (Eq. 9 on [P, 3d], one row per pair)
 
 The loss is L_c only (deterministic). Built by :func:`vmhan_lib.model.vmhan.build_model` for
 ``encoder = "late-fusion"`` (the variant ``"Late fusion"`` of :mod:`vmhan_lib.model.variants`).
@@ -18,11 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vmhan_lib.hypergraph.batch import HEAD_SLOT, TAIL_SLOT, HypergraphBatch
-from vmhan_lib.model.classifier import RelationClassifier
+from vmhan_lib.hypergraph.batch import HypergraphBatch
+from vmhan_lib.model.classifier import ModelOutput, RelationClassifier
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variational_representation import VariationalRepresentation
-from vmhan_lib.model.vmhan import ModelOutput
 
 
 def visual_mean(node_mu: torch.Tensor, node_mask: torch.Tensor, n_text: int) -> torch.Tensor:
@@ -51,6 +50,7 @@ class LateFusion(nn.Module):
         mu, _ = self.representation(batch.text_features, batch.visual_features, batch.node_mask,
                                     batch.tail_source)  # [B, N, d]
         pooled = visual_mean(mu, batch.node_mask, batch.text_features.shape[1])  # [B, d]
-        pair = torch.cat([mu[:, HEAD_SLOT], mu[:, TAIL_SLOT], pooled], dim=-1)  # [B, 3d]
+        graph, head, tail = batch.pair_index.unbind(dim=1)  # [P] each: P = B, slots 0 and 1, in pair scope
+        pair = torch.cat([mu[graph, head], mu[graph, tail], pooled[graph]], dim=-1)  # [P, 3d]
         return ModelOutput(logits=self.classifier(pair), node_mu=mu, node_sigma=None, initial_mu=mu,
-                           initial_sigma=None, node_mask=batch.node_mask)
+                           initial_sigma=None, node_mask=batch.node_mask, pair_index=batch.pair_index)

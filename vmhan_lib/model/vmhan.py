@@ -17,47 +17,21 @@ No Python loop runs over the graphs of the batch: every step is a batched tensor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from vmhan_lib.hypergraph.batch import HypergraphBatch
 from vmhan_lib.hypergraph.structure import clique_expansion
-from vmhan_lib.model.classifier import RelationClassifier, entity_pair_features
+from vmhan_lib.model.classifier import ModelOutput, RelationClassifier, entity_pair_features
 from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.gat_layer import GATLayer
 from vmhan_lib.model.gcn_layer import GCNLayer, gcn_operator
+from vmhan_lib.model.late_fusion import LateFusion
 from vmhan_lib.model.hgnn_layer import HGNNLayer, hgnn_operator
 from vmhan_lib.model.variational_gcn_layer import VariationalGCNLayer
 from vmhan_lib.model.variational_representation import VariationalRepresentation
 from vmhan_lib.model.vhan_layer import HypergraphAttention, VHANLayer, VHANState, initial_edge_state
-
-
-@dataclass
-class ModelOutput:
-    """What the model returns.
-
-    Attributes:
-        logits: ``[P, R]`` relation scores (Eq. 9 before the softmax) of the batch's pairs
-            (``P = B`` in pair scope).
-        node_mu: ``[B, N, d]`` final node means (deterministic vectors without variational representation).
-        node_sigma: ``[B, N, d]`` final node variances, or None when deterministic.
-        initial_mu: ``[B, N, d]`` layer-0 means (Eq. 4), the reconstruction targets of Eq. 10.
-        initial_sigma: ``[B, N, d]`` layer-0 variances, or None.
-        node_mask: ``[B, N]`` bool, real nodes.
-        attention: per V-HAN layer, the attention weights (only with ``return_attention=True``).
-        pair_index: ``[P, 3]`` (graph, head slot, tail slot) of each row of ``logits``.
-    """
-
-    logits: torch.Tensor
-    node_mu: torch.Tensor
-    node_sigma: torch.Tensor | None
-    initial_mu: torch.Tensor
-    initial_sigma: torch.Tensor | None
-    node_mask: torch.Tensor
-    attention: list[HypergraphAttention] | None = None
-    pair_index: torch.Tensor | None = None
 
 
 GRAPH_OPERATORS: dict[str, Callable[[HypergraphBatch], torch.Tensor]] = {
@@ -160,7 +134,5 @@ def build_model(config: ModelConfig) -> VMHAN:
         raise ValueError("model config has no input widths / class count yet; call config.sized(d_text, d_visual, "
                          "num_relations) with those of the features")
     if config.encoder == "late-fusion":
-        from vmhan_lib.model.late_fusion import LateFusion  # it builds on this module's ModelOutput
-
         return LateFusion(config)  # type: ignore[return-value]  # the same interface, no graph
     return VMHAN(config)

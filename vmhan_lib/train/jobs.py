@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from vmhan_lib.config import ENCODER_VARIANT, STAGE1_HEAD_DROPOUT, RunConfig, preset, stage1_train_config
+from vmhan_lib.config import ENCODER_VARIANT, STAGE1_HEAD_DROPOUT, RunConfig, stage1_train_config
 from vmhan_lib.config_tree import ConfigError
 from vmhan_lib.data.fingerprint import data_fingerprint, instances_fingerprint
 from vmhan_lib.data.splits import load_split, sentence_folds
 from vmhan_lib.features.build import feature_key
-from vmhan_lib.identity import CODE_VERSIONS, digest, upgrade, without_ignored_values
-from vmhan_lib.model.variants import FULL_MODEL, VARIANTS, check_variants, variant_config
-from vmhan_lib.paths import CHECKPOINT_DIR, PROFILES, runs_dir
+from vmhan_lib.identity import CODE_VERSIONS, digest, without_ignored_values
+from vmhan_lib.model.variants import FULL_MODEL, check_variants, variant_config
+from vmhan_lib.paths import CHECKPOINT_DIR, runs_dir
 from vmhan_lib.train.records import (DEFAULT_SETTING, current_identity, read_record, run_differences, run_id,
                                      warn_if_rerun_differs)
 from vmhan_lib.train.visual_signal import VisualSignal
@@ -374,40 +374,3 @@ def train_identity(config: RunConfig) -> dict[str, Any]:
     if config.experiment.training != "joint":
         del values["encoder_lr"]
     return values
-
-
-SETTING_NAMES = {"features.settings.": "features.", "text_encoder.": "features.text.", "data.": "data."}
-"""Identity places -> configuration fields, for :func:`settings_differences`."""
-
-
-def settings_differences(record: dict[str, Any]) -> list[str]:
-    """Which settings of a run record differ from its profile's preset in the record's own setting
-    (training mode, text encoder, visual source and dataset kept as the record has them), as
-    ``"field value (profile: value)"``; ``[]`` when none does. Data files and code versions are left
-    out (a stale run is refused elsewhere); read from the stored identity, so no data is needed."""
-    stored = record.get("identity") or {}
-    profile = record["run_id"].split("__")[0]
-    if profile not in PROFILES:
-        return []
-    dataset = stored.get("data", {}).get("dataset", "mnre")
-    visual_source = stored.get("features", {}).get("settings", {}).get(  # stage 1 reads no visual input
-        "visual_source", "images" if dataset == "more" else "captions")
-    config = preset(profile).with_training(record.get("training", DEFAULT_SETTING[0]))
-    config = replace(config, data=replace(config.data, dataset=dataset),
-                     features=replace(config.features, visual_source=visual_source,
-                                      text=replace(config.features.text, model=record.get("text_encoder", DEFAULT_SETTING[1]))))
-    data = {"max_instances": config.data.max_instances, "captioners": list(config.data.captioners)}
-    if record["variant"] == ENCODER_VARIANT:
-        reference = {**encoder_settings(config), "data": data}
-    else:
-        variant = record["variant"] if record["variant"] in VARIANTS else FULL_MODEL  # a Fig. 5 run: VM-HAN
-        reference = {"model": asdict(variant_config(variant, config.model)),
-                     "train": train_identity(config), "data": data,
-                     "features": {"settings": feature_key(config.features, "")["settings"]}}
-    ours, theirs = upgrade(stored), upgrade(reference)
-    said = []
-    for key in sorted(theirs):
-        if key in ours and ours[key] != theirs[key]:
-            name = next((key.replace(old, new, 1) for old, new in SETTING_NAMES.items() if key.startswith(old)), key)
-            said.append(f"{name} {ours[key]!r} (profile: {theirs[key]!r})")
-    return said

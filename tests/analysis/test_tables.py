@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ def _fake_run(runs_dir: Path, variant: str, seed: int, gold: list[str], accuracy
               setting: tuple[str, ...] | None = None) -> dict:
     """A run record; ``setting`` = (training, text_encoder[, scope]) fields, None = a record from
     before they existed (a scope is recorded only when not ``pair``, as the runner does)."""
-    rng = np.random.default_rng(hash((variant, seed, setting)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((variant, seed, setting)).encode()))  # not hash(): salted per process
     pred = [g if rng.random() < accuracy else str(rng.choice(LABELS)) for g in gold]
     tag = "" if setting is None else f"__{'-'.join(setting).lower()}"
     run_dir = runs_dir / run_id(f"cpu{tag}", variant, seed)

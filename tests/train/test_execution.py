@@ -85,9 +85,9 @@ def test_execution_settings_never_change_an_identity_or_a_record_configuration(t
     assert RunPaths.of(chosen).runs == RunPaths.of(plain).runs
     for field, value, message in [
         ("experiment.precision", "fp16", "unknown precision 'fp16'; allowed: auto, bf16, fp32"),
-        ("experiment.gpus_per_run", "0", "gpus_per_run must be in (0, 1] or a whole number, got 0"),
-        ("experiment.gpus_per_run", "1.5", "gpus_per_run must be in (0, 1] or a whole number, got 1.5"),
-        ("experiment.checkpoint_dir", " ", "checkpoint_dir must be None or a folder"),
+        ("experiment.gpus_per_run", "0", "gpus_per_run: must be in (0, 1] or a whole number, got 0"),
+        ("experiment.gpus_per_run", "1.5", "gpus_per_run: must be in (0, 1] or a whole number, got 1.5"),
+        ("experiment.checkpoint_dir", " ", "checkpoint_dir: must be None or a folder"),
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             run_config("tiny", overrides={field: value})

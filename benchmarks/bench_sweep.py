@@ -18,7 +18,6 @@ load before and after: on a shared machine timings move with it).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import shutil

@@ -209,7 +209,7 @@ def _bundled(tmp_path: Path) -> tuple[Path, CaseStudyExplorer, dict, Path]:
     explorer = CaseStudyExplorer(build_model(CONFIG), CONFIG, instances, _nodes(len(instances)), LABELS, {}, {})
     run = run_config("tiny", str(root), {"data.captioners": ["qwen"], "features.visual_selection_captioner": "qwen"})
     checkpoint = {"config": {"model": to_dict(CONFIG), "run": run.to_dict()}}
-    path = explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, "tiny__vm-han-ours__seed0", "digest-of-the-run")
+    explorer.save_bundle(tmp_path / "bundle.pt", checkpoint, "tiny__vm-han-ours__seed0", "digest-of-the-run")
     run_dir = tmp_path / "run"
     write_run(run_dir, {"complete": True}, [
         Prediction(i.index, i.relation, explorer.predicted(k), tuple(explorer.probabilities[k].tolist()))

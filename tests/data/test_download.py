@@ -3,7 +3,6 @@ from __future__ import annotations
 import io
 import json
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest

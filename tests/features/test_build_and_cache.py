@@ -14,7 +14,7 @@ from vmhan_lib.data import Instance, load_captions, load_mnre
 from vmhan_lib.features.node_selection import SelectionStats
 from vmhan_lib.features.build import IMAGE_NODE_NAME, BuildReport, build_split, describe_fallbacks
 from vmhan_lib.features.cache import FeatureCache
-from vmhan_lib.features.config import CaptionNodeConfig, FeatureConfig
+from vmhan_lib.features.config import FeatureConfig
 
 N = 12
 QUIET = FeatureConfig()

@@ -177,3 +177,21 @@ def test_parallel_local_workers_give_the_serial_runs_records(tmp_path: Path, fak
         assert [p.probabilities for p in ours] == [p.probabilities for p in theirs]
     again = run_jobs(parallel, jobs_, paths=_paths(tmp_path / "parallel"), progress=False)  # reused, in order
     assert fake_inputs["loads"]["n"] == 2 and [r["test"] for r in again] == [r["test"] for r in records]
+
+
+def test_parallel_workers_take_inputs_with_more_tensors_than_open_files_allowed(tmp_path: Path, fake_inputs) -> None:
+    """The `cpu` inputs hold tens of thousands of tensors; handed to a worker one shared-memory file
+    descriptor each, they failed with "Too many open files" (measured: 19,988 with a limit of 20,000)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    many = {split: random_split(600, seed) for seed, split in enumerate(("train", "val", "test"))}  # 4 tensors each
+    fake_inputs["data"].update(many)
+    config = replace(preset("tiny"), device="cpu", train=TrainConfig(epochs=1, batch_size=64, lr=1e-2),
+                     experiment=replace(preset("tiny").experiment, max_parallel=2))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(512, hard), hard))
+    try:
+        records = run_jobs(config, [Job("Text-only", 0), Job("Text-only", 1)], paths=_paths(tmp_path), progress=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [r["test"]["n"] for r in records] == [600, 600]

@@ -10,7 +10,6 @@ the s = 0 runs of a model count for both arms.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from vmhan_lib.model.config import ModelConfig
 from vmhan_lib.model.variants import variant_config
 from vmhan_lib.train.jobs import SIGNAL_FOLDER, Job, RunPaths
 from vmhan_lib.train.signal_study import BASELINE
-from vmhan_lib.train.visual_signal import signal_rows, split_stream, with_visual_signal
+from vmhan_lib.train.visual_signal import signal_rows, split_stream
 
 SHUFFLE_FILE = "visual_shuffle.csv"
 """The study's visual-shuffle rows, in its runs folder (``results/controlled_signal/``)."""
@@ -188,20 +187,13 @@ def attention_on_signal(model: torch.nn.Module, config: ModelConfig, nodes: list
 def attention_rows(config: RunConfig, jobs: Sequence[Job], instances: int) -> list[dict[str, float]]:
     """:func:`attention_on_signal` of every job's dev-selected V-HAN model on its first ``instances``
     signal-carrying test instances (the signal added as in its training)."""
-    from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_features, checkpoint_inputs,
-                                             load_best_checkpoint, model_from_checkpoint)
+    from vmhan_lib.train.checkpoints import checkpointed_test_splits
 
-    rows, built = [], {}
-    for job in jobs:
-        path = best_checkpoint_path(config, job)
-        checkpoint = load_best_checkpoint(path)
-        model, model_config = model_from_checkpoint(checkpoint)
-        features = checkpoint_features(checkpoint, path)
-        if repr(features) not in built:
-            built[repr(features)] = checkpoint_inputs(config, features, ["train", "test"])
-        test = with_visual_signal(built[repr(features)], job.signal, job.seed)["test"].nodes[:instances]
-        rows.append(attention_on_signal(model, model_config, test,
-                                        signal_rows(test, job.signal.arm, split_stream(job.seed, "test"))))
+    rows = []
+    for job, model, model_config, test in checkpointed_test_splits(config, jobs):
+        nodes = test.nodes[:instances]
+        rows.append(attention_on_signal(model, model_config, nodes,
+                                        signal_rows(nodes, job.signal.arm, split_stream(job.seed, "test"))))
     return rows
 
 

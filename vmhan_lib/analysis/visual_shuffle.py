@@ -117,24 +117,11 @@ def shuffle_rows(config: "RunConfig", jobs: Sequence["Job"], seeds: Sequence[int
     signal, :mod:`vmhan_lib.train.visual_signal`, added as in its training): per job the normal test
     F1, the mean and spread of the shuffled F1 over ``seeds`` and the drop (points)."""
     from vmhan_lib.data.splits import load_vocab
-    from vmhan_lib.train.checkpoints import (best_checkpoint_path, checkpoint_features, checkpoint_inputs,
-                                             load_best_checkpoint, model_from_checkpoint)
-    from vmhan_lib.train.visual_signal import with_visual_signal
+    from vmhan_lib.train.checkpoints import checkpointed_test_splits
 
     vocab = load_vocab(config.data)
-    splits = ["train", "test"] if any(job.signal is not None for job in jobs) else ["test"]  # train: the signal's unit
-    rows, built = [], {}
-    for job in jobs:
-        path = best_checkpoint_path(config, job)
-        checkpoint = load_best_checkpoint(path)
-        model, model_config = model_from_checkpoint(checkpoint)
-        features = checkpoint_features(checkpoint, path)
-        key = repr(features)
-        if key not in built:
-            built[key] = checkpoint_inputs(config, features, splits)
-        test = built[key]["test"] if job.signal is None else with_visual_signal(built[key], job.signal, job.seed)["test"]
-        rows.append(visual_shuffle_test(model, model_config, test, vocab, seeds).row())
-    return rows
+    return [visual_shuffle_test(model, model_config, test, vocab, seeds).row()
+            for _, model, model_config, test in checkpointed_test_splits(config, jobs)]
 
 
 def shuffle_sentence(table: pd.DataFrame) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any, Iterator, Sequence
 
 from vmhan_lib.config_tree import from_dict
 from vmhan_lib.data.mnre import SPLITS
@@ -29,6 +28,7 @@ from vmhan_lib.train.execution import run_device
 from vmhan_lib.train.hypergraph_task import BEST_FILE, SplitNodes, best_model_ready
 from vmhan_lib.train.jobs import Job, RunPaths, job_identity, run_prefix
 from vmhan_lib.train.runner import run_jobs
+from vmhan_lib.train.visual_signal import with_visual_signal
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -126,3 +126,21 @@ def checkpoint_inputs(config: RunConfig, features: FeatureConfig, splits: Sequen
         inputs[split] = SplitNodes.of(build_split(config.data, split, features, selector, cache, instances).nodes,
                                       instances, vocab)
     return inputs
+
+
+def checkpointed_test_splits(config: RunConfig, jobs: Sequence[Job]) -> Iterator[tuple[Job, VMHAN, ModelConfig, SplitNodes]]:
+    """Per job of ``config`` (its best checkpoint at hand): the job, its dev-selected model and that
+    model's config, and the test split built with the features the checkpoint was trained on (once
+    per distinct feature setting), with the job's controlled visual signal added as in its training
+    (:mod:`vmhan_lib.train.visual_signal`; whose unit comes from train, built then too)."""
+    splits = ["train", "test"] if any(job.signal is not None for job in jobs) else ["test"]
+    built: dict[str, dict[str, SplitNodes]] = {}
+    for job in jobs:
+        path = best_checkpoint_path(config, job)
+        checkpoint = load_best_checkpoint(path)
+        model, model_config = model_from_checkpoint(checkpoint)
+        features = checkpoint_features(checkpoint, path)
+        if repr(features) not in built:
+            built[repr(features)] = checkpoint_inputs(config, features, splits)
+        inputs = built[repr(features)] if job.signal is None else with_visual_signal(built[repr(features)], job.signal, job.seed)
+        yield job, model, model_config, inputs["test"]

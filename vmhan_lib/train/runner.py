@@ -12,6 +12,7 @@ depend on where it was made.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
@@ -139,10 +140,12 @@ def run_jobs(config: RunConfig, jobs: Sequence[Job], *, need_models: bool = Fals
 _worker_inputs: PreparedInputs | None = None
 
 
-def _keep_inputs(inputs: PreparedInputs) -> None:
-    """Worker start: the prepared inputs arrive once per worker process, not once per run."""
+def _keep_inputs(pickled: bytes) -> None:
+    """Worker start: the prepared inputs arrive once per worker process, not once per run, as one
+    pickled blob: handed over as tensors, every storage would hold an open file descriptor until the
+    worker took it (``cpu``'s inputs have more storages than a process may open files)."""
     global _worker_inputs
-    _worker_inputs = inputs
+    _worker_inputs = pickle.loads(pickled)
 
 
 def _train_in_worker(config: RunConfig, job: Job, paths: RunPaths, need_model: bool,
@@ -160,7 +163,8 @@ def _run_in_processes(config: RunConfig, jobs: Sequence[Job], identities: Sequen
     ``jobs``' order; a failed run's error is raised after every other run has ended."""
     workers = min(config.experiment.max_parallel or 1, len(jobs))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_keep_inputs, initargs=(inputs,)) as pool:
+                             initializer=_keep_inputs,
+                             initargs=(pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL),)) as pool:
         futures = {pool.submit(_train_in_worker, config, job, paths, need_models, identity): position
                    for position, (job, identity) in enumerate(zip(jobs, identities))}
         records: dict[int, dict[str, Any]] = {}

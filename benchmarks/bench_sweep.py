@@ -4,15 +4,17 @@ processes of 1 thread each (``--max-parallel 2``), and on 2 local Ray workers (1
 speed-ups against both serial settings, and Ray's own overhead per task.
 
 Every sweep starts from the same state: stage 1 complete and the node features cached (the driver
-prepares them once first), no stage-2 run recorded (a fresh temporary records folder that links the
-profile's stage-1 record and encoder). The records of every sweep are checked against those of the
+prepares them once first), no stage-2 run recorded (a fresh records folder per sweep, under
+``--scratch``, that links the profile's stage-1 record and encoder). The records of every sweep are checked against those of the
 first (test predictions byte for byte). Default runs: ``tiny``, every table row; ``cpu``, the first
 6 rows of Table 2, seed 0 (``--variants`` / ``--seeds`` choose others).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_sweep.py --profile cpu [--variants NAME ...] [--set NAME=VALUE]
 
 Prints the figures and writes them to ``results/benchmarks/sweep_<profile>.json`` (with the machine's
-load before and after: on a shared machine timings move with it).
+load before and after: on a shared machine timings move with it) after every sweep, marked
+``complete`` after the last: an interrupted invocation resumes with the next sweep (the sweeps timed
+and whose records are still in ``--scratch`` are kept, said so), a complete one starts afresh.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import json
 import shutil
 import sys
 import tempfile
@@ -62,10 +65,31 @@ def _fresh_paths(config: RunConfig, root: Path) -> RunPaths:
 
 
 def _timed_sweep(config: RunConfig, jobs: list, root: Path) -> tuple[float, RunPaths]:
+    shutil.rmtree(root, ignore_errors=True)  # a sweep cut short earlier starts again from nothing
     paths = _fresh_paths(config, root)
     started = time.perf_counter()
     run_jobs(config, jobs, paths=paths, progress=False)
     return time.perf_counter() - started, paths
+
+
+def _sweep_paths(root: Path, position: int) -> RunPaths:
+    return RunPaths(root / str(position) / "runs", root / str(position) / "checkpoints")
+
+
+def _timed_before(output: Path, result: dict[str, Any], config: RunConfig, jobs: list, root: Path) -> dict[str, Any]:
+    """The rows of the sweeps an interrupted invocation of this same sweep (profile, runs) timed and
+    whose records are all still in ``root``, by name; nothing after a complete invocation."""
+    if not output.is_file():
+        return {}
+    earlier = json.loads(output.read_text(encoding="utf-8"))
+    if earlier.get("complete", True) or (earlier.get("profile"), earlier.get("runs")) != (result["profile"], result["runs"]):
+        return {}
+    kept = {}
+    for name, row in earlier["sweeps"].items():
+        paths = _sweep_paths(root, row["position"])
+        if all((paths.run_dir(run_prefix(config), job) / PREDICTIONS_FILE).is_file() for job in jobs):
+            kept[name] = row
+    return kept
 
 
 def _same_predictions(config: RunConfig, jobs: list, a: RunPaths, b: RunPaths) -> int:
@@ -126,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="parallel workers (default 2)")
     parser.add_argument("--tasks", type=int, default=50, help="empty Ray tasks timed (default 50)")
     parser.add_argument("--output", type=Path, default=None, help="result file (default results/benchmarks/sweep_<profile>.json)")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="the sweeps' records, kept until the last sweep (default: <tmp>/vmhan_bench_sweep_<profile>)")
     args = parser.parse_args(argv)
     import ray
 
@@ -138,32 +164,38 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"profile": config.profile, "runs": [job.name for job in jobs],
                               "first_prepare_s": first_prepare_s,
                               "pickled_inputs_mb": len(pickle.dumps(inputs)) / 2**20, "sweeps": {}}
-    with tempfile.TemporaryDirectory(prefix="vmhan_bench_sweep_") as tmp:
-        root, reference = Path(tmp), None
-        for position, (name, setting) in enumerate(_settings(config, args.workers).items()):
-            row: dict[str, Any] = {}
+    root = args.scratch or Path(tempfile.gettempdir()) / f"vmhan_bench_sweep_{config.profile}"
+    output = args.output or RESULTS_DIR / "benchmarks" / f"sweep_{config.profile}.json"
+    result["sweeps"] = _timed_before(output, result, config, jobs, root)
+    result["kept_from_an_interrupted_invocation"] = list(result["sweeps"])
+    for name in result["sweeps"]:
+        print(f"{name}: kept from the interrupted invocation ({result['sweeps'][name]['wall_s']:.1f} s)", flush=True)
+    for position, (name, setting) in enumerate(_settings(config, args.workers).items()):
+        if name in result["sweeps"]:
+            continue
+        row: dict[str, Any] = {"position": position, "load_before": os.getloadavg()[0]}
+        if setting.experiment.executor == "ray":
+            started = time.perf_counter()
+            ray.init(address="local", num_cpus=args.workers, include_dashboard=False, _temp_dir=RAY_TEMP_DIR,
+                     logging_level="WARNING")
+            row["ray_init_s"] = time.perf_counter() - started
+        try:
+            row["wall_s"], paths = _timed_sweep(setting, jobs, root / str(position))
             if setting.experiment.executor == "ray":
-                started = time.perf_counter()
-                ray.init(address="local", num_cpus=args.workers, include_dashboard=False, _temp_dir=RAY_TEMP_DIR,
-                         logging_level="WARNING")
-                row["ray_init_s"] = time.perf_counter() - started
-            try:
-                row["wall_s"], paths = _timed_sweep(setting, jobs, root / str(position))
-                if setting.experiment.executor == "ray":
-                    row.update(_ray_overheads(ray, inputs, args.tasks))
-            finally:
-                if setting.experiment.executor == "ray":
-                    ray.shutdown()
-            reference = reference or paths
-            row["identical_predictions"] = _same_predictions(config, jobs, reference, paths)
-            result["sweeps"][name] = row
-            print(f"{name}: {len(jobs)} runs in {row['wall_s']:.1f} s; predictions identical to the first sweep: "
-                  f"{row['identical_predictions']}/{len(jobs)}", flush=True)
-        shutil.rmtree(root, ignore_errors=True)
+                row.update(_ray_overheads(ray, inputs, args.tasks))
+        finally:
+            if setting.experiment.executor == "ray":
+                ray.shutdown()
+        row["identical_predictions"] = _same_predictions(config, jobs, _sweep_paths(root, 0), paths)
+        result["sweeps"][name] = row
+        print(f"{name}: {len(jobs)} runs in {row['wall_s']:.1f} s; predictions identical to the first sweep: "
+              f"{row['identical_predictions']}/{len(jobs)}", flush=True)
+        atomic_write_json(output, {**result, "complete": False})
     result["load_before"], result["load_after"] = load_before, os.getloadavg()
     _print_table(result, len(jobs))
-    output = args.output or RESULTS_DIR / "benchmarks" / f"sweep_{config.profile}.json"
-    atomic_write_json(output, {**result, "provenance": provenance({"run": config.to_record(), "argv": sys.argv})})
+    atomic_write_json(output, {**result, "complete": True,
+                               "provenance": provenance({"run": config.to_record(), "argv": sys.argv})})
+    shutil.rmtree(root, ignore_errors=True)
     print(f"wrote {output}")
     return 0
 

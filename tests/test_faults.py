@@ -321,13 +321,15 @@ def test_settings_that_cannot_be_meant_are_refused_before_training(capsys, assig
     assert (code, out, err) == (2, "", f"error: {message}\n")
 
 
-def test_a_diverging_run_stops_naming_run_epoch_and_step_and_records_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lr, what", [(1e30, r"the (loss|gradient norm) is (nan|inf)"),  # finite, the loss overflows
+                                      (1e38, "the optimiser step overflows the parameters' float type")])
+def test_a_diverging_run_stops_naming_run_epoch_and_step_and_records_nothing(tmp_path: Path, lr: float, what: str) -> None:
     from vmhan_lib.train.fit import NonFiniteTrainingError
 
     data = {"train": random_split(64, 0), "val": random_split(32, 1), "test": random_split(32, 2)}
-    config = TrainConfig(epochs=2, batch_size=16, lr=1e30)  # finite, but the loss overflows
+    config = TrainConfig(epochs=2, batch_size=16, lr=lr)
     task = HypergraphTask(TINY, data, config.batch_size, 64, torch.device("cpu"))
-    with pytest.raises(NonFiniteTrainingError, match=r"^GCN seed 0: the (loss|gradient norm) is (nan|inf) at step "
+    with pytest.raises(NonFiniteTrainingError, match=rf"^GCN seed 0: {what} at step "
                                                      r"\d+ of epoch \d+; likely causes"):
         fit(name="GCN", task=task, train_config=config, vocab=VOCAB, seed=0, run_dir=tmp_path / "run",
             checkpoint_dir=tmp_path / "ckpt", config_record={}, identity={"run": 1}, progress=False)

@@ -141,7 +141,8 @@ def train_step(
     """One optimiser step on the loss terms of a batch (minimise ``"total"``, clipped gradients).
 
     Raises:
-        NonFiniteTrainingError: the loss or the gradient norm is not finite (the step is not taken).
+        NonFiniteTrainingError: the loss or the gradient norm is not finite (the step is not taken),
+            or the step itself overflows the parameters' float type (a learning rate like 1e38).
     """
     optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(losses["total"]):
@@ -150,7 +151,12 @@ def train_step(
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     if not torch.isfinite(norm):
         raise NonFiniteTrainingError(f"the gradient norm is {norm.item()}")
-    optimizer.step()
+    try:
+        optimizer.step()
+    except RuntimeError as err:  # torch's words: "value cannot be converted to type float without overflow"
+        if "overflow" not in str(err):
+            raise
+        raise NonFiniteTrainingError("the optimiser step overflows the parameters' float type") from None
     scheduler.step()
     return {name: value.item() for name, value in losses.items()}
 

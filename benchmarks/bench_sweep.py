@@ -35,7 +35,7 @@ from vmhan_lib.config import RunConfig, run_config
 from vmhan_lib.config_tree import parse_assignments
 from vmhan_lib.io import atomic_write_json, provenance
 from vmhan_lib.paths import RESULTS_DIR
-from vmhan_lib.train.records import PREDICTIONS_FILE
+from vmhan_lib.train.records import PREDICTIONS_FILE, read_record
 from vmhan_lib.model.variants import TABLE2_VARIANTS
 from vmhan_lib.train.jobs import Job, RunPaths, run_prefix, table_jobs
 from vmhan_lib.train.stage1 import prepare_inputs
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if setting.experiment.executor == "ray":
                 ray.shutdown()
+        row["run_train_s"] = [read_record(paths.run_dir(run_prefix(config), job))["train_wall_s"] for job in jobs]
         row["identical_predictions"] = _same_predictions(config, jobs, _sweep_paths(root, 0), paths)
         result["sweeps"][name] = row
         print(f"{name}: {len(jobs)} runs in {row['wall_s']:.1f} s; predictions identical to the first sweep: "

@@ -170,7 +170,7 @@ def test_a_tiny_study_runs_through_the_one_runner_and_writes_apart(tmp_path: Pat
     assert fake_inputs["loads"]["n"] == 1 and [r["test"] for r in again] == [r["test"] for r in records]
 
 
-def test_runs_on_the_first_n_instances_live_apart_outside_tiny() -> None:
+def test_runs_on_the_first_n_instances_live_apart_but_the_cpu_study_shares_the_committed_encoder() -> None:
     from vmhan_lib.config import run_config
     from vmhan_lib.train.jobs import inputs_folder
     from vmhan_lib.train.signal_study import study_config
@@ -179,6 +179,8 @@ def test_runs_on_the_first_n_instances_live_apart_outside_tiny() -> None:
     assert inputs_folder(run_config("cpu", overrides={"data.max_instances": 50, "features.visual_source": "images"})) \
         == "images-first-50"
     assert inputs_folder(preset("cpu")) == "" == inputs_folder(preset("tiny"))  # committed and tiny runs unchanged
-    study = study_config(preset("cpu"), STUDIES["cpu"])
+    study, committed = study_config(preset("cpu"), STUDIES["cpu"]), preset("cpu")
     paths = RunPaths.of(study)
-    assert paths.runs.name == "first-1700" and paths.encoder_checkpoint_dir(study).parent.name == "first-1700"
+    assert paths.runs == RunPaths.of(committed).runs and study.data == committed.data
+    assert paths.encoder_checkpoint_dir(study) == RunPaths.of(committed).encoder_checkpoint_dir(committed)
+    assert paths.encoder_run_dir(study) == RunPaths.of(committed).encoder_run_dir(committed)

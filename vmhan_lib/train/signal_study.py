@@ -6,8 +6,8 @@ configuration field: its settings are its grid (:class:`SignalStudy`), which tag
 (:class:`~vmhan_lib.train.visual_signal.VisualSignal` in the job's name, identity and record), and
 the stage-2 epochs (``train.epochs``, in the identity as for every run). Runs go to
 ``controlled_signal/`` beside the runs folder of their inputs (:class:`~vmhan_lib.train.jobs.RunPaths`):
-``results/runs/controlled_signal/`` for the ``cpu`` study, whose own stage-1 encoder on the first 1,700
-instances is recorded in ``results/runs/first-1700/``; ``results/tiny/controlled_signal/`` for ``tiny``.
+``results/controlled_signal/`` for the ``cpu`` study (on the committed stage-1 encoder),
+``results/tiny/controlled_signal/`` for ``tiny``.
 """
 
 from __future__ import annotations
@@ -54,17 +54,11 @@ class SignalStudy:
             last blocks).
         train_instances: the fixed subsample of train every run trains on (``None``: all of train).
         epochs: stage-2 epochs of every run (``train.epochs``).
-        data_instances: ``data.max_instances``: only the first N instances of each split (``None``:
-            the profile's); outside ``tiny`` the study then has its own stage-1 encoder, trained on
-            those, and its runs live apart (:func:`~vmhan_lib.train.jobs.inputs_folder`).
-        encoder_epochs: ``encoder_train.epochs`` of that stage-1 encoder (``None``: the profile's).
     """
 
     blocks: tuple[SignalBlock, ...]
     train_instances: int | None
     epochs: int
-    data_instances: int | None = None
-    encoder_epochs: int | None = None
 
 
 STRENGTHS = (0.0, 0.1, 0.3, 1.0)
@@ -81,10 +75,10 @@ STUDIES: dict[str, SignalStudy] = {
                         SignalBlock(ABLATIONS, "image", STRENGTHS, (1,)),
                         SignalBlock((FULL_MODEL, LATE_FUSION), "object", STRENGTHS[1:], (0, 1, 2)),
                         SignalBlock(ABLATIONS, "image", STRENGTHS, (2,))),
-                       None, 4, data_instances=1700, encoder_epochs=3),
+                       1700, 4),
 }
-"""The study's grid of each profile (``cpu``: cut to fit one core of a shared 2-core machine, see the
-notebook 07 section)."""
+"""The study's grid of each profile (``cpu``: cut to fit about an hour of 2 cores: the first 1,700
+train instances, 4 epochs; dev, test and the stage-1 encoder those of the tables)."""
 
 
 def study_of(config: RunConfig) -> SignalStudy:
@@ -100,13 +94,8 @@ def study_of(config: RunConfig) -> SignalStudy:
 
 
 def study_config(config: RunConfig, study: SignalStudy) -> RunConfig:
-    """``config`` with the study's stage-2 epochs, and its instances and stage-1 epochs where it sets them."""
-    config = replace(config, train=replace(config.train, epochs=study.epochs))
-    if study.data_instances is not None:
-        config = replace(config, data=replace(config.data, max_instances=study.data_instances))
-    if study.encoder_epochs is not None:
-        config = replace(config, encoder_train=replace(config.encoder_train, epochs=study.encoder_epochs))
-    return config
+    """``config`` with the study's stage-2 epochs."""
+    return replace(config, train=replace(config.train, epochs=study.epochs))
 
 
 def signal_jobs(variants: Sequence[str], arm: str, strengths: Sequence[float], seeds: Sequence[int],

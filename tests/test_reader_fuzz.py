@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::S
 CASES = int(os.environ.get("VMHAN_FUZZ_CASES", "1000"))
 WRONG_VALUES: tuple[Any, ...] = (None, 0, -1, 7, 2.5, True, "", "x", [], [1], [0, 99], ["a", 1], {}, {"name": 1},
                                  (0, 1), [0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0, 0.1], [2, 0.5, 0.1, 0.1], 1e999)
-SPAN_KEYS = ("pos",)
 MORE_NEGATIVE = "none"
 OBJECTS = {"man": [0.3, 0.5, 0.4, 0.8], "logo": [0.75, 0.25, 0.3, 0.3]}
 

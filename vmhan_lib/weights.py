@@ -261,10 +261,6 @@ class ResolvedModel:
 _LOCAL_WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
 
 
-PACKAGED_TEXT_MODELS: tuple[str, ...] = (MINILM.name, MPNET.name)
-"""Short names of the text encoders that ship offline (:func:`resolve_text_model`)."""
-
-
 def resolve_text_model(model: str) -> ResolvedModel:
     """Resolve a text-model setting: a packaged encoder by short name, a local directory, or a hub id.
 

@@ -16,8 +16,6 @@ from vmhan_lib.paths import REPO_ROOT, RESULTS_DIR, resolve_data_dir, resolve_pr
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
-# What the runner injects into every notebook's `parameters` cell.
-INJECTED_PARAMETERS: tuple[str, ...] = ("profile", "data_dir", "overrides")
 
 
 class NotebookFailed(RuntimeError):

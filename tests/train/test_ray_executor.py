@@ -186,7 +186,6 @@ def test_a_failed_stage1_is_reported_and_no_run_starts(ray_cluster, data_dir: Pa
 def test_without_ray_the_local_executor_works_and_ray_is_a_one_line_error(
         data_dir: Path, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
-    assert not ray_executor.ray_available()
     shutil.copytree(local_sweep, tmp_path / "copy")
     records = run_jobs(_config(data_dir, "ray"), JOBS, paths=_paths(tmp_path / "copy"), progress=False)
     assert len(records) == 3  # all complete

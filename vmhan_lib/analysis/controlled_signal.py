@@ -79,14 +79,16 @@ def signal_shuffle(config: RunConfig, jobs: Sequence[Job], permutations: int = 5
 
     seeds = tuple(range(permutations))
     path = RunPaths.of(config).runs.parent / SIGNAL_FOLDER / SHUFFLE_FILE
-    table = per_run_rows([(config, jobs)], path, lambda c, js: shuffle_rows(c, js, seeds),
-                         {"permutations": permutations, "code": CODE_VERSIONS["visual-shuffle"]},
-                         "visual-shuffle test (controlled visual signal)")
+    return _with_signal_columns(per_run_rows([(config, jobs)], path, lambda c, js: shuffle_rows(c, js, seeds),
+                                             {"permutations": permutations, "code": CODE_VERSIONS["visual-shuffle"]},
+                                             "visual-shuffle test (controlled visual signal)"), jobs)
+
+
+def _with_signal_columns(table: pd.DataFrame, jobs: Sequence[Job]) -> pd.DataFrame:
+    """``table`` (one row per run of ``jobs``) with the columns model, arm and s of each run's signal."""
     signals = {job.name: job.signal for job in jobs}
-    table["model"] = [name.split(SEPARATOR)[0] for name in table["variant"]]
-    table["arm"] = [signals[name].arm for name in table["variant"]]
-    table["s"] = [signals[name].strength for name in table["variant"]]
-    return table
+    return table.assign(model=[n.split(SEPARATOR)[0] for n in table["variant"]],
+                        arm=[signals[n].arm for n in table["variant"]], s=[signals[n].strength for n in table["variant"]])
 
 
 def shuffle_summary(shuffle: pd.DataFrame) -> pd.DataFrame:
@@ -204,8 +206,6 @@ def signal_attention(config: RunConfig, jobs: Sequence[Job], instances: int = 30
 
     vhan = [job for job in jobs if variant_config(job.variant).encoder == "vhan"]
     path = RunPaths.of(config).runs.parent / SIGNAL_FOLDER / ATTENTION_FILE
-    table = per_run_rows([(config, vhan)], path, lambda c, js: attention_rows(c, js, instances),
-                         {"instances": instances, "code": CODE_VERSIONS["signal-attention"]}, "signal attention")
-    signals = {job.name: job.signal for job in vhan}
-    return table.assign(model=[n.split(SEPARATOR)[0] for n in table["variant"]],
-                        arm=[signals[n].arm for n in table["variant"]], s=[signals[n].strength for n in table["variant"]])
+    return _with_signal_columns(per_run_rows([(config, vhan)], path, lambda c, js: attention_rows(c, js, instances),
+                                             {"instances": instances, "code": CODE_VERSIONS["signal-attention"]},
+                                             "signal attention"), vhan)

@@ -88,16 +88,11 @@ class ImageFailure:
 
 @dataclass
 class ImageRunResult:
-    """What :func:`extract_image_nodes` returns: nodes of the images that worked, and the failures."""
+    """What :meth:`ImageNodeExtractor.run` returns: nodes of the images that worked, and the failures."""
 
     nodes: dict[str, ImageNodes] = field(default_factory=dict)
     failures: list[ImageFailure] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def seconds_per_image(self) -> float:
-        attempted = len(self.nodes) + len(self.failures)
-        return self.seconds / attempted if attempted else 0.0
 
 
 def load_detector(detector: str | Path, seed: int = 0) -> "YOLO":
@@ -191,12 +186,9 @@ class ImageNodeExtractor:
         detector = None if config.detector is None or top_k == 0 else load_detector(config.detector, seed=DETECTOR_SEED)
         return cls(detector, encoder, top_k, config.min_confidence, device)
 
-    def detect(self, image: Image.Image) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-        """Top-k detections of ``image``: boxes ``[k', 4]`` clipped to it, class names, confidences."""
-        return self.detect_many([image])[0]
-
     def detect_many(self, images: Sequence[Image.Image]) -> list[tuple[torch.Tensor, list[str], torch.Tensor]]:
-        """:meth:`detect` of each of ``images``, the detector run once per group of images of one size:
+        """Top-k detections of each of ``images`` (boxes ``[k', 4]`` clipped to it, class names,
+        confidences), the detector run once per group of images of one size:
         one batch, each image letterboxed exactly as it would be alone (ultralytics pads a batch of
         mixed sizes to the full square instead)."""
         if self.top_k == 0 or self.detector is None:
@@ -218,19 +210,14 @@ class ImageNodeExtractor:
                 found[position] = boxes, [str(result.names[c]) for c in classes], confidences[order]
         return [found[position] for position in range(len(images))]
 
-    def process(self, img_id: str, path: Path,
-                annotated: Sequence[tuple[str, Sequence[float]]] | None = None) -> ImageNodes:
-        """Visual nodes of one image file; raises on an unreadable file.
+    def process_many(self, loaded: Sequence[tuple[str, Path, Image.Image, Annotation | None]]) -> list[ImageNodes]:
+        """Visual nodes of read images ``(img_id, path, image, annotated)``: the detector over those
+        without annotated objects (:meth:`detect_many`), then every image and crop through the encoder
+        together (in batches of its ``batch_size``).
 
         ``annotated`` (MORE): the image's annotated objects as ``(name, (cx, cy, w, h))`` with the
         box normalised to [0, 1]; they replace the detector's boxes (confidence 1, annotation order).
         """
-        return self.process_many([(img_id, path, read_rgb_image(path), annotated)])[0]
-
-    def process_many(self, loaded: Sequence[tuple[str, Path, Image.Image, Annotation | None]]) -> list[ImageNodes]:
-        """:meth:`process` of read images ``(img_id, path, image, annotated)``: the detector over those
-        without annotated objects (:meth:`detect_many`), then every image and crop through the encoder
-        together (in batches of its ``batch_size``)."""
         to_detect = [position for position, item in enumerate(loaded) if item[3] is None]
         detected = dict(zip(to_detect, self.detect_many([loaded[p][2] for p in to_detect]), strict=True))
         pictures: list[Image.Image] = []
@@ -260,7 +247,7 @@ class ImageNodeExtractor:
         """Visual nodes of ``img_ids`` (default: every image in ``image_dir``); failures are collected.
 
         ``paths`` gives the file of an image where it is not ``image_dir/img_id`` (e.g. in a split
-        sub-folder); ``annotated`` the annotated objects of an image (see :meth:`process`). Each
+        sub-folder); ``annotated`` the annotated objects of an image (see :meth:`process_many`). Each
         failure (missing file, not an image, truncated file) is recorded with the file's path and
         the error, and the run goes on. Images are read, detected and encoded ``encoder.batch_size``
         at a time (:meth:`process_many`).
@@ -285,27 +272,6 @@ class ImageNodeExtractor:
                 bar.update(len(names[start:start + self.encoder.batch_size]))
         result.seconds = time.perf_counter() - started
         return result
-
-
-def extract_image_nodes(image_dir: str | Path, img_ids: Iterable[str] | None = None,
-                        config: ImageNodeConfig = ImageNodeConfig(detector="yolov8n.yaml"), top_k: int = 3,
-                        extractor: ImageNodeExtractor | None = None, show_progress: bool = True) -> ImageRunResult:
-    """Visual nodes of the images in ``image_dir`` (all, or ``img_ids``); see :class:`ImageNodeExtractor`.
-
-    Args:
-        image_dir: the folder holding the images (MNRE: file name = ``img_id``).
-        img_ids: which images (default: all files with an image suffix, sorted).
-        config, top_k: detector, confidence threshold, encoder, and k (ignored when ``extractor`` is given).
-        extractor: an already loaded extractor, to reuse models across calls.
-        show_progress: tqdm progress bar over images.
-    """
-    worker = extractor or ImageNodeExtractor.of(config, top_k)
-    return worker.run(image_dir, img_ids, show_progress=show_progress)
-
-
-def select_object_indices(image_nodes: ImageNodes, chosen_names: Sequence[str]) -> list[int]:
-    """Map object names chosen by a node selector back to box indices (:func:`match_object_names`)."""
-    return match_object_names(image_nodes.class_names, chosen_names)
 
 
 def match_object_names(class_names: Sequence[str], chosen_names: Sequence[str]) -> list[int]:

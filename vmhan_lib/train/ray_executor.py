@@ -70,15 +70,6 @@ class SweepFailed(RuntimeError):
                          "completed and are recorded: rerun the same command to train only what is missing")
 
 
-def ray_available() -> bool:
-    """Whether the optional package ``ray`` can be imported."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _ray():
     try:
         import ray

@@ -20,13 +20,13 @@ from vmhan_lib.evaluate.reachability import reachable
 from vmhan_lib.io import atomic_write_text
 from vmhan_lib.config import ENCODER_VARIANT, RunConfig
 from vmhan_lib.evaluate.significance import SINGLE_SEED_VERDICT, beyond_seed_spread, paired_bootstrap_f1_runs
+from vmhan_lib.model.variants import FULL_MODEL
 from vmhan_lib.train.records import iter_records, read_predictions, record_setting
 from vmhan_lib.analysis.run_notes import fallback_note, row_notes, settings_note
 from vmhan_lib.train.jobs import FOLDS_FOLDER, MORE_RUNS_FOLDER, setting_tag
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 SHORT = {"accuracy": "Acc.", "precision": "Prec.", "recall": "Recall", "f1": "F1"}
-FULL_MODEL = "VM-HAN (Ours)"
 MNRE_TEST_SIZE, MNRE_TEST_POSITIVES = 1614, 640
 MORE_NOTE = "data not reachable here"
 NO_MNRE_RUN = "no MNRE run"

@@ -20,9 +20,9 @@ and whose records are still in ``--scratch`` are kept, said so), a complete one 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
-import json
 import shutil
 import sys
 import tempfile
@@ -52,27 +52,27 @@ def _count(inputs: Any) -> int:
     return sum(len(part.nodes) for part in inputs.data.values())
 
 
-def _fresh_paths(config: RunConfig, root: Path) -> RunPaths:
-    """A records folder without stage-2 runs that shares the profile's stage 1 (linked, not copied)."""
+def _fresh_paths(config: RunConfig, paths: RunPaths) -> None:
+    """``paths`` made a records folder without stage-2 runs that shares the profile's stage 1
+    (linked, not copied)."""
     real = RunPaths.of(config)
-    paths = RunPaths(root / "runs", root / "checkpoints")
     paths.runs.mkdir(parents=True)
     paths.checkpoints.mkdir(parents=True)
     encoder_run = real.encoder_run_dir(config)
     (paths.runs / encoder_run.name).symlink_to(encoder_run, target_is_directory=True)
     paths.encoder_checkpoint_dir(config).symlink_to(real.encoder_checkpoint_dir(config), target_is_directory=True)
-    return paths
 
 
-def _timed_sweep(config: RunConfig, jobs: list, root: Path) -> tuple[float, RunPaths]:
-    shutil.rmtree(root, ignore_errors=True)  # a sweep cut short earlier starts again from nothing
-    paths = _fresh_paths(config, root)
+def _timed_sweep(config: RunConfig, jobs: list, paths: RunPaths) -> float:
+    shutil.rmtree(paths.runs.parent, ignore_errors=True)  # a sweep cut short earlier starts again from nothing
+    _fresh_paths(config, paths)
     started = time.perf_counter()
     run_jobs(config, jobs, paths=paths, progress=False)
-    return time.perf_counter() - started, paths
+    return time.perf_counter() - started
 
 
 def _sweep_paths(root: Path, position: int) -> RunPaths:
+    """The records and checkpoints folders of the sweep at ``position``."""
     return RunPaths(root / str(position) / "runs", root / str(position) / "checkpoints")
 
 
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                      logging_level="WARNING")
             row["ray_init_s"] = time.perf_counter() - started
         try:
-            row["wall_s"], paths = _timed_sweep(setting, jobs, root / str(position))
+            paths = _sweep_paths(root, position)
+            row["wall_s"] = _timed_sweep(setting, jobs, paths)
             if setting.experiment.executor == "ray":
                 row.update(_ray_overheads(ray, inputs, args.tasks))
         finally:

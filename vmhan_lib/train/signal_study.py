@@ -77,8 +77,8 @@ STUDIES: dict[str, SignalStudy] = {
                         SignalBlock(ABLATIONS, "image", STRENGTHS, (2,))),
                        1700, 4),
 }
-"""The study's grid of each profile (``cpu``: cut to fit about an hour of 2 cores: the first 1,700
-train instances, 4 epochs; dev, test and the stage-1 encoder those of the tables)."""
+"""The study's grid of each profile (``cpu``: cut to fit about an hour of 2 cores: one fixed random
+subsample of 1,700 train instances, 4 epochs; dev, test and the stage-1 encoder those of the tables)."""
 
 
 def study_of(config: RunConfig) -> SignalStudy:

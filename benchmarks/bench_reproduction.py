@@ -5,10 +5,13 @@ committed records are never touched); then its predictions compared with the com
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_reproduction.py --profile cpu [--workers 2] [--scratch DIR]
 
-Reused, not timed: the LLM answers of node selection (``.cache/llm``) and the shipped weights, the
-inputs of every run. Stage 1 and the features use torch's default threads (this machine's cores).
-A ``--scratch`` folder that already holds results resumes them, and the output says ``resumed``:
-such a time is not a from-scratch time. Writes ``results/benchmarks/reproduction_<profile>.json``.
+Reused, not timed: the shipped weights and, where a profile's selectors are LLMs, their cached
+answers (``.cache/llm``; the ``cpu`` profile selects by embedding and reads none). Stage 1 and the
+features use torch's default threads (this machine's cores). A ``--scratch`` folder that already
+holds results resumes them, and the output says ``resumed``: such a time is not a from-scratch time.
+Writes ``results/benchmarks/reproduction_<profile>.json`` once stage 1 and the features are ready
+(``complete: false``; a stopped invocation keeps that much, its stage-2 records stay in the scratch
+folder) and again at the end.
 """
 
 from __future__ import annotations
@@ -77,25 +80,33 @@ def main(argv: list[str] | None = None) -> int:
     load_before, started = os.getloadavg(), time.perf_counter()
     prepare_inputs(config, paths, progress=True)  # stage 1 and the features; run_jobs finds them ready
     prepared_s = time.perf_counter() - started
-    records = run_jobs(config, jobs, paths=paths)
-    total_s = time.perf_counter() - started
     stage1 = read_record(paths.encoder_run_dir(config))
+    output = args.output or RESULTS_DIR / "benchmarks" / f"reproduction_{config.profile}.json"
     result = {
         "profile": config.profile, "workers": args.workers, "scratch": str(scratch), "resumed": resumed,
-        "runs": len(jobs), "total_s": total_s, "stage1_train_s": stage1["train_wall_s"],
-        "stage1_and_features_s": prepared_s, "stage2_s": total_s - prepared_s,
-        "stage2_train_s_summed": sum(record["train_wall_s"] for record in records),
-        "stage1_test_f1": 100 * stage1["test"]["f1"],
+        "runs": len(jobs), "complete": False, "stage1_train_s": stage1["train_wall_s"],
+        "stage1_and_features_s": prepared_s, "stage1_test_f1": 100 * stage1["test"]["f1"],
         "committed_stage1_test_f1": 100 * read_record(RunPaths.of(committed_config).encoder_run_dir(committed_config))["test"]["f1"],
-        "comparison": compare_with_committed(config, jobs, paths, RunPaths.of(committed_config)),
-        "load_before": load_before, "load_after": os.getloadavg(),
+        "load_before": load_before,
     }
+    _write(output, result, config)
+    records = run_jobs(config, jobs, paths=paths)
+    total_s = time.perf_counter() - started
+    result.update({
+        "complete": True, "total_s": total_s, "stage2_s": total_s - prepared_s,
+        "stage2_train_s_summed": sum(record["train_wall_s"] for record in records),
+        "comparison": compare_with_committed(config, jobs, paths, RunPaths.of(committed_config)),
+        "load_after": os.getloadavg(),
+    })
     print(json.dumps({k: v for k, v in result.items() if k != "comparison"}, indent=1))
     print("against the committed records:", json.dumps(result["comparison"]))
-    output = args.output or RESULTS_DIR / "benchmarks" / f"reproduction_{config.profile}.json"
-    atomic_write_json(output, {**result, "provenance": provenance({"run": config.to_record(), "argv": sys.argv})})
-    print(f"wrote {output}")
+    _write(output, result, config)
     return 0
+
+
+def _write(output: Path, result: dict[str, Any], config: RunConfig) -> None:
+    atomic_write_json(output, {**result, "provenance": provenance({"run": config.to_record(), "argv": sys.argv})})
+    print(f"wrote {output}", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from vmhan_lib.data.mnre import SPLITS, load_mnre
+from vmhan_lib.identity import file_sha256, save_hashes
 from vmhan_lib.io import atomic_write_bytes
 
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
@@ -69,14 +70,6 @@ def load_manifest() -> list[ManifestEntry]:
     return entries
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(root: str | Path, entries: list[ManifestEntry] | None = None) -> dict[str, str]:
     """Check the files under ``root`` (the folder that holds ``mnre/``) against the manifest.
 
@@ -86,7 +79,8 @@ def verify(root: str | Path, entries: list[ManifestEntry] | None = None) -> dict
     for entry in entries or load_manifest():
         target = Path(root) / entry.path
         status[entry.path] = ("missing" if not target.is_file() else
-                              "ok" if sha256_of(target) == entry.sha256 else "sha256 mismatch")
+                              "ok" if file_sha256(target) == entry.sha256 else "sha256 mismatch")
+    save_hashes()
     return status
 
 

@@ -4,6 +4,7 @@ under papermill (used by ``tests/test_faults.py``, which replays the papermill t
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -49,3 +50,19 @@ def papermill_error(tmp_path: Path, notebook: str, **parameters) -> tuple[str, l
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     [error] = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     return "\n".join(error.traceback), str(caught.value).splitlines()
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb")))
+def test_every_list_and_integer_parameter_goes_through_notebook_parameters(notebook: str) -> None:
+    """A notebook's list and integer parameters are checked by :func:`notebook_parameters` in the cell
+    after its ``parameters`` cell, so one name given for a list (``-p scope_variants GCN``) means the
+    list of it and a number out of range is one line (strings and flags are checked where used)."""
+    cells = nbformat.read(NOTEBOOK_DIR / notebook, as_version=4).cells
+    start = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    defaults = {m.group(1): ast.literal_eval(m.group(2)) for line in cells[start].source.splitlines()
+                if (m := re.match(r"^(\w+) *= *(.*?)(  #.*)?$", line))}
+    checked = [name for name, value in defaults.items()
+               if isinstance(value, list) or (isinstance(value, int) and not isinstance(value, bool))]
+    validation = re.sub(r"\s+", " ", cells[start + 1].source)
+    missing = [name for name in checked if not re.search(rf"\b{name}=\({name}, ", validation)]
+    assert not missing, f"{notebook}: parameters not checked by notebook_parameters: {missing}"

@@ -22,6 +22,7 @@ def test_lists_accept_one_name_and_numbers_are_range_checked() -> None:
         example_index=(None, 0, None, None))
     assert (config.profile, variants, none, resamples, index) == ("tiny", ["GCN"], None, 2000, None)
     assert notebook_parameters("tiny", None, {}, models=(("GCN", "GAT"), NAMES))[1] == ["GCN", "GAT"]
+    assert notebook_parameters("tiny", None, {}, llm_backend=("openai", ("smollm2", "openai")))[1] == "openai"
     for checks, message in [
         ({"resamples": (-5, 1, None)}, "resamples: must be an integer >= 1, got -5"),
         ({"resamples": (0, 1, None)}, "resamples: must be an integer >= 1, got 0"),
@@ -30,6 +31,7 @@ def test_lists_accept_one_name_and_numbers_are_range_checked() -> None:
         ({"bins": (True, 1, 9)}, "bins: must be an integer from 1 to 9, got True"),
         ({"index": (-1, 0, None, None)}, "index: must be an integer >= 0 or None, got -1"),
         ({"variants": (["GCN", 3], NAMES)}, "variants: must be a list of names (or one name), got ['GCN', 3]"),
+        ({"llm_backend": ("embedding", ("smollm2", "openai"))}, "llm_backend: must be one of smollm2, openai, got 'embedding'"),
     ]:
         with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
             notebook_parameters("tiny", None, {}, **checks)

@@ -100,6 +100,10 @@ def test_nbval_cells_wait_longer_for_output_than_nbvals_hard_coded_5_s() -> None
     ("06_ablations.ipynb", {"resamples": 0}, "resamples: must be an integer >= 1, got 0"),
     ("07_analyses.ipynb", {"calibration_bins": 0}, "calibration_bins: must be an integer >= 1, got 0"),
     ("08_case_studies.ipynb", {"max_test_instances": 0}, "max_test_instances: must be an integer >= 1 or None, got 0"),
+    ("08_case_studies.ipynb", {"static_examples": 0}, "static_examples: must be an integer >= 1, got 0"),
+    ("02_node_selection.ipynb", {"llm_backend": "embedding"},
+     "llm_backend: must be one of smollm2, transformers, openai, got 'embedding'"),
+    ("05_main_results.ipynb", {"scope_variants": "VMHAN"}, "unknown or no variant(s) ['VMHAN']; allowed:"),  # one name, not letters
 ])
 def test_bad_parameters_fail_in_the_first_code_cell_naming_what_is_allowed(
         notebook: str, parameters: dict, message: str, monkeypatch: pytest.MonkeyPatch) -> None:

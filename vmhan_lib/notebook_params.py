@@ -27,6 +27,12 @@ def _names(name: str, value: Any) -> list[str] | None:
     raise ConfigError(f"{name}: must be a list of names (or one name), got {value!r}")
 
 
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _integer(name: str, value: Any, low: int, high: int | None, none_allowed: bool) -> int | None:
     if value is None and none_allowed:
         return None
@@ -44,13 +50,14 @@ def notebook_parameters(profile: str | None, data_dir: str | None, overrides: Ma
 
     - ``name=(value, NAMES)``: a list of strings; one string -> ``[string]``; ``None`` stays ``None``;
     - ``name=(value, low, high)``: an integer in ``[low, high]`` (``high`` ``None``: no upper bound);
-    - ``name=(value, low, high, None)``: the same, or ``None``.
+    - ``name=(value, low, high, None)``: the same, or ``None``;
+    - ``name=(value, allowed)``: one of the strings of the tuple ``allowed``.
 
     Raises:
         ConfigError: a bad profile, field, value or parameter (one line naming it and what is allowed).
         DataFormatError: ``need_data`` and the data directory does not exist.
     """
     config: RunConfig = run_config(profile, data_dir, overrides, need_data=need_data)
-    checked = [_names(name, spec[0]) if spec[1:] == (NAMES,)
+    checked = [_names(name, spec[0]) if spec[1:] == (NAMES,) else _choice(name, *spec) if isinstance(spec[1], tuple)
                else _integer(name, spec[0], spec[1], spec[2], len(spec) > 3) for name, spec in checks.items()]
     return (config, *checked)
